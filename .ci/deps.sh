@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian packages sse needs to build, test and run, when missing.
+# Used by `make deps` (and so by `make test` and `make run`) and by .ci/run.
+set -e
+PKGS="build-essential pkg-config lua5.4 liblua5.4-dev lua-luv lua-luv-dev libuv1-dev
+lua-busted lua-cjson lua-check luarocks luajit2 libluajit2-5.1-dev
+nginx libnginx-mod-http-lua libnginx-mod-nchan redis-server valgrind clang libclang-rt-14-dev
+curl procps"
+[ -n "$SSE_EXTRA_PKGS" ] && PKGS="$PKGS $SSE_EXTRA_PKGS"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "sse: installing Debian packages:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

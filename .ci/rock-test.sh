@@ -1,0 +1,29 @@
+#!/bin/sh
+# Proves the rockspec installs a working module into a fresh tree, and that
+# require("sse") works from that tree alone (no source checkout on the path).
+set -e
+cd "$(dirname "$0")/.."
+spec=$(ls rockspec/*.rockspec | head -n1)
+
+# The rockspec must list every C source and Lua module the Makefile builds.
+for f in $(sed -n 's/^\(CORE\|BIND\)_SRCS *[:+]*= *//p' Makefile); do
+  grep -q "\"$f\"" "$spec" || { echo "rock-test: $f is in the Makefile but not in $spec"; exit 1; }
+done
+for f in lua/sse/*.lua; do
+  grep -q "\"$f\"" "$spec" || { echo "rock-test: $f is missing from $spec"; exit 1; }
+done
+
+tree=$(mktemp -d /tmp/sse-rock.XXXXXX)
+trap 'rm -rf "$tree"' EXIT
+luarocks --lua-version=5.4 make "$spec" --tree "$tree" >"$tree.log" 2>&1 || { cat "$tree.log"; exit 1; }
+rm -f "$tree.log"
+cd /tmp
+LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua" \
+LUA_CPATH="$tree/lib/lua/5.4/?.so" \
+lua5.4 -e '
+  local sse = require("sse")
+  assert(package.searchpath("sse.core", package.cpath):find("sse-rock", 1, true))
+  local out = sse.encode({ id = "1", data = "a\nb" })
+  assert(out == "id: 1\ndata: a\ndata: b\n\n", out)
+  print("rock-test: require(\"sse\") " .. sse.version .. " works from the rock tree")
+'

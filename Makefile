@@ -1,0 +1,131 @@
+# sse - build, test, run, bench, install.  `make help` lists the targets.
+# Every variable below can be overridden: make LUA=luajit, make SAN=1, ...
+
+LUA        ?= lua5.4
+# pkg-config package of the Lua headers: lua5.4, or luajit for LuaJIT 2.1
+LUA_PC     ?= $(if $(filter luajit%,$(LUA)),luajit,$(LUA))
+LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA_PC))
+LUA_VER    ?= $(if $(filter luajit%,$(LUA)),5.1,$(shell $(LUA) -e 'io.write((_VERSION:gsub("Lua ","")))' 2>/dev/null || echo 5.4))
+UV_CFLAGS  ?= $(shell pkg-config --cflags libuv 2>/dev/null)
+UV_LIBS    ?= $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
+
+CC         ?= cc
+OPT        ?= -O2
+CFLAGS     ?= $(OPT) -g
+WARN       := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
+              -Wmissing-prototypes -Wno-missing-field-initializers
+SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ALL_CFLAGS := -std=gnu99 -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS)) \
+              $(LUA_CFLAGS) $(UV_CFLAGS)
+# The module is not linked against liblua: the host interpreter provides it.
+LDFLAGS    ?=
+ALL_LDFLAGS := -shared $(if $(SAN),$(SAN_FLAGS)) $(LDFLAGS)
+
+BUILD      ?= build/$(LUA)$(if $(SAN),-san)
+MODULE     := $(BUILD)/sse/core.so
+
+# Plain C data structures (no Lua), then the Lua bindings.
+CORE_SRCS  := csrc/encode.c csrc/frame.c
+BIND_SRCS  := csrc/lsse.c csrc/lua_encode.c
+OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS) $(BIND_SRCS))
+
+# C unit tests of the plain data structures, no Lua involved.
+CTESTS     := encode
+CTEST_BINS := $(patsubst %,$(BUILD)/ctest/test_%,$(CTESTS))
+
+PREFIX     ?= /usr/local
+LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VER)
+LUA_SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VER)
+
+BUSTED     ?= busted
+# $(call test_env,BUILD_DIR): the environment specs run in
+test_env    = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(1)/?.so;;" SSE_BUILD="$(1)" \
+              SSE_LUA="$(LUA)"
+TEST_ENV    = $(call test_env,$(BUILD))
+
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: all help test check ctest lint spec spec-luajit spec-san rock-test install uninstall \
+        run bench bench-encode clean deps
+
+all: $(MODULE)
+
+help:
+	@echo "make               build $(MODULE) for LUA=$(LUA)"
+	@echo "make test          the full check: deps, build, lint, C tests, specs (5.4, LuaJIT, ASan), rock install"
+	@echo "make spec          busted specs on Lua 5.4"
+	@echo "make spec-luajit   the same specs on LuaJIT (make LUA=luajit build)"
+	@echo "make spec-san      the specs against an ASan+UBSan build"
+	@echo "make ctest         C unit tests of the core under ASan+UBSan"
+	@echo "make lint          luacheck lua/ spec/ bench/ examples/"
+	@echo "make run           start the demo (HOST=$(HOST) PORT=$(PORT))"
+	@echo "make bench         benchmarks that print figures"
+	@echo "make install       install into PREFIX=$(PREFIX)"
+
+$(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(MODULE): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(UV_LIBS)
+
+# --- tests ---------------------------------------------------------------
+deps:
+	@sh .ci/deps.sh
+
+test: deps
+	$(MAKE) all lint ctest spec spec-luajit spec-san rock-test
+
+check: test
+
+$(BUILD)/ctest/test_%: csrc/test/test_%.c $(CORE_SRCS) $(wildcard csrc/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu99 $(WARN) -O1 -g $(SAN_FLAGS) -Icsrc $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
+
+ctest: $(CTEST_BINS)
+	@set -e; for t in $(CTEST_BINS); do echo "== $$t"; $$t; done
+
+lint:
+	luacheck -q lua spec $(wildcard bench/*.lua) $(wildcard examples/*.lua)
+
+spec: $(MODULE)
+	$(TEST_ENV) $(BUSTED) --lua=$(LUA) spec
+
+spec-luajit:
+	$(MAKE) LUA=luajit spec
+
+ASAN_RT = $(shell $(CC) -print-file-name=libasan.so):$(shell $(CC) -print-file-name=libubsan.so)
+spec-san:
+	$(MAKE) SAN=1 all
+	LD_PRELOAD="$(ASAN_RT)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(call test_env,build/$(LUA)-san) $(BUSTED) --lua=$(LUA) spec
+
+rock-test:
+	sh .ci/rock-test.sh
+
+# --- install -------------------------------------------------------------
+install: $(MODULE)
+	install -d $(DESTDIR)$(LUA_LIBDIR)/sse $(DESTDIR)$(LUA_SHAREDIR)/sse
+	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/sse/core.so
+	install -m 644 lua/sse/*.lua $(DESTDIR)$(LUA_SHAREDIR)/sse/
+
+uninstall:
+	rm -rf $(DESTDIR)$(LUA_LIBDIR)/sse/core.so $(DESTDIR)$(LUA_SHAREDIR)/sse
+
+# --- run and bench -------------------------------------------------------
+run: deps $(MODULE)
+	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" \
+	  $(LUA) examples/hello_stream.lua
+
+BENCH_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
+
+bench: bench-encode
+
+bench-encode: $(MODULE)
+	$(BENCH_ENV) $(LUA) bench/encode_bench.lua
+
+clean:
+	rm -rf build

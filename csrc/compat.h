@@ -1,0 +1,73 @@
+/* compat.h - the few Lua 5.2+ API calls the core uses, for LuaJIT 2.1 (5.1 API).
+ * Everything else in csrc/ is written against the 5.1 subset plus these. */
+#ifndef SSE_COMPAT_H
+#define SSE_COMPAT_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#if LUA_VERSION_NUM < 502
+/* LuaJIT 2.1 has luaL_setfuncs, luaL_newlib, luaL_testudata, luaL_setmetatable. */
+#define lua_rawlen(L, i) lua_objlen((L), (i))
+#define lua_absindex(L, i) \
+  (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
+/* No user values in 5.1: keep them in the userdata's environment table. */
+#define SSE_NO_UVALUE 1
+#endif
+
+/* A number is an integer when it has no fraction and fits an int64 exactly. */
+static inline int sse_tointeger(lua_State *L, int idx, long long *out) {
+#if LUA_VERSION_NUM >= 503
+  int ok = 0;
+  lua_Integer v = lua_tointegerx(L, idx, &ok);
+  if (ok) { *out = (long long)v; return 1; }
+  return 0;
+#else
+  if (lua_type(L, idx) != LUA_TNUMBER) return 0;
+  lua_Number n = lua_tonumber(L, idx);
+  if (n != n || n < -9007199254740992.0 || n > 9007199254740992.0) return 0;
+  if ((lua_Number)(long long)n != n) return 0;
+  *out = (long long)n;
+  return 1;
+#endif
+}
+
+/* Userdata with one user value slot (the environment table on 5.1). */
+static inline void *sse_newudata(lua_State *L, size_t size) {
+#if LUA_VERSION_NUM >= 504
+  return lua_newuserdatauv(L, size, 1);
+#else
+  return lua_newuserdata(L, size);
+#endif
+}
+
+/* Push the user value of the userdata at idx (a table; created on first use). */
+static inline void sse_getuservalue(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+#if LUA_VERSION_NUM >= 504
+  if (lua_getiuservalue(L, idx, 1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, idx, 1);
+  }
+#elif LUA_VERSION_NUM >= 502
+  lua_getuservalue(L, idx);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setuservalue(L, idx);
+  }
+#else
+  lua_getfenv(L, idx);
+  if (!lua_istable(L, -1) || lua_rawequal(L, -1, LUA_REGISTRYINDEX)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfenv(L, idx);
+  }
+#endif
+}
+
+#endif

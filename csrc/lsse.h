@@ -1,0 +1,29 @@
+/* lsse.h - shared helpers of the Lua bindings (the only files that know Lua).
+ * Each binding file adds its functions to the module table with lsse_open_*. */
+#ifndef SSE_LSSE_H
+#define SSE_LSSE_H
+
+#include "compat.h"
+#include "encode.h"
+
+/* Read the event at idx (a plain table, or an sse.Event whose fields table
+ * is at [1]) into ev, checking field types. Raises a "bad argument #arg"
+ * error naming the field on misuse. Pushes values onto the stack that anchor
+ * ev's string pointers: keep them there (or lua_settop back) until ev is
+ * no longer used. Sets *check_utf8 from the event's check_utf8 field (true
+ * when absent). Fields: id (string or number), event, data, comment
+ * (strings), retry (integer >= 0). */
+void lsse_check_event(lua_State *L, int idx, int arg, const char *fname,
+                      sse_event *ev, int *check_utf8);
+
+/* Raise a "bad argument" error for a failed sse_encode_check(). */
+int lsse_encode_error(lua_State *L, int arg, const char *fname,
+                      const sse_encode_err *err);
+
+void lsse_open_encode(lua_State *L);
+void lsse_open_ring(lua_State *L);
+void lsse_open_hub(lua_State *L);
+void lsse_open_parse(lua_State *L);
+void lsse_open_http(lua_State *L);
+
+#endif

@@ -1,0 +1,51 @@
+--- sse: Server-Sent Events for Lua.
+-- require("sse") loads only the encoder and builders; the luv-based parts
+-- (Hub, Stream, http, client) load on first use, so OpenResty code that
+-- never touches them does not need luv.
+local core = require("sse.core")
+
+local M = {
+  core = core,
+  version = core.version,
+  --- sse.encode(ev [, opts]) -> wire bytes of one event.
+  encode = core.encode,
+  Event = require("sse.event"),
+  Sse = require("sse.builder"),
+}
+
+--- sse.event_stream(events) -> {status = 200, headers = {...}, body = ...}
+function M.event_stream(events)
+  if type(events) ~= "table" then
+    error("bad argument #1 to 'event_stream' (table expected, got " .. type(events) .. ")", 2)
+  end
+  local b = M.Sse.new()
+  for i = 1, #events do
+    local ok, err = pcall(b.push, b, events[i])
+    if not ok then
+      local why = tostring(err):match("%((.*)%)$") or tostring(err)
+      error(("bad argument #1 to 'event_stream' (event %d: %s)"):format(i, why), 2)
+    end
+  end
+  return b:into_response()
+end
+
+-- Modules loaded on first use: name -> module path.
+local lazy = {
+  MemoryReplayer = { "sse.replayer", "MemoryReplayer" },
+  gap = { "sse.gap" },
+  Hub = { "sse.hub" },
+  Stream = { "sse.stream" },
+  http = { "sse.http" },
+  client = { "sse.client" },
+}
+
+return setmetatable(M, {
+  __index = function(t, k)
+    local spec = lazy[k]
+    if not spec then return nil end
+    local mod = require(spec[1])
+    local v = spec[2] and mod[spec[2]] or mod
+    rawset(t, k, v)
+    return v
+  end,
+})

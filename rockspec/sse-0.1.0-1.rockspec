@@ -1,0 +1,40 @@
+package = "sse"
+version = "0.1.0-1"
+source = {
+  url = "git+https://example.invalid/sse.git",
+  tag = "v0.1.0",
+}
+description = {
+  summary = "Server-Sent Events for Lua: C encoder, replay ring and fan-out hub",
+  detailed = [[
+    Exact SSE wire encoding, a replay ring buffer keyed by Last-Event-ID and a
+    fan-out hub in C, with Event/Sse builders, Hub and Stream objects for luv
+    and OpenResty-style handlers.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+}
+external_dependencies = {
+  LIBUV = { header = "uv.h", library = "uv" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["sse.core"] = {
+      -- keep in step with CORE_SRCS and BIND_SRCS in the Makefile (checked by .ci/rock-test.sh)
+      sources = {
+        "csrc/encode.c", "csrc/frame.c",
+        "csrc/lsse.c", "csrc/lua_encode.c",
+      },
+      incdirs = { "csrc", "$(LIBUV_INCDIR)" },
+      libdirs = { "$(LIBUV_LIBDIR)" },
+      libraries = { "uv" },
+      defines = { "SSE_VERSION=\"0.1.0\"" },
+    },
+    ["sse"] = "lua/sse/init.lua",
+    ["sse.event"] = "lua/sse/event.lua",
+    ["sse.builder"] = "lua/sse/builder.lua",
+  },
+}

@@ -1,0 +1,184 @@
+local sse = require("sse")
+local ref = require("helpers.ref_parser")
+local util = require("helpers.util")
+
+local encode = sse.encode
+
+describe("sse.encode", function()
+  describe("exact wire bytes", function()
+    local cases = {
+      { "one data line", { data = "hello" }, "data: hello\n\n" },
+      { "empty data is one empty data line", { data = "" }, "data: \n\n" },
+      { "LF splits lines", { data = "a\nb" }, "data: a\ndata: b\n\n" },
+      { "CRLF splits lines", { data = "a\r\nb" }, "data: a\ndata: b\n\n" },
+      { "bare CR splits lines", { data = "a\rb" }, "data: a\ndata: b\n\n" },
+      { "mixed line ends", { data = "a\r\n\rb\n\nc" }, "data: a\ndata: \ndata: b\ndata: \ndata: c\n\n" },
+      { "a trailing line end gives a trailing empty line", { data = "a\n" }, "data: a\ndata: \n\n" },
+      { "a trailing CRLF is one line end", { data = "a\r\n" }, "data: a\ndata: \n\n" },
+      { "only a line end", { data = "\n" }, "data: \ndata: \n\n" },
+      { "leading spaces survive", { data = "  x" }, "data:   x\n\n" },
+      { "a colon in data", { data = "k: v" }, "data: k: v\n\n" },
+      { "NUL in data is data", { data = "a\0b" }, "data: a\0b\n\n" },
+      { "all fields, in order", { id = "7", event = "tick", retry = 1500, comment = "c", data = "d" },
+        ": c\nevent: tick\nid: 7\nretry: 1500\ndata: d\n\n" },
+      { "integer id", { id = 42, data = "x" }, "id: 42\ndata: x\n\n" },
+      { "empty id resets the client's id", { id = "", data = "x" }, "id:\ndata: x\n\n" },
+      { "empty event type", { event = "", data = "x" }, "event:\ndata: x\n\n" },
+      { "retry alone", { retry = 0 }, "retry: 0\n\n" },
+      { "big retry", { retry = 9007199254740991 }, "retry: 9007199254740991\n\n" },
+      { "comment alone", { comment = "keep-alive" }, ": keep-alive\n\n" },
+      { "empty comment", { comment = "" }, ": \n\n" },
+      { "multi-line comment", { comment = "a\r\nb\rc\n" }, ": a\n: b\n: c\n: \n\n" },
+      { "no fields: a lone blank line", {}, "\n" },
+      { "UTF-8 everywhere", { id = "é", event = "日本", data = "ü\n😀" },
+        "event: 日本\nid: é\ndata: ü\ndata: 😀\n\n" },
+    }
+    for _, c in ipairs(cases) do
+      it(c[1], function()
+        assert.are.equal(c[3], encode(c[2]))
+      end)
+    end
+
+    it("reads a float retry with an integral value", function()
+      assert.are.equal("retry: 3000\n\n", encode({ retry = 3000.0 }))
+    end)
+  end)
+
+  describe("bad input gets an error naming the field", function()
+    local bad = {
+      { "not a table", "x", "event (table or sse.Event) expected, got string" },
+      { "nil", nil, "event (table or sse.Event) expected, got nil" },
+      { "LF in id", { id = "a\nb" }, "field 'id' must not contain a line break (byte 2)" },
+      { "CR in id", { id = "\r" }, "field 'id' must not contain a line break (byte 1)" },
+      { "NUL in id", { id = "ab\0" }, "field 'id' must not contain a NUL byte (byte 3)" },
+      { "LF in event", { event = "x\n", data = "y" }, "field 'event' must not contain a line break (byte 2)" },
+      { "CR in event", { event = "x\ry" }, "field 'event' must not contain a line break (byte 2)" },
+      { "NUL in event", { event = "\0" }, "field 'event' must not contain a NUL byte (byte 1)" },
+      { "boolean data", { data = true },
+        "field 'data': string expected, got boolean (use sse.Event.json for other values)" },
+      { "table data", { data = {} },
+        "field 'data': string expected, got table (use sse.Event.json for other values)" },
+      { "number data", { data = 5 },
+        "field 'data': string expected, got number (use sse.Event.json for other values)" },
+      { "table id", { id = {} }, "field 'id': string or number expected, got table" },
+      { "boolean event", { event = false }, "field 'event': string expected, got boolean" },
+      { "number comment", { comment = 1 }, "field 'comment': string expected, got number" },
+      { "string retry", { retry = "100" }, "field 'retry': integer expected, got string" },
+      { "negative retry", { retry = -1 }, "field 'retry' must be an integer from 0 to 9007199254740991" },
+      { "fractional retry", { retry = 1.5 }, "field 'retry' must be an integer from 0 to 9007199254740991" },
+      { "huge retry", { retry = 2 ^ 60 }, "field 'retry' must be an integer from 0 to 9007199254740991" },
+      { "invalid UTF-8 in data", { data = "ok\xff" }, "field 'data' is not valid UTF-8 (byte 3)" },
+      { "truncated sequence", { data = "ab\xc3" }, "field 'data' is not valid UTF-8 (byte 3)" },
+      { "overlong encoding", { data = "\xc0\xaf" }, "field 'data' is not valid UTF-8 (byte 1)" },
+      { "overlong 3-byte", { data = "\xe0\x80\xaf" }, "field 'data' is not valid UTF-8 (byte 1)" },
+      { "UTF-16 surrogate", { data = "x\xed\xa0\x80" }, "field 'data' is not valid UTF-8 (byte 2)" },
+      { "beyond U+10FFFF", { data = "\xf4\x90\x80\x80" }, "field 'data' is not valid UTF-8 (byte 1)" },
+      { "lone continuation", { data = "\x80" }, "field 'data' is not valid UTF-8 (byte 1)" },
+      { "bad UTF-8 after 40 ASCII bytes", { data = ("a"):rep(40) .. "\xfe" },
+        "field 'data' is not valid UTF-8 (byte 41)" },
+      { "invalid UTF-8 in id", { id = "\xff" }, "field 'id' is not valid UTF-8 (byte 1)" },
+      { "invalid UTF-8 in event", { event = "a\xff" }, "field 'event' is not valid UTF-8 (byte 2)" },
+      { "invalid UTF-8 in comment", { comment = "\xc3(" }, "field 'comment' is not valid UTF-8 (byte 1)" },
+    }
+    for _, c in ipairs(bad) do
+      it(c[1], function()
+        util.raises_arg(1, c[3], encode, c[2])
+      end)
+    end
+
+    it("rejects a non-table options argument", function()
+      util.raises_arg(2, "table expected, got string", encode, { data = "x" }, "fast")
+    end)
+  end)
+
+  describe("UTF-8 opt-out for trusted bytes", function()
+    it("through the options argument", function()
+      assert.are.equal("data: \xff\n\n", encode({ data = "\xff" }, { check_utf8 = false }))
+    end)
+    it("through the event's check_utf8 field", function()
+      assert.are.equal("data: \xfe\n\n", encode({ data = "\xfe", check_utf8 = false }))
+    end)
+    it("still rejects line breaks in id", function()
+      util.raises_arg(1, "field 'id' must not contain a line break (byte 1)",
+        encode, { id = "\n" }, { check_utf8 = false })
+    end)
+    it("options override the event", function()
+      util.raises_arg(1, "field 'data' is not valid UTF-8 (byte 1)",
+        encode, { data = "\xff", check_utf8 = false }, { check_utf8 = true })
+    end)
+  end)
+
+  describe("large payloads", function()
+    it("encodes a 1 MB single line exactly", function()
+      local data = ("0123456789abcdef"):rep(65536)
+      local out = encode({ data = data })
+      assert.are.equal(#data + 8, #out)
+      assert.are.equal("data: " .. data .. "\n\n", out)
+    end)
+    it("splits a long multi-line text at every line end", function()
+      local lines = {}
+      for i = 1, 1000 do lines[i] = ("line %d é"):format(i) end
+      local out = encode({ data = table.concat(lines, "\r\n") })
+      local events = ref.parse(out)
+      assert.are.equal(1, #events)
+      assert.are.equal(table.concat(lines, "\n"), events[1].data)
+    end)
+    it("finds invalid UTF-8 deep in a large payload", function()
+      local data = ("x"):rep(100000) .. "\xff" .. ("y"):rep(10)
+      util.raises_arg(1, "field 'data' is not valid UTF-8 (byte 100001)", encode, { data = data })
+    end)
+  end)
+
+  describe("round trip through a WHATWG reference parser", function()
+    local pieces = { "a", "b", " ", "  ", ":", "\n", "\r", "\r\n", "é", "😀", "data:", "id: 1", "\0",
+                     "x y", "\t", "日本語" }
+    local function rand_text(rng, max)
+      local t = {}
+      for i = 1, rng(0, max) do t[i] = pieces[rng(1, #pieces)] end
+      return table.concat(t)
+    end
+    local function rand_line(rng, max)
+      return (rand_text(rng, max):gsub("[\r\n%z]", ""))
+    end
+
+    it("returns every field unchanged for 500 random events", function()
+      local seed = os.time()
+      math.randomseed(seed)
+      local rng = math.random
+      local stream, expected = {}, {}
+      local last_id = ""
+      for i = 1, 500 do
+        local ev = { data = rand_text(rng, 12) }
+        if rng() < 0.5 then ev.event = rand_line(rng, 4) end
+        if rng() < 0.5 then ev.id = rand_line(rng, 3) end
+        if rng() < 0.2 then ev.retry = rng(0, 100000) end
+        if rng() < 0.2 then ev.comment = rand_text(rng, 5) end
+        stream[i] = encode(ev)
+        if ev.id then last_id = ev.id end
+        expected[i] = { type = (ev.event and ev.event ~= "") and ev.event or "message",
+                        data = util.lf(ev.data), id = last_id, retry = ev.retry }
+      end
+      local got = ref.parse(table.concat(stream))
+      assert.are.equal(#expected, #got, "seed " .. seed)
+      for i = 1, #expected do
+        assert.are.same({ expected[i].type, expected[i].data, expected[i].id },
+                        { got[i].type, got[i].data, got[i].id }, "event " .. i .. ", seed " .. seed)
+      end
+    end)
+
+    it("never lets a field start a second event", function()
+      local out = encode({ data = "a\n\nevent: evil\ndata: injected", id = "1" })
+      local got = ref.parse(out)
+      assert.are.equal(1, #got)
+      assert.are.equal("message", got[1].type)
+      assert.are.equal("a\n\nevent: evil\ndata: injected", got[1].data)
+    end)
+  end)
+
+  describe("sse.core.utf8_valid", function()
+    it("reports the first bad byte", function()
+      assert.are.same({ true }, { sse.core.utf8_valid("héllo") })
+      assert.are.same({ false, 2 }, { sse.core.utf8_valid("h\xe9llo") })
+    end)
+  end)
+end)
