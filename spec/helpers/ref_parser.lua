@@ -4,7 +4,7 @@
 local M = {}
 
 function M.parse(s)
-  local events, data, etype, last_id, retry = {}, nil, "", "", nil
+  local events, etype, last_id, retry = {}, "", "", nil
   local buf = {}
   if s:sub(1, 3) == "\239\187\191" then s = s:sub(4) end
   local i, n = 1, #s
@@ -22,8 +22,8 @@ function M.parse(s)
 
     if line == "" then
       if #buf > 0 then
-        data = table.concat(buf, "\n")
-        events[#events + 1] = { type = etype ~= "" and etype or "message", data = data, id = last_id }
+        events[#events + 1] = { type = etype ~= "" and etype or "message", data = table.concat(buf, "\n"),
+                                id = last_id }
       end
       buf, etype = {}, ""
     elseif line:sub(1, 1) ~= ":" then
