@@ -25,12 +25,12 @@ BUILD      ?= build/$(LUA)$(if $(SAN),-san)
 MODULE     := $(BUILD)/sse/core.so
 
 # Plain C data structures (no Lua), then the Lua bindings.
-CORE_SRCS  := csrc/encode.c csrc/frame.c
-BIND_SRCS  := csrc/lsse.c csrc/lua_encode.c
+CORE_SRCS  := csrc/encode.c csrc/frame.c csrc/parse.c csrc/httphead.c csrc/ring.c csrc/hub.c
+BIND_SRCS  := csrc/lsse.c csrc/lua_encode.c csrc/lua_parse.c csrc/lua_http.c csrc/lua_ring.c csrc/lua_hub.c
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS) $(BIND_SRCS))
 
 # C unit tests of the plain data structures, no Lua involved.
-CTESTS     := encode
+CTESTS     := encode parse httphead ring hub
 CTEST_BINS := $(patsubst %,$(BUILD)/ctest/test_%,$(CTESTS))
 
 PREFIX     ?= /usr/local

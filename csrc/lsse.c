@@ -19,6 +19,10 @@ SSE_EXPORT int luaopen_sse_core(lua_State *L) {
   lua_pushliteral(L, SSE_VERSION);
   lua_setfield(L, -2, "version");
   lsse_open_encode(L);
+  lsse_open_hub(L);
+  lsse_open_ring(L);
+  lsse_open_parse(L);
+  lsse_open_http(L);
   /* one line per binding file, in the order of the Makefile CORE_SRCS */
   return 1;
 }

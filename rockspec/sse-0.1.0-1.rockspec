@@ -25,8 +25,10 @@ build = {
     ["sse.core"] = {
       -- keep in step with CORE_SRCS and BIND_SRCS in the Makefile (checked by .ci/rock-test.sh)
       sources = {
-        "csrc/encode.c", "csrc/frame.c",
-        "csrc/lsse.c", "csrc/lua_encode.c",
+        "csrc/encode.c", "csrc/frame.c", "csrc/parse.c",
+        "csrc/httphead.c", "csrc/ring.c", "csrc/hub.c",
+        "csrc/lsse.c", "csrc/lua_encode.c", "csrc/lua_parse.c",
+        "csrc/lua_http.c", "csrc/lua_ring.c", "csrc/lua_hub.c",
       },
       incdirs = { "csrc", "$(LIBUV_INCDIR)" },
       libdirs = { "$(LIBUV_LIBDIR)" },
@@ -36,5 +38,10 @@ build = {
     ["sse"] = "lua/sse/init.lua",
     ["sse.event"] = "lua/sse/event.lua",
     ["sse.builder"] = "lua/sse/builder.lua",
+    ["sse.replayer"] = "lua/sse/replayer.lua",
+    ["sse.gap"] = "lua/sse/gap.lua",
+    ["sse.stream"] = "lua/sse/stream.lua",
+    ["sse.hub"] = "lua/sse/hub.lua",
+    ["sse.client"] = "lua/sse/client.lua",
   },
 }

@@ -1,0 +1,437 @@
+/* lua_hub.c - Lua binding of hub.c: "sse.Hub" and "sse.Sub" userdata.
+ *
+ * The Lua layer (lua/sse/hub.lua, stream.lua) wraps these; they are not the
+ * public API. A Sub's userdata holds a pointer to a malloc'd sse_sub (freed
+ * through sse_sub_free, which waits for an in-flight write) and anchors the
+ * luv handle it writes to in its user value, so the handle's memory outlives
+ * every write. */
+#include "lsse.h"
+#include "hub.h"
+
+#include <string.h>
+
+#define HUB_MT "sse.Hub"
+#define SUB_MT "sse.Sub"
+
+typedef struct {
+  sse_hub *h;
+  uint32_t next_id;
+} lhub;
+
+typedef struct {
+  sse_sub *s;
+} lsub;
+
+static lhub *check_hub(lua_State *L, int i) {
+  lhub *u = (lhub *)luaL_checkudata(L, i, HUB_MT);
+  if (!u->h) luaL_argerror(L, i, "hub is closed");
+  return u;
+}
+
+static lsub *check_sub(lua_State *L, int i) {
+  lsub *u = (lsub *)luaL_checkudata(L, i, SUB_MT);
+  if (!u->s) luaL_argerror(L, i, "subscriber is closed");
+  return u;
+}
+
+static const char *policy_names[] = {"close", "drop_oldest", NULL};
+
+/* The libuv stream inside a luv handle userdata (luv stores a pointer to
+ * the handle in the userdata), or NULL when idx is not a luv stream. */
+static uv_stream_t *to_uv_stream(lua_State *L, int idx) {
+  static const char *const mts[] = {"uv_tcp", "uv_pipe", "uv_tty", NULL};
+  for (int i = 0; mts[i]; i++) {
+    void **ud = (void **)luaL_testudata(L, idx, mts[i]);
+    if (ud && *ud) {
+      uv_handle_t *h = (uv_handle_t *)*ud;
+      uv_handle_type t = h->type;
+      if (t == UV_TCP || t == UV_NAMED_PIPE || t == UV_TTY) return (uv_stream_t *)h;
+    }
+  }
+  return NULL;
+}
+
+/* core.sub_new(handle | nil, limit, policy) */
+static int l_sub_new(lua_State *L) {
+  uv_stream_t *stream = NULL;
+  if (!lua_isnil(L, 1)) {
+    stream = to_uv_stream(L, 1);
+    if (!stream) luaL_argerror(L, 1, "luv stream handle (tcp, pipe or tty) expected");
+    if (uv_is_closing((uv_handle_t *)stream)) luaL_argerror(L, 1, "handle is closed");
+  }
+  lua_Number limit = luaL_checknumber(L, 2);
+  if (limit < 0) luaL_argerror(L, 2, "limit must be >= 0");
+  int policy = luaL_checkoption(L, 3, "close", policy_names);
+  lsub *u = (lsub *)sse_newudata(L, sizeof *u);
+  u->s = NULL;
+  if (stream) {
+    sse_getuservalue(L, -1);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1); /* anchor the handle */
+    lua_pop(L, 1);
+  }
+  u->s = sse_sub_new(stream, (size_t)limit, policy);
+  if (!u->s) return luaL_error(L, "out of memory");
+  luaL_setmetatable(L, SUB_MT);
+  return 1;
+}
+
+static int sub_gc(lua_State *L) {
+  lsub *u = (lsub *)luaL_checkudata(L, 1, SUB_MT);
+  if (u->s) {
+    sse_sub_free(u->s);
+    u->s = NULL;
+  }
+  return 0;
+}
+
+static double now_of(lua_State *L, int idx) {
+  return lua_isnoneornil(L, idx) ? 0.0 : (double)luaL_checknumber(L, idx);
+}
+
+/* Returns nil, reason for a subscriber that is not open. */
+static int push_not_open(lua_State *L, const sse_sub *s) {
+  lua_pushnil(L);
+  if (s->state == SSE_SUB_FAILED)
+    lua_pushstring(L, s->fail == SSE_FAIL_SLOW ? "slow" : "closed");
+  else
+    lua_pushliteral(L, "closed");
+  return 2;
+}
+
+/* Encodes the event at idx into a new frame. Raises on misuse (before any
+ * allocation); returns NULL only when out of memory. */
+static sse_frame *encode_frame(lua_State *L, int idx, int arg) {
+  sse_event ev;
+  int check_utf8;
+  int top = lua_gettop(L);
+  lsse_check_event(L, idx, arg, NULL, &ev, &check_utf8);
+  size_t len;
+  sse_encode_err err;
+  if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK) lsse_encode_error(L, arg, NULL, &err);
+  sse_frame *f = sse_frame_alloc(len, NULL, 0);
+  if (f) sse_encode_write(&ev, f->bytes);
+  lua_settop(L, top);
+  return f;
+}
+
+/* sub:send(ev [, now]) -> true | nil, "closed" | nil, "slow"
+ * Queues the event and writes it at once (stream transport). */
+static int l_sub_send(lua_State *L) {
+  sse_sub *s = check_sub(L, 1)->s;
+  if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
+  sse_frame *f = encode_frame(L, 2, 1);
+  if (!f) return luaL_error(L, "out of memory");
+  f->time = now_of(L, 3);
+  int ok = sse_sub_push(s, f, f->time);
+  sse_frame_unref(f);
+  if (!ok) return push_not_open(L, s);
+  sse_sub_flush(s);
+  if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sub:send_raw(bytes [, now]): pre-encoded wire bytes (trusted). */
+static int l_sub_send_raw(lua_State *L) {
+  sse_sub *s = check_sub(L, 1)->s;
+  size_t n;
+  const char *b = luaL_checklstring(L, 2, &n);
+  if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
+  sse_frame *f = sse_frame_new(b, n, NULL, 0);
+  if (!f) return luaL_error(L, "out of memory");
+  f->time = now_of(L, 3);
+  int ok = sse_sub_push(s, f, f->time);
+  sse_frame_unref(f);
+  if (!ok) return push_not_open(L, s);
+  sse_sub_flush(s);
+  if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sub:take() -> the queued bytes of a pull subscriber ("" when none). */
+static int l_sub_take(lua_State *L) {
+  sse_sub *s = check_sub(L, 1)->s;
+  size_t n = sse_sub_take_size(s);
+  if (n == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  char *buf = (char *)lua_newuserdata(L, n); /* Lua-owned scratch */
+  size_t got = sse_sub_take(s, buf);
+  lua_pushlstring(L, buf, got);
+  return 1;
+}
+
+static int l_sub_queued(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)sse_sub_queued(check_sub(L, 1)->s));
+  return 1;
+}
+
+/* sub:state() -> "open" | "closed" | "failed", reason ("slow" | uv error name) */
+static int l_sub_state(lua_State *L) {
+  lsub *u = (lsub *)luaL_checkudata(L, 1, SUB_MT);
+  if (!u->s) {
+    lua_pushliteral(L, "closed");
+    return 1;
+  }
+  sse_sub *s = u->s;
+  if (s->state == SSE_SUB_OPEN) lua_pushliteral(L, "open");
+  else if (s->state == SSE_SUB_CLOSED) lua_pushliteral(L, "closed");
+  else {
+    lua_pushliteral(L, "failed");
+    if (s->fail == SSE_FAIL_SLOW) lua_pushliteral(L, "slow");
+    else lua_pushstring(L, s->uv_err ? uv_err_name(s->uv_err) : "write");
+    return 2;
+  }
+  return 1;
+}
+
+static int l_sub_stats(lua_State *L) {
+  sse_sub *s = check_sub(L, 1)->s;
+  lua_createtable(L, 0, 4);
+  lua_pushnumber(L, (lua_Number)s->bytes_sent);
+  lua_setfield(L, -2, "bytes_sent");
+  lua_pushnumber(L, (lua_Number)s->dropped);
+  lua_setfield(L, -2, "dropped");
+  lua_pushinteger(L, (lua_Integer)s->queued);
+  lua_setfield(L, -2, "queued");
+  lua_pushinteger(L, (lua_Integer)s->ntopics);
+  lua_setfield(L, -2, "topics");
+  return 1;
+}
+
+/* sub:detach(): stop writing (call before closing the handle). */
+static int l_sub_detach(lua_State *L) {
+  lsub *u = (lsub *)luaL_checkudata(L, 1, SUB_MT);
+  if (u->s) {
+    sse_hub_remove(u->s);
+    sse_sub_detach(u->s);
+  }
+  return 0;
+}
+
+static int l_sub_id(lua_State *L) {
+  sse_sub *s = check_sub(L, 1)->s;
+  if (!s->hub) return 0;
+  lua_pushinteger(L, (lua_Integer)s->id);
+  return 1;
+}
+
+/* --- hub ------------------------------------------------------------------ */
+
+static int l_hub_new(lua_State *L) {
+  lhub *u = (lhub *)sse_newudata(L, sizeof *u);
+  u->next_id = 1;
+  u->h = sse_hub_new();
+  if (!u->h) return luaL_error(L, "out of memory");
+  luaL_setmetatable(L, HUB_MT);
+  return 1;
+}
+
+static int hub_gc(lua_State *L) {
+  lhub *u = (lhub *)luaL_checkudata(L, 1, HUB_MT);
+  if (u->h) {
+    sse_hub_free(u->h);
+    u->h = NULL;
+  }
+  return 0;
+}
+
+/* hub:add(sub) -> id (a small integer the Lua side maps to its Stream) */
+static int l_hub_add(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  sse_sub *s = check_sub(L, 2)->s;
+  if (s->hub == u->h) {
+    lua_pushinteger(L, (lua_Integer)s->id);
+    return 1;
+  }
+  if (s->hub) luaL_argerror(L, 2, "subscriber belongs to another hub");
+  uint32_t id = u->next_id++;
+  if (u->next_id == 0) u->next_id = 1;
+  sse_hub_add(u->h, s, id);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+static int l_hub_remove(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  sse_sub *s = check_sub(L, 2)->s;
+  int was = s->hub == u->h;
+  if (was) sse_hub_remove(s);
+  lua_pushboolean(L, was);
+  return 1;
+}
+
+static sse_sub *member_arg(lua_State *L, lhub *u, int i) {
+  sse_sub *s = check_sub(L, i)->s;
+  if (s->hub != u->h) luaL_argerror(L, i, "stream is not registered with this hub");
+  return s;
+}
+
+static int l_hub_subscribe(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  sse_sub *s = member_arg(L, u, 2);
+  size_t n;
+  const char *t = luaL_checklstring(L, 3, &n);
+  int r = sse_hub_subscribe(s, t, n);
+  if (r < 0) return luaL_error(L, "out of memory");
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+static int l_hub_unsubscribe(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  sse_sub *s = member_arg(L, u, 2);
+  size_t n;
+  const char *t = luaL_checklstring(L, 3, &n);
+  lua_pushboolean(L, sse_hub_unsubscribe(s, t, n));
+  return 1;
+}
+
+static int l_hub_subscribed(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  sse_sub *s = member_arg(L, u, 2);
+  size_t n;
+  const char *t = luaL_checklstring(L, 3, &n);
+  lua_pushboolean(L, sse_sub_is_subscribed(s, t, n));
+  return 1;
+}
+
+/* hub:publish(ev, topic | nil, now) -> number of subscribers queued for.
+ * ev is an event table/sse.Event, or a string of pre-encoded wire bytes. */
+static int l_hub_publish(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  size_t tlen = 0;
+  const char *topic = lua_isnil(L, 3) ? NULL : luaL_checklstring(L, 3, &tlen);
+  double now = now_of(L, 4);
+  sse_frame *f;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    size_t n;
+    const char *b = lua_tolstring(L, 2, &n);
+    f = sse_frame_new(b, n, NULL, 0);
+  } else {
+    f = encode_frame(L, 2, 1);
+  }
+  if (!f) return luaL_error(L, "out of memory");
+  f->time = now;
+  size_t n = sse_hub_publish(u->h, f, topic, tlen);
+  sse_frame_unref(f);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* Pushes an array of the ids of subscribers popped by next(), or nil. */
+static void push_ids(lua_State *L, sse_hub *h, sse_sub *(*next)(sse_hub *)) {
+  sse_sub *s = next(h);
+  if (!s) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_newtable(L);
+  int i = 0;
+  for (; s; s = next(h)) {
+    lua_pushinteger(L, (lua_Integer)s->id);
+    lua_rawseti(L, -2, ++i);
+  }
+}
+
+/* hub:flush() -> ready_ids | nil, dead_ids | nil
+ * Writes the stream subscribers; returns the pull subscribers with data and
+ * the subscribers that failed (the Lua side closes those). */
+static int l_hub_flush(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  sse_hub_flush(u->h);
+  push_ids(L, u->h, sse_hub_next_ready);
+  push_ids(L, u->h, sse_hub_next_dead);
+  return 2;
+}
+
+/* hub:keepalive(bytes, now, idle) -> count */
+static int l_hub_keepalive(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  size_t n;
+  const char *b = luaL_checklstring(L, 2, &n);
+  double now = luaL_checknumber(L, 3), idle = luaL_checknumber(L, 4);
+  sse_frame *f = sse_frame_new(b, n, NULL, 0);
+  if (!f) return luaL_error(L, "out of memory");
+  f->time = now;
+  size_t c = sse_hub_keepalive(u->h, f, now, idle);
+  sse_frame_unref(f);
+  lua_pushinteger(L, (lua_Integer)c);
+  return 1;
+}
+
+static int l_hub_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)sse_hub_count(check_hub(L, 1)->h));
+  return 1;
+}
+
+static int l_hub_topic_count(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  size_t n;
+  const char *t = luaL_checklstring(L, 2, &n);
+  lua_pushinteger(L, (lua_Integer)sse_hub_topic_count(u->h, t, n));
+  return 1;
+}
+
+static void add_topic(const char *name, size_t len, size_t count, void *ud) {
+  lua_State *L = (lua_State *)ud;
+  lua_pushlstring(L, name, len);
+  lua_pushinteger(L, (lua_Integer)count);
+  lua_rawset(L, -3);
+}
+
+/* hub:topics() -> { [topic] = subscriber count } */
+static int l_hub_topics(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  lua_createtable(L, 0, (int)sse_hub_topics(u->h));
+  sse_hub_each_topic(u->h, add_topic, L);
+  return 1;
+}
+
+static int l_hub_alive(lua_State *L) {
+  lhub *u = (lhub *)luaL_checkudata(L, 1, HUB_MT);
+  lua_pushboolean(L, u->h != NULL);
+  return 1;
+}
+
+static void new_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+}
+
+void lsse_open_hub(lua_State *L) {
+  static const luaL_Reg sub_methods[] = {
+      {"send", l_sub_send},     {"send_raw", l_sub_send_raw}, {"take", l_sub_take},
+      {"queued", l_sub_queued}, {"state", l_sub_state},       {"stats", l_sub_stats},
+      {"detach", l_sub_detach}, {"close", sub_gc},            {"id", l_sub_id},
+      {NULL, NULL}};
+  static const luaL_Reg hub_methods[] = {
+      {"add", l_hub_add},
+      {"remove", l_hub_remove},
+      {"subscribe", l_hub_subscribe},
+      {"unsubscribe", l_hub_unsubscribe},
+      {"subscribed", l_hub_subscribed},
+      {"publish", l_hub_publish},
+      {"flush", l_hub_flush},
+      {"keepalive", l_hub_keepalive},
+      {"count", l_hub_count},
+      {"topic_count", l_hub_topic_count},
+      {"topics", l_hub_topics},
+      {"alive", l_hub_alive},
+      {"close", hub_gc},
+      {NULL, NULL}};
+  new_type(L, SUB_MT, sub_methods, sub_gc);
+  new_type(L, HUB_MT, hub_methods, hub_gc);
+  static const luaL_Reg fns[] = {{"sub_new", l_sub_new}, {"hub_new", l_hub_new}, {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,369 @@
+--- sse.Hub: fan-out of events to many streams, by topic, with replay.
+--
+--   local hub = sse.Hub.new{ replayer = sse.MemoryReplayer.new(), keepalive = 15 }
+--   hub:attach(stream, { topics = { "news" }, last_event_id = req.last_event_id })
+--   hub:broadcast_to("news", { event = "headline", data = "..." })
+--
+-- A broadcast encodes the event once into a shared frame and the C core
+-- queues a reference on each matching subscriber; no Lua runs per
+-- subscriber. Frames queued during one loop turn are written at the end of
+-- the turn with one writev per subscriber.
+local core = require("sse.core")
+local Stream = require("sse.stream")
+local Event = require("sse.event")
+
+local Hub = {}
+Hub.__index = Hub
+Hub.__name = "sse.Hub"
+
+Hub.DEFAULT_OUTBOX_LIMIT = 256 * 1024
+
+local uv_ok, uv = pcall(require, "luv")
+if not uv_ok then uv = nil end
+
+local function now()
+  return uv and uv.now() / 1000 or os.clock()
+end
+
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+local function check_self(self, fname)
+  if getmetatable(self) ~= Hub then
+    error(("calling '%s' on bad self (sse.Hub expected, got %s)"):format(fname, type(self)), 3)
+  end
+  if self._closed then error(("calling '%s' on a closed hub"):format(fname), 3) end
+end
+
+local function warn(msg)
+  io.stderr:write("sse: ", msg, "\n")
+end
+
+local function check_stream(s, n, fname)
+  if not Stream.is(s) then argerror(n, fname, "sse.Stream expected, got " .. type(s)) end
+end
+
+local function check_topic(t, n, fname)
+  if type(t) ~= "string" then argerror(n, fname, "topic (string) expected, got " .. type(t)) end
+end
+
+--- Hub.new{replayer =, outbox_limit =, slow_policy =, keepalive =, flush =}
+-- replayer: any object with store/replay/last_id (see sse.replayer);
+-- outbox_limit: bytes queued per subscriber before the slow policy applies
+-- (default 256 KiB); slow_policy: "close" (default: the client reconnects
+-- and replays) or "drop_oldest" (the client gets an sse-gap event);
+-- keepalive: seconds between comments to idle subscribers (nil: off);
+-- flush: "loop" (end of each luv loop turn; default with luv) or
+-- "immediate" (after each broadcast; default without luv).
+function Hub.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
+  local r = opts.replayer
+  if r ~= nil then
+    for _, m in ipairs({ "store", "replay", "last_id" }) do
+      if type(r) ~= "table" and type(r) ~= "userdata" or type(r[m]) ~= "function" then
+        argerror(1, "new", ("field 'replayer' must have a '%s' method"):format(m))
+      end
+    end
+  end
+  local limit = opts.outbox_limit or Hub.DEFAULT_OUTBOX_LIMIT
+  if type(limit) ~= "number" or limit < 1 then argerror(1, "new", "field 'outbox_limit': positive number expected") end
+  local policy = opts.slow_policy or "close"
+  if policy ~= "close" and policy ~= "drop_oldest" then
+    argerror(1, "new", "field 'slow_policy': \"close\" or \"drop_oldest\" expected, got " .. tostring(policy))
+  end
+  local ka = opts.keepalive
+  if ka ~= nil and (type(ka) ~= "number" or ka <= 0) then
+    argerror(1, "new", "field 'keepalive': positive number of seconds expected")
+  end
+  local flush = opts.flush or (uv and "loop" or "immediate")
+  if flush ~= "loop" and flush ~= "immediate" then
+    argerror(1, "new", "field 'flush': \"loop\" or \"immediate\" expected, got " .. tostring(flush))
+  end
+  if flush == "loop" and not uv then argerror(1, "new", "flush = \"loop\" needs luv") end
+  local self = setmetatable({
+    _core = core.hub_new(),
+    _streams = {},           -- id -> Stream
+    _replayer = r,
+    _limit = limit,
+    _policy = policy,
+    _flush_mode = flush,
+    _scheduled = false,
+    on_broadcast = nil,      -- hook(ev) -> false vetoes
+    on_broadcast_to = nil,   -- hook(topic, ev) -> false vetoes
+    stats = { published = 0, deliveries = 0, slow_closed = 0, dropped_streams = 0 },
+  }, Hub)
+  if ka then self:_start_keepalive(ka) end
+  return self
+end
+
+--- A new Stream for this hub's outbox limit and policy (opts as Stream.new).
+function Hub:new_stream(opts)
+  check_self(self, "new_stream")
+  opts = opts or {}
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.outbox_limit = o.outbox_limit or self._limit
+  o.slow_policy = o.slow_policy or self._policy
+  return Stream.new(o)
+end
+
+--- hub:register(stream): the stream receives broadcasts until it closes or
+-- is unregistered. Returns true, or nil, "closed" for a closed stream.
+function Hub:register(stream)
+  check_self(self, "register")
+  check_stream(stream, 1, "register")
+  if stream._closed then return nil, "closed" end
+  if stream._hub == self then return true end
+  if stream._hub then argerror(1, "register", "stream is registered with another hub") end
+  local id = self._core:add(stream._sub)
+  self._streams[id] = stream
+  stream._hub = self
+  stream._hub_id = id
+  -- frames queued before registration are written with the next flush
+  if stream._sub:queued() > 0 then self:_schedule() end
+  return true
+end
+
+--- hub:unregister(stream): stops broadcasts to it (the stream stays open).
+function Hub:unregister(stream)
+  check_self(self, "unregister")
+  check_stream(stream, 1, "unregister")
+  if stream._hub ~= self then return false end
+  self:_forget(stream)
+  return true
+end
+
+-- Called by Stream:close and unregister.
+function Hub:_forget(stream)
+  if self._closed then return end
+  self._core:remove(stream._sub)
+  if stream._hub_id then self._streams[stream._hub_id] = nil end
+  stream._hub, stream._hub_id = nil, nil
+end
+
+--- hub:subscribe(stream, topic): registers the stream if needed.
+-- Returns true, or nil, "closed".
+function Hub:subscribe(stream, topic)
+  check_self(self, "subscribe")
+  check_stream(stream, 1, "subscribe")
+  check_topic(topic, 2, "subscribe")
+  local ok, err = self:register(stream)
+  if not ok then return nil, err end
+  self._core:subscribe(stream._sub, topic)
+  return true
+end
+
+--- hub:unsubscribe(stream, topic) -> true when it was subscribed.
+function Hub:unsubscribe(stream, topic)
+  check_self(self, "unsubscribe")
+  check_stream(stream, 1, "unsubscribe")
+  check_topic(topic, 2, "unsubscribe")
+  if stream._hub ~= self then return false end
+  return self._core:unsubscribe(stream._sub, topic)
+end
+
+--- hub:is_subscribed(stream, topic)
+function Hub:is_subscribed(stream, topic)
+  check_self(self, "is_subscribed")
+  check_stream(stream, 1, "is_subscribed")
+  check_topic(topic, 2, "is_subscribed")
+  if stream._hub ~= self then return false end
+  return self._core:subscribed(stream._sub, topic)
+end
+
+-- The event's fields as a plain table (copied, so an id can be added).
+local function fields_of(ev, n, fname)
+  if type(ev) ~= "table" then argerror(n, fname, "event (table or sse.Event) expected, got " .. type(ev)) end
+  local src = Event.is(ev) and ev[1] or ev
+  return { id = src.id, event = src.event, data = src.data, retry = src.retry,
+           comment = src.comment, check_utf8 = src.check_utf8 }
+end
+
+local function rethrow(n, fname, err)
+  argerror(n, fname, tostring(err):match("%((.*)%)$") or tostring(err))
+end
+
+-- Store (when a replayer is set) and queue. Returns count, id, or nil, err
+-- when the replayer fails at runtime.
+local function publish(self, fname, n, topic, ev)
+  local f = fields_of(ev, n, fname)
+  local id = f.id
+  local r = self._replayer
+  if r then
+    if id ~= nil then
+      argerror(n, fname, "event must not carry an id when the hub has a replayer (ids are the replayer's)")
+    end
+    local ok, res, err = pcall(r.store, r, f, topic)
+    if not ok then rethrow(n, fname, res) end   -- a bad event is stored nowhere
+    if res == nil then return nil, err end
+    id = res
+    f.id = id
+  end
+  local ok, count = pcall(self._core.publish, self._core, f, topic, now())
+  if not ok then rethrow(n, fname, count) end
+  local st = self.stats
+  st.published = st.published + 1
+  st.deliveries = st.deliveries + count
+  if count > 0 then self:_schedule() end
+  return count, id
+end
+
+--- hub:broadcast(ev) -> count, id | nil, "vetoed"
+-- Queues ev for every registered stream. With a replayer the event is
+-- stored first and carries the replayer's id.
+function Hub:broadcast(ev)
+  check_self(self, "broadcast")
+  local hook = self.on_broadcast
+  if hook and hook(ev) == false then return nil, "vetoed" end
+  return publish(self, "broadcast", 1, nil, ev)
+end
+
+--- hub:broadcast_to(topic, ev) -> count, id | nil, "vetoed"
+function Hub:broadcast_to(topic, ev)
+  check_self(self, "broadcast_to")
+  check_topic(topic, 1, "broadcast_to")
+  local hook = self.on_broadcast_to
+  if hook and hook(topic, ev) == false then return nil, "vetoed" end
+  return publish(self, "broadcast_to", 2, topic, ev)
+end
+
+--- hub:attach(stream, {topics =, last_event_id =}) -> replayed count [, "gap"]
+-- Registers and subscribes the stream, sends what it missed since
+-- last_event_id (default: the stream's own), then it is live: nothing is
+-- lost or sent twice between the replay and the live feed. When the id is
+-- outside the replay window the stream first gets the sse-gap event.
+function Hub:attach(stream, opts)
+  check_self(self, "attach")
+  check_stream(stream, 1, "attach")
+  opts = opts or {}
+  if type(opts) ~= "table" then argerror(2, "attach", "table expected, got " .. type(opts)) end
+  local topics = opts.topics
+  if topics ~= nil then
+    if type(topics) ~= "table" then argerror(2, "attach", "field 'topics': table expected, got " .. type(topics)) end
+    for i = 1, #topics do
+      if type(topics[i]) ~= "string" then
+        argerror(2, "attach", ("field 'topics': topics[%d] must be a string, got %s"):format(i, type(topics[i])))
+      end
+    end
+  end
+  local last_id = opts.last_event_id
+  if last_id == nil then last_id = stream:last_event_id() end
+  if last_id ~= nil and type(last_id) ~= "string" then
+    argerror(2, "attach", "field 'last_event_id': string expected, got " .. type(last_id))
+  end
+  local ok, err = self:register(stream)
+  if not ok then return nil, err end
+  for i = 1, #(topics or {}) do self._core:subscribe(stream._sub, topics[i]) end
+
+  local r = self._replayer
+  if not r or last_id == nil then return 0 end
+  -- Replay synchronously into one write: nothing can be published between
+  -- the replay and going live, since both happen in this call.
+  local parts, n = {}, 0
+  local count, gap = r:replay(last_id, function(bytes)
+    n = n + 1
+    parts[n] = bytes
+  end, topics or {})
+  if gap == "gap" then
+    local g = require("sse.gap")
+    stream:_send_raw(core.encode(g.event(g.info(r, last_id))))
+  end
+  if n > 0 then stream:_send_raw(table.concat(parts)) end
+  return count, gap
+end
+
+--- Number of registered streams.
+function Hub:connection_count()
+  check_self(self, "connection_count")
+  return self._core:count()
+end
+
+--- Number of streams subscribed to topic.
+function Hub:topic_count(topic)
+  check_self(self, "topic_count")
+  check_topic(topic, 1, "topic_count")
+  return self._core:topic_count(topic)
+end
+
+--- { [topic] = subscriber count }
+function Hub:topics()
+  check_self(self, "topics")
+  return self._core:topics()
+end
+
+function Hub:replayer()
+  return self._replayer
+end
+
+-- Run the C flush, drain writer streams, close the failed ones.
+function Hub:flush()
+  if self._closed then return end
+  self._scheduled = false
+  local ready, dead = self._core:flush()
+  if ready then
+    for i = 1, #ready do
+      local s = self._streams[ready[i]]
+      if s then s:_drain() end
+    end
+  end
+  if dead then
+    for i = 1, #dead do
+      local s = self._streams[dead[i]]
+      if s then
+        local _, why = s._sub:state()
+        if why == "slow" then self.stats.slow_closed = self.stats.slow_closed + 1 end
+        self.stats.dropped_streams = self.stats.dropped_streams + 1
+        s:close(why == "slow" and "slow" or "write failed")
+      end
+    end
+  end
+end
+
+function Hub:_schedule()
+  if self._scheduled then return end
+  if self._flush_mode == "immediate" then return self:flush() end
+  self._scheduled = true
+  local p = self._prepare
+  if not p then
+    p = uv.new_prepare()
+    self._prepare = p
+  end
+  -- a prepare callback runs once per loop turn, just before polling: every
+  -- event published during the turn goes out in the same write
+  p:start(function()
+    p:stop()
+    local ok, err = pcall(self.flush, self)
+    if not ok then warn("hub flush failed: " .. tostring(err)) end
+  end)
+end
+
+function Hub:_start_keepalive(seconds)
+  local t = uv.new_timer()
+  local ms = math.floor(seconds * 1000)
+  t:start(ms, ms, function()
+    local ok, err = pcall(function()
+      if self._core:keepalive(": keep-alive\n\n", now(), seconds) > 0 then self:flush() end
+    end)
+    if not ok then warn("hub keep-alive failed: " .. tostring(err)) end
+  end)
+  t:unref()
+  self._ka_timer = t
+end
+
+--- hub:close(): closes every stream (reason "hub closed") and the hub.
+function Hub:close()
+  if getmetatable(self) ~= Hub then error("calling 'close' on bad self", 2) end
+  if self._closed then return end
+  local list = {}
+  for _, s in pairs(self._streams) do list[#list + 1] = s end
+  for _, s in ipairs(list) do s:close() end -- graceful: queued events still go out
+  self._closed = true
+  for _, h in ipairs({ self._ka_timer or false, self._prepare or false }) do
+    if h and not h:is_closing() then h:close() end
+  end
+  self._core:close()
+end
+
+return Hub

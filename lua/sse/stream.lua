@@ -1,0 +1,319 @@
+--- sse.Stream: one client connection receiving events.
+--
+--   Stream.new{handle = tcp}        -- a luv TCP/pipe handle: the C core writes it
+--   Stream.new{writer = fn}         -- any transport: fn(bytes) -> true | nil, err
+--
+-- The stream owns its handle: it writes to it and closes it. Sends return
+-- true, or nil, "closed" once the stream is closed (by close(), a failed
+-- write, or the slow-consumer policy). Misuse raises.
+local core = require("sse.core")
+
+local Stream = {}
+Stream.__index = Stream
+Stream.__name = "sse.Stream"
+
+Stream.DEFAULT_OUTBOX_LIMIT = 1024 * 1024
+-- how long close() waits for queued bytes to reach a client that stopped reading
+Stream.CLOSE_GRACE_MS = 5000
+
+local POLICIES = { close = true, drop_oldest = true }
+
+local uv_ok, uv = pcall(require, "luv")
+if not uv_ok then uv = nil end
+
+local function now()
+  return uv and uv.now() / 1000 or os.clock()
+end
+
+local function argerror(n, fname, msg, level)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), (level or 2) + 1)
+end
+
+local function check_self(self, fname)
+  if getmetatable(self) ~= Stream then
+    error(("calling '%s' on bad self (sse.Stream expected, got %s)"):format(fname, type(self)), 3)
+  end
+end
+
+local function warn(msg)
+  io.stderr:write("sse: ", msg, "\n")
+end
+
+--- Stream.new(opts): opts.handle (luv tcp/pipe) or opts.writer (function),
+-- opts.last_event_id, opts.outbox_limit (bytes, default 1 MiB),
+-- opts.slow_policy ("close" | "drop_oldest").
+function Stream.new(opts)
+  if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
+  local handle, writer = opts.handle, opts.writer
+  if (handle == nil) == (writer == nil) then
+    argerror(1, "new", "exactly one of 'handle' (luv stream) or 'writer' (function) expected")
+  end
+  if writer ~= nil and type(writer) ~= "function" then
+    argerror(1, "new", "field 'writer': function expected, got " .. type(writer))
+  end
+  local limit = opts.outbox_limit or Stream.DEFAULT_OUTBOX_LIMIT
+  if type(limit) ~= "number" or limit < 1 then
+    argerror(1, "new", "field 'outbox_limit': positive number expected")
+  end
+  local policy = opts.slow_policy or "close"
+  if not POLICIES[policy] then
+    argerror(1, "new", "field 'slow_policy': \"close\" or \"drop_oldest\" expected, got " .. tostring(policy))
+  end
+  local lid = opts.last_event_id
+  if lid ~= nil and type(lid) ~= "string" then
+    argerror(1, "new", "field 'last_event_id': string expected, got " .. type(lid))
+  end
+  local ok, sub = pcall(core.sub_new, handle, limit, policy)
+  if not ok then
+    argerror(1, "new", "field 'handle': " .. (tostring(sub):match("%((.*)%)$") or tostring(sub)))
+  end
+  return setmetatable({
+    _sub = sub,
+    _handle = handle,
+    _writer = writer,
+    _last_id = lid,
+    -- _hub, _on_close, _ka (keep-alive group) are set on demand
+  }, Stream)
+end
+
+--- Is v an sse.Stream?
+function Stream.is(v)
+  return getmetatable(v) == Stream
+end
+
+-- After a send: drain a writer transport, or notice a failed one.
+local function after_send(self, ok, why)
+  if ok then
+    if self._writer then return self:_drain() end
+    return true
+  end
+  if why == "slow" or why == "closed" then
+    self:close(why == "slow" and "slow" or "write failed")
+  end
+  return nil, "closed"
+end
+
+-- Hands what is queued to the writer function. Returns true or nil, "closed".
+function Stream:_drain()
+  local bytes = self._sub:take()
+  if bytes == "" then return true end
+  local ok, res, err = pcall(self._writer, bytes)
+  if ok and res then return true end
+  self:close(ok and tostring(err or "write failed") or ("writer error: " .. tostring(res)))
+  return nil, "closed"
+end
+
+--- stream:send(ev) -> true | nil, "closed"
+function Stream:send(ev)
+  check_self(self, "send")
+  if self._closed then return nil, "closed" end
+  local ok, why = self._sub:send(ev, now())
+  return after_send(self, ok, why)
+end
+
+-- Sends the event built from fields, naming fname in errors.
+local function send_fields(self, fname, fields)
+  if self._closed then return nil, "closed" end
+  local ok, res, why = pcall(self._sub.send, self._sub, fields, now())
+  if not ok then
+    argerror(1, fname, tostring(res):match("%((.*)%)$") or tostring(res), 2)
+  end
+  return after_send(self, res, why)
+end
+
+--- stream:send_data(data): an unnamed ("message") event.
+function Stream:send_data(data)
+  check_self(self, "send_data")
+  if type(data) ~= "string" then argerror(1, "send_data", "string expected, got " .. type(data)) end
+  return send_fields(self, "send_data", { data = data })
+end
+
+--- stream:send_event(name, data): a named event.
+function Stream:send_event(name, data)
+  check_self(self, "send_event")
+  if type(name) ~= "string" then argerror(1, "send_event", "string expected, got " .. type(name)) end
+  if type(data) ~= "string" then argerror(2, "send_event", "string expected, got " .. type(data)) end
+  return send_fields(self, "send_event", { event = name, data = data })
+end
+
+--- stream:send_json(value [, ev]): data is the JSON of value; ev may add
+-- id / event / retry / comment.
+function Stream:send_json(value, ev)
+  check_self(self, "send_json")
+  local Event = require("sse.event")
+  local ok, text = pcall(Event.to_json, value)
+  if not ok then argerror(1, "send_json", "cannot encode as JSON: " .. tostring(text):gsub("^.-: ", "")) end
+  local fields = { data = text }
+  if ev ~= nil then
+    if type(ev) ~= "table" then argerror(2, "send_json", "table expected, got " .. type(ev)) end
+    local src = Event.is(ev) and ev[1] or ev
+    fields.id, fields.event, fields.retry, fields.comment = src.id, src.event, src.retry, src.comment
+  end
+  return send_fields(self, "send_json", fields)
+end
+
+--- stream:send_comment(text): a comment line (clients ignore it).
+function Stream:send_comment(text)
+  check_self(self, "send_comment")
+  if type(text) ~= "string" then argerror(1, "send_comment", "string expected, got " .. type(text)) end
+  return send_fields(self, "send_comment", { comment = text })
+end
+
+--- stream:set_retry(ms): the client's reconnection delay.
+function Stream:set_retry(ms)
+  check_self(self, "set_retry")
+  if type(ms) ~= "number" or ms < 0 or ms ~= math.floor(ms) then
+    argerror(1, "set_retry", "non-negative integer expected, got " .. (type(ms) == "number" and tostring(ms) or type(ms)))
+  end
+  return send_fields(self, "set_retry", { retry = ms })
+end
+
+-- Sends pre-encoded wire bytes (from a replayer). Internal.
+function Stream:_send_raw(bytes)
+  if self._closed then return nil, "closed" end
+  local ok, why = self._sub:send_raw(bytes, now())
+  return after_send(self, ok, why)
+end
+
+--- Bytes queued for this client and not yet accepted by its transport.
+function Stream:queued_bytes()
+  check_self(self, "queued_bytes")
+  if self._closed then return 0 end
+  return self._sub:queued()
+end
+
+function Stream:last_event_id()
+  check_self(self, "last_event_id")
+  return self._last_id
+end
+
+function Stream:is_closed()
+  check_self(self, "is_closed")
+  return self._closed == true
+end
+
+--- stream:on_close(fn): fn(reason) runs once when the stream closes (at
+-- once if it is already closed).
+function Stream:on_close(fn)
+  check_self(self, "on_close")
+  if type(fn) ~= "function" then argerror(1, "on_close", "function expected, got " .. type(fn)) end
+  if self._closed then
+    local ok, err = pcall(fn, self._close_reason)
+    if not ok then warn("on_close callback failed: " .. tostring(err)) end
+    return
+  end
+  local list = self._on_close
+  if not list then
+    self._on_close = fn
+  elseif type(list) == "function" then
+    self._on_close = { list, fn }
+  else
+    list[#list + 1] = fn
+  end
+end
+
+-- Keep-alive: one timer per interval, shared by every stream using it.
+local groups = {}
+
+local function ka_group(seconds)
+  local g = groups[seconds]
+  if g then return g end
+  if not uv then error("start_keepalive needs luv (apt-get install lua-luv)", 3) end
+  g = { streams = {}, n = 0, timer = uv.new_timer() }
+  local ms = math.floor(seconds * 1000)
+  g.timer:start(ms, ms, function()
+    local ok, err = pcall(function()
+      for s in pairs(g.streams) do
+        if not s._closed then s:_send_raw(": keep-alive\n\n") end
+      end
+    end)
+    if not ok then warn("keep-alive failed: " .. tostring(err)) end
+  end)
+  g.timer:unref() -- keep-alive alone must not keep a loop running
+  groups[seconds] = g
+  return g
+end
+
+--- stream:start_keepalive(seconds): a comment every `seconds`, so proxies
+-- keep the connection and a vanished client is noticed by a failed write.
+function Stream:start_keepalive(seconds)
+  check_self(self, "start_keepalive")
+  if type(seconds) ~= "number" or seconds <= 0 then
+    argerror(1, "start_keepalive", "positive number expected, got " .. tostring(seconds))
+  end
+  if self._closed then return nil, "closed" end
+  self:stop_keepalive()
+  local g = ka_group(seconds)
+  g.streams[self] = true
+  g.n = g.n + 1
+  self._ka = seconds
+  return true
+end
+
+function Stream:stop_keepalive()
+  check_self(self, "stop_keepalive")
+  local seconds = self._ka
+  if not seconds then return end
+  self._ka = nil
+  local g = groups[seconds]
+  g.streams[self] = nil
+  g.n = g.n - 1
+  if g.n == 0 then
+    g.timer:stop()
+    g.timer:close()
+    groups[seconds] = nil
+  end
+end
+
+-- Detaches from the C core, closes the transport, runs on_close once.
+local function finish(self)
+  self._sub:detach()
+  local h = self._handle
+  if h and not h:is_closing() then h:close() end
+  local cbs = self._on_close
+  self._on_close = nil
+  if type(cbs) == "function" then cbs = { cbs } end
+  for _, fn in ipairs(cbs or {}) do
+    local ok, err = pcall(fn, self._close_reason)
+    if not ok then warn("on_close callback failed: " .. tostring(err)) end
+  end
+end
+
+--- stream:close([reason]): stop sending, let what is queued reach the client
+-- (at most CLOSE_GRACE_MS for one that stopped reading), close the
+-- transport and run the on_close callbacks once. Idempotent. A reason
+-- (e.g. "eof", "slow") means the client is gone: nothing more is written.
+function Stream:close(reason)
+  check_self(self, "close")
+  if self._closed then return end
+  self._closed = true
+  self._close_reason = reason or "closed"
+  self:stop_keepalive()
+  if self._hub then self._hub:_forget(self) end
+  if self._writer then
+    if reason == nil then self:_drain() end
+    return finish(self)
+  end
+  local sub = self._sub
+  if reason ~= nil or not uv or sub:state() ~= "open" or sub:queued() == 0 then
+    return finish(self)
+  end
+  -- The C core keeps writing what is queued; poll until it is done.
+  local t, waited = uv.new_timer(), 0
+  t:start(10, 10, function()
+    waited = waited + 10
+    if sub:queued() == 0 or sub:state() ~= "open" or waited >= Stream.CLOSE_GRACE_MS then
+      t:stop()
+      t:close()
+      local ok, err = pcall(finish, self)
+      if not ok then warn("close failed: " .. tostring(err)) end
+    end
+  end)
+end
+Stream.__close = function(self) self:close() end
+
+function Stream:__tostring()
+  return ("sse.Stream(%s)"):format(self._closed and "closed" or "open")
+end
+
+return Stream
