@@ -342,7 +342,8 @@ describe("sse.Hub", function()
       util.raises_arg(2, "topic (string) expected, got nil",
         hub.subscribe, hub, sse.Stream.new({ writer = print }))
       util.raises_arg(1, "topic (string) expected, got number", hub.broadcast_to, hub, 5, { data = "x" })
-      util.raises_arg(1, "field 'id' must not contain a line break (byte 2)", hub.broadcast, hub, { id = "a\n", data = "x" })
+      util.raises_arg(1, "field 'id' must not contain a line break (byte 2)",
+        hub.broadcast, hub, { id = "a\n", data = "x" })
       util.raises_arg(2, "field 'data': string expected, got boolean (use sse.Event.json for other values)",
         hub.broadcast_to, hub, "t", { data = true })
       util.raises_arg(1, "event (table or sse.Event) expected, got string", hub.broadcast, hub, "data")

@@ -163,7 +163,8 @@ end
 function Stream:set_retry(ms)
   check_self(self, "set_retry")
   if type(ms) ~= "number" or ms < 0 or ms ~= math.floor(ms) then
-    argerror(1, "set_retry", "non-negative integer expected, got " .. (type(ms) == "number" and tostring(ms) or type(ms)))
+    argerror(1, "set_retry", "non-negative integer expected, got "
+      .. (type(ms) == "number" and tostring(ms) or type(ms)))
   end
   return send_fields(self, "set_retry", { retry = ms })
 end
