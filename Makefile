@@ -59,7 +59,7 @@ help:
 	@echo "make spec-san      the specs against an ASan+UBSan build"
 	@echo "make ctest         C unit tests of the core under ASan+UBSan"
 	@echo "make lint          luacheck lua/ spec/ bench/ examples/"
-	@echo "make run           start the demo (HOST=$(HOST) PORT=$(PORT))"
+	@echo "make run           start the demo hub (HOST=$(HOST) PORT=$(PORT) ARGS='--token T ...')"
 	@echo "make bench         benchmarks that print figures"
 	@echo "make install       install into PREFIX=$(PREFIX)"
 
@@ -88,7 +88,7 @@ ctest: $(CTEST_BINS)
 	@set -e; for t in $(CTEST_BINS); do echo "== $$t"; $$t; done
 
 lint:
-	luacheck -q lua spec $(wildcard bench/*.lua) $(wildcard examples/*.lua)
+	luacheck -q lua spec $(shell find bench examples -name "*.lua")
 
 spec: $(MODULE)
 	$(TEST_ENV) $(BUSTED) --lua=$(LUA) spec
@@ -118,7 +118,7 @@ uninstall:
 # --- run and bench -------------------------------------------------------
 run: deps $(MODULE)
 	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" \
-	  $(LUA) examples/hello_stream.lua
+	  $(LUA) examples/hub/server.lua --host $(HOST) --port $(PORT) $(ARGS)
 
 BENCH_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 

@@ -32,12 +32,19 @@ static inline int sse_tointeger(lua_State *L, int idx, long long *out) {
 #endif
 }
 
-/* Userdata with one user value slot (the environment table on 5.1). */
+/* Userdata with one user value slot. On 5.1 that is the environment
+ * table, which a new userdata shares with the running function: give it a
+ * table of its own so no two objects ever share one. */
 static inline void *sse_newudata(lua_State *L, size_t size) {
 #if LUA_VERSION_NUM >= 504
   return lua_newuserdatauv(L, size, 1);
 #else
-  return lua_newuserdata(L, size);
+  void *p = lua_newuserdata(L, size);
+#if LUA_VERSION_NUM < 502
+  lua_newtable(L);
+  lua_setfenv(L, -2);
+#endif
+  return p;
 #endif
 }
 
@@ -60,13 +67,7 @@ static inline void sse_getuservalue(lua_State *L, int idx) {
     lua_setuservalue(L, idx);
   }
 #else
-  lua_getfenv(L, idx);
-  if (!lua_istable(L, -1) || lua_rawequal(L, -1, LUA_REGISTRYINDEX)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_setfenv(L, idx);
-  }
+  lua_getfenv(L, idx); /* sse_newudata gave it a table of its own */
 #endif
 }
 

@@ -43,5 +43,7 @@ build = {
     ["sse.stream"] = "lua/sse/stream.lua",
     ["sse.hub"] = "lua/sse/hub.lua",
     ["sse.client"] = "lua/sse/client.lua",
+    ["sse.http"] = "lua/sse/http.lua",
+    ["sse.app"] = "lua/sse/app.lua",
   },
 }

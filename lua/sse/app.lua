@@ -1,0 +1,263 @@
+--- sse.app: the reference SSE hub — topics, replay by Last-Event-ID, an
+-- HTTP publish endpoint, stats and a live dashboard — on an in-memory
+-- replayer. examples/hub/server.lua is its command line; `make run` starts it.
+--
+--   GET  /                       the dashboard page
+--   GET  /events?topic=a&topic=b  subscribe (Last-Event-ID or ?lastEventId= resumes)
+--   POST /publish                JSON or form: topic, event, data, retry -> {"id": ...}
+--   GET  /stats                  JSON counters
+--   POST /admin/disconnect       closes every stream (clients resume)
+local uv = require("luv")
+local sse = require("sse")
+local core = require("sse.core")
+local cjson = require("cjson")
+
+local M = {}
+
+M.DEFAULTS = {
+  host = "127.0.0.1",
+  port = 8080,
+  replay_events = 1000,
+  replay_bytes = 4 * 1024 * 1024,
+  replay_ttl = 3600,
+  keepalive = 15,
+  max_connections = 10000,
+  outbox_limit = 256 * 1024,
+  slow_policy = "close",
+  max_topics = 32,          -- topics one connection may subscribe to
+  max_topic_bytes = 128,
+  max_event_types = 64,     -- distinct event types listed in /stats
+  default_topic = "default",
+}
+
+local json = cjson.new()
+json.encode_sparse_array(true)
+
+local function argerror(msg)
+  error("bad argument #1 to 'new' (" .. msg .. ")", 3)
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Topics of a request: a list, the default when none, or nil, message.
+local function request_topics(self, q)
+  local t = q.topic
+  if t == nil then return { self.opts.default_topic } end
+  if type(t) == "string" then t = { t } end
+  if #t > self.opts.max_topics then
+    return nil, ("too many topics (at most %d)"):format(self.opts.max_topics)
+  end
+  local seen, list = {}, {}
+  for _, name in ipairs(t) do
+    if name == "" then return nil, "empty topic name" end
+    if #name > self.opts.max_topic_bytes then
+      return nil, ("topic name longer than %d bytes"):format(self.opts.max_topic_bytes)
+    end
+    if not core.utf8_valid(name) then return nil, "topic name is not valid UTF-8" end
+    if not seen[name] then
+      seen[name] = true
+      list[#list + 1] = name
+    end
+  end
+  return list
+end
+
+local function json_error(res, status, msg)
+  res:status(status):json({ error = msg })
+end
+
+local function authorized(self, req, res)
+  local token = self.opts.token
+  if not token then return true end
+  local auth = req.headers.authorization
+  if auth == "Bearer " .. token then return true end
+  res:status(401):header("WWW-Authenticate", 'Bearer realm="sse"')
+  res:json({ error = "missing or wrong bearer token" })
+  return false
+end
+
+-- Fields of a publish request, or nil, message.
+local function publish_fields(req)
+  local ctype = (req.headers["content-type"] or ""):lower()
+  local body = req.body or ""
+  local f
+  if ctype:find("json", 1, true) or (ctype == "" and body:match("^%s*{")) then
+    local ok, v = pcall(json.decode, body)
+    if not ok or type(v) ~= "table" or v[1] ~= nil then return nil, "body must be a JSON object" end
+    f = v
+  elseif ctype == "" or ctype:find("application/x-www-form-urlencoded", 1, true) then
+    local q, _, msg = core.http_parse_query(body, 64)
+    if not q then return nil, msg end
+    f = q
+    for k, v in pairs(f) do
+      if type(v) == "table" then return nil, ("field '%s' given more than once"):format(k) end
+    end
+  else
+    return nil, "unsupported Content-Type (use application/json or a form)"
+  end
+  for k in pairs(f) do
+    if k ~= "topic" and k ~= "event" and k ~= "data" and k ~= "retry" then
+      if k == "id" then return nil, "ids are assigned by the hub" end
+      return nil, ("unknown field '%s'"):format(tostring(k))
+    end
+  end
+  local data = f.data
+  if data == nil or data == cjson.null then return nil, "field 'data' is required" end
+  if type(data) ~= "string" then data = json.encode(data) end
+  local topic = f.topic
+  if topic ~= nil and type(topic) ~= "string" then return nil, "field 'topic' must be a string" end
+  local event = f.event
+  if event ~= nil and type(event) ~= "string" then return nil, "field 'event' must be a string" end
+  local retry = f.retry
+  if retry ~= nil then
+    retry = tonumber(retry)
+    if not retry or retry < 0 or retry ~= math.floor(retry) or retry > 2 ^ 53 then
+      return nil, "field 'retry' must be a non-negative integer"
+    end
+    retry = math.tointeger(retry) or retry
+  end
+  return { topic = topic, event = event ~= "" and event or nil, data = data, retry = retry }
+end
+
+--- app.new(opts) -> app; opts as M.DEFAULTS plus token (string), cors
+-- (list of origins), dashboard (path of the page; default beside this
+-- program), log (function(msg)).
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then argerror("table expected, got " .. type(opts)) end
+  local o = {}
+  for k, v in pairs(M.DEFAULTS) do o[k] = v end
+  for k, v in pairs(opts) do
+    if M.DEFAULTS[k] == nil and k ~= "token" and k ~= "cors" and k ~= "dashboard" and k ~= "log" then
+      argerror(("unknown option '%s'"):format(tostring(k)))
+    end
+    o[k] = v
+  end
+  if o.token ~= nil and (type(o.token) ~= "string" or o.token == "") then
+    argerror("option 'token' must be a non-empty string")
+  end
+  local self = setmetatable({ opts = o, event_types = { message = true }, ntypes = 1,
+                              started = uv.now(), closed_bytes = 0 }, { __index = M })
+  self.replayer = sse.MemoryReplayer.new({ max_events = o.replay_events, max_bytes = o.replay_bytes,
+                                           ttl = o.replay_ttl })
+  self.hub = sse.Hub.new({ replayer = self.replayer, outbox_limit = o.outbox_limit,
+                           slow_policy = o.slow_policy, keepalive = o.keepalive })
+  self.http = sse.http.new({ host = o.host, port = o.port, max_connections = o.max_connections,
+                             cors = o.cors and { origins = o.cors } or nil, log = o.log })
+  self.page = o.dashboard and read_file(o.dashboard)
+  self:_routes()
+  return self
+end
+
+function M:_routes()
+  local http, hub = self.http, self.hub
+
+  http:get("/", function(_, res)
+    if not self.page then
+      return res:status(404):header("Content-Type", "text/plain; charset=utf-8"):send("no dashboard\n")
+    end
+    res:header("Content-Type", "text/html; charset=utf-8"):header("Cache-Control", "no-cache")
+    res:send(self.page)
+  end)
+
+  http:get("/events", function(req, res)
+    local topics, err = request_topics(self, req.query)
+    if not topics then return json_error(res, 400, err) end
+    local stream = res:sse({})
+    stream:on_close(function()
+      self.closed_bytes = self.closed_bytes + stream._sub:stats().bytes_sent
+    end)
+    hub:attach(stream, { topics = topics, last_event_id = req.last_event_id })
+  end)
+
+  http:post("/publish", function(req, res)
+    if not authorized(self, req, res) then return end
+    local f, err = publish_fields(req)
+    if not f then return json_error(res, 400, err) end
+    local topic = f.topic or self.opts.default_topic
+    if topic == "" or #topic > self.opts.max_topic_bytes then
+      return json_error(res, 400, "bad topic name")
+    end
+    f.topic = nil
+    local ok, n, id = pcall(hub.broadcast_to, hub, topic, f)
+    if not ok then
+      return json_error(res, 400, tostring(n):match("%((.*)%)$") or tostring(n))
+    end
+    if not n then return json_error(res, 503, id) end
+    local etype = f.event or "message"
+    if not self.event_types[etype] and self.ntypes < self.opts.max_event_types then
+      self.event_types[etype] = true
+      self.ntypes = self.ntypes + 1
+    end
+    res:json({ id = id, topic = topic, subscribers = n })
+  end)
+
+  http:get("/stats", function(_, res)
+    res:header("Cache-Control", "no-cache"):json(self:stats())
+  end)
+
+  http:post("/admin/disconnect", function(req, res)
+    if not authorized(self, req, res) then return end
+    res:json({ closed = self:disconnect_all() })
+  end)
+end
+
+--- Counters, as /stats shows them.
+function M:stats()
+  local hub, r = self.hub, self.replayer
+  local types = {}
+  for t in pairs(self.event_types) do types[#types + 1] = t end
+  table.sort(types)
+  local sent = self.closed_bytes
+  for _, s in pairs(hub._streams) do sent = sent + s._sub:stats().bytes_sent end
+  return {
+    connections = hub:connection_count(),
+    topics = hub:topics(),
+    published = hub.stats.published,
+    deliveries = hub.stats.deliveries,
+    bytes_sent = sent,
+    slow_closed = hub.stats.slow_closed,
+    event_types = types,
+    replay = {
+      first_id = r:first_id() or cjson.null,
+      last_id = r:last_id() or cjson.null,
+      length = r:len(),
+      bytes = r:bytes(),
+      max_events = self.opts.replay_events,
+      ttl = self.opts.replay_ttl,
+    },
+    uptime = (uv.now() - self.started) / 1000,
+  }
+end
+
+--- Closes every stream gracefully; clients reconnect and resume.
+function M:disconnect_all()
+  local list = {}
+  for _, s in pairs(self.hub._streams) do list[#list + 1] = s end
+  for _, s in ipairs(list) do s:close() end
+  return #list
+end
+
+--- Binds; returns the port, or nil, err.
+function M:listen()
+  local port, err = self.http:listen()
+  if not port then return nil, err end
+  self.port = port
+  return port
+end
+
+--- Stops accepting, closes every stream and the hub.
+function M:close()
+  if self.closed then return end
+  self.closed = true
+  self.http:close()
+  self.hub:close()
+end
+
+return M
