@@ -400,9 +400,10 @@ static void sub_write(sse_sub *s);
 
 int sse_sub_push(sse_sub *s, sse_frame *f, double now) {
   if (s->state != SSE_SUB_OPEN) return 0;
-  /* A burst that fills the outbox within one loop turn: write now, before
-   * judging the subscriber slow. */
-  if (s->queued + f->len > s->limit && s->stream && !s->writing) {
+  /* A burst that fills the outbox, or a whole writev batch, within one loop
+   * turn: write now (before judging the subscriber slow), so a burst costs
+   * one write per MAX_IOV frames and the queue never grows past a batch. */
+  if (s->stream && !s->writing && (s->qlen >= MAX_IOV || s->queued + f->len > s->limit)) {
     sub_write(s);
     if (s->state != SSE_SUB_OPEN) return 0;
   }
@@ -494,6 +495,8 @@ static void sub_write(sse_sub *s);
 static void on_write(uv_write_t *req, int status) {
   sse_sub *s = req->data;
   uint32_t n = s->inflight;
+  free(req);
+  s->wreq = NULL;
   s->writing = 0;
   s->inflight = 0;
   if (s->orphaned) {
@@ -534,11 +537,19 @@ static void sub_write(sse_sub *s) {
     return;
   }
   n = fill_bufs(s, bufs);
-  s->wreq.data = s;
+  uv_write_t *req = malloc(sizeof *req);
+  if (!req) {
+    sub_fail(s, SSE_FAIL_WRITE, UV_ENOMEM);
+    return;
+  }
+  req->data = s;
+  s->wreq = req;
   s->inflight = n;
   s->writing = 1;
-  r = uv_write(&s->wreq, s->stream, bufs, n, on_write);
+  r = uv_write(req, s->stream, bufs, n, on_write);
   if (r < 0) {
+    free(req);
+    s->wreq = NULL;
     s->writing = 0;
     s->inflight = 0;
     sub_fail(s, SSE_FAIL_WRITE, r);

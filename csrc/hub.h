@@ -68,7 +68,8 @@ struct sse_sub {
   uint64_t gap_dropped;       /* frames dropped since the last gap event */
   uint64_t bytes_sent;        /* bytes accepted by the transport */
   double last_active;         /* when a frame was last queued (keep-alive) */
-  uv_write_t wreq;
+  uv_write_t *wreq;           /* the write in flight, malloc'd per write so an
+                                 idle subscriber does not carry one */
 };
 
 /* Creates an empty hub; NULL when out of memory. */

@@ -2,9 +2,11 @@
  *
  * The Lua layer (lua/sse/hub.lua, stream.lua) wraps these; they are not the
  * public API. A Sub's userdata holds a pointer to a malloc'd sse_sub (freed
- * through sse_sub_free, which waits for an in-flight write) and anchors the
- * luv handle it writes to in its user value, so the handle's memory outlives
- * every write. */
+ * through sse_sub_free, which waits for an in-flight write). It does not
+ * anchor the luv handle: its owner (the Lua Stream) holds the handle and
+ * detaches the sub before closing it; and when both become garbage at once,
+ * libuv completes any write in flight (UV_ECANCELED) before luv frees the
+ * handle, and the orphaned sub frees itself then. */
 #include "lsse.h"
 #include "hub.h"
 
@@ -62,14 +64,8 @@ static int l_sub_new(lua_State *L) {
   lua_Number limit = luaL_checknumber(L, 2);
   if (limit < 0) luaL_argerror(L, 2, "limit must be >= 0");
   int policy = luaL_checkoption(L, 3, "close", policy_names);
-  lsub *u = (lsub *)sse_newudata(L, sizeof *u);
+  lsub *u = (lsub *)lua_newuserdata(L, sizeof *u); /* no user value: see top */
   u->s = NULL;
-  if (stream) {
-    sse_getuservalue(L, -1);
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, 1); /* anchor the handle */
-    lua_pop(L, 1);
-  }
   u->s = sse_sub_new(stream, (size_t)limit, policy);
   if (!u->s) return luaL_error(L, "out of memory");
   luaL_setmetatable(L, SUB_MT);

@@ -1,6 +1,9 @@
 -- The sse demo hub: `make run`, or
 --   lua5.4 examples/hub/server.lua [--host H] [--port P] [options]   (--help lists them)
 local uv = require("luv")
+-- Many idle connections: collect garbage sooner so RSS stays near the live
+-- size (see "Tuning" in README.md).
+collectgarbage("setpause", 100)
 local App = require("sse.app")
 
 local D = App.DEFAULTS

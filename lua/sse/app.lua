@@ -151,6 +151,10 @@ function M.new(opts)
   self.http = sse.http.new({ host = o.host, port = o.port, max_connections = o.max_connections,
                              cors = o.cors and { origins = o.cors } or nil, log = o.log })
   self.page = o.dashboard and read_file(o.dashboard)
+  -- one function for every stream (no closure per connection)
+  self._count_bytes = function(_, stream)
+    self.closed_bytes = self.closed_bytes + stream._sub:stats().bytes_sent
+  end
   self:_routes()
   return self
 end
@@ -170,9 +174,7 @@ function M:_routes()
     local topics, err = request_topics(self, req.query)
     if not topics then return json_error(res, 400, err) end
     local stream = res:sse({})
-    stream:on_close(function()
-      self.closed_bytes = self.closed_bytes + stream._sub:stats().bytes_sent
-    end)
+    stream:on_close(self._count_bytes)
     hub:attach(stream, { topics = topics, last_event_id = req.last_event_id })
   end)
 

@@ -252,6 +252,13 @@ function M.new(opts)
   self._head_ms = math.max(1, math.floor(self.head_timeout * 1000))
   self._idle_ms = math.max(1, math.floor(self.idle_timeout * 1000))
   self._linger_ms = math.floor(M.LINGER * 1000)
+  -- on_close of every stream this server opened (a stream passes itself)
+  self._forget_stream = function(_, stream)
+    if self._streams[stream] then
+      self._streams[stream] = nil
+      self._nconn = self._nconn - 1
+    end
+  end
   return self
 end
 
@@ -838,12 +845,7 @@ function Response:sse(opts)
   conn.stream = true
   conn.buf, conn.req, conn.reader = nil, nil, nil
   server._streams[stream] = true
-  stream:on_close(function()
-    if server._streams[stream] then
-      server._streams[stream] = nil
-      server._nconn = server._nconn - 1
-    end
-  end)
+  stream:on_close(server._forget_stream) -- one function for all streams
   tcp:read_stop()
   local ok = tcp:read_start(function(err, data)
     if data then return end -- bytes from the client are ignored

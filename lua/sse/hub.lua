@@ -120,7 +120,6 @@ function Hub:register(stream)
   local id = self._core:add(stream._sub)
   self._streams[id] = stream
   stream._hub = self
-  stream._hub_id = id
   -- frames queued before registration are written with the next flush
   if stream._sub:queued() > 0 then self:_schedule() end
   return true
@@ -138,9 +137,10 @@ end
 -- Called by Stream:close and unregister.
 function Hub:_forget(stream)
   if self._closed then return end
+  local id = stream._sub:id() -- the C side knows it while registered
   self._core:remove(stream._sub)
-  if stream._hub_id then self._streams[stream._hub_id] = nil end
-  stream._hub, stream._hub_id = nil, nil
+  if id then self._streams[id] = nil end
+  stream._hub = nil
 end
 
 --- hub:subscribe(stream, topic): registers the stream if needed.

@@ -193,13 +193,14 @@ function Stream:is_closed()
   return self._closed == true
 end
 
---- stream:on_close(fn): fn(reason) runs once when the stream closes (at
--- once if it is already closed).
+--- stream:on_close(fn): fn(reason, stream) runs once when the stream closes
+-- (at once if it is already closed). Passing the stream lets one function
+-- serve many streams, instead of a closure per stream.
 function Stream:on_close(fn)
   check_self(self, "on_close")
   if type(fn) ~= "function" then argerror(1, "on_close", "function expected, got " .. type(fn)) end
   if self._closed then
-    local ok, err = pcall(fn, self._close_reason)
+    local ok, err = pcall(fn, self._close_reason, self)
     if not ok then warn("on_close callback failed: " .. tostring(err)) end
     return
   end
@@ -275,7 +276,7 @@ local function finish(self)
   self._on_close = nil
   if type(cbs) == "function" then cbs = { cbs } end
   for _, fn in ipairs(cbs or {}) do
-    local ok, err = pcall(fn, self._close_reason)
+    local ok, err = pcall(fn, self._close_reason, self)
     if not ok then warn("on_close callback failed: " .. tostring(err)) end
   end
 end
