@@ -5,10 +5,26 @@ local ref = require("helpers.ref_parser")
 
 local M = {}
 
+-- The failure of the run in progress: an error inside a luv callback must
+-- fail the spec, not reach luv's handler (which exits the process).
+local current_failure
+
+local function guarded(fn)
+  return function(...)
+    local ok, err = xpcall(fn, debug.traceback, ...)
+    if not ok then
+      current_failure = current_failure or err
+      uv.stop()
+    end
+  end
+end
+M.guarded = guarded
+
 --- Runs body(done) inside uv.run(); fails if done() is not called within
 -- timeout seconds. Every handle still open afterwards is closed.
 function M.run(timeout, body)
   local finished, failure = false, nil
+  current_failure = nil
   local guard = uv.new_timer()
   local function done()
     finished = true
@@ -21,6 +37,7 @@ function M.run(timeout, body)
   end)
   local ok, err = xpcall(body, debug.traceback, done)
   if not ok then failure = err else uv.run() end
+  failure = current_failure or failure
   if not guard:is_closing() then guard:close() end
   uv.walk(function(h) if not h:is_closing() then h:close() end end)
   uv.run() -- let the close callbacks run
@@ -30,27 +47,23 @@ end
 --- Calls fn after ms milliseconds (a one-shot timer).
 function M.after(ms, fn)
   local t = uv.new_timer()
-  t:start(ms, 0, function()
+  t:start(ms, 0, guarded(function()
     t:close()
-    local ok, err = xpcall(fn, debug.traceback)
-    if not ok then
-      io.stderr:write(err, "\n")
-      uv.stop()
-    end
-  end)
+    fn()
+  end))
   return t
 end
 
 --- Polls cond() every 5 ms; calls fn once it holds.
 function M.when(cond, fn)
   local t = uv.new_timer()
-  t:start(5, 5, function()
+  t:start(5, 5, guarded(function()
     if cond() then
       t:stop()
       t:close()
       fn()
     end
-  end)
+  end))
   return t
 end
 
@@ -91,13 +104,13 @@ end
 function M.server(on_conn, sndbuf)
   local s = uv.new_tcp()
   assert(s:bind("127.0.0.1", 0))
-  assert(s:listen(512, function(err)
+  assert(s:listen(512, guarded(function(err)
     if err then return end
     local c = uv.new_tcp()
     s:accept(c)
     if sndbuf then c:send_buffer_size(sndbuf) end
     on_conn(c)
-  end))
+  end)))
   return s, s:getsockname().port
 end
 
