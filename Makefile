@@ -47,7 +47,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 
 .PHONY: all help test check ctest lint spec spec-luajit spec-san rock-test install uninstall \
-        run bench bench-encode clean deps
+        run bench bench-encode bench-replay bench-hub bench-fanout clean deps
 
 all: $(MODULE)
 
@@ -60,7 +60,8 @@ help:
 	@echo "make ctest         C unit tests of the core under ASan+UBSan"
 	@echo "make lint          luacheck lua/ spec/ bench/ examples/"
 	@echo "make run           start the demo hub (HOST=$(HOST) PORT=$(PORT) ARGS='--token T ...')"
-	@echo "make bench         benchmarks that print figures"
+	@echo "make bench         benchmarks that print figures (encode, replay, hub);"
+	@echo "                   make bench-fanout: the fan-out benchmark against Nchan"
 	@echo "make install       install into PREFIX=$(PREFIX)"
 
 $(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
@@ -122,7 +123,22 @@ run: deps $(MODULE)
 
 BENCH_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-bench: bench-encode
+bench: bench-encode bench-replay bench-hub
+
+bench-replay: $(MODULE)
+	$(BENCH_ENV) $(LUA) bench/replay_bench.lua
+
+$(BUILD)/bench/hub_sim: bench/hub_sim.c $(CORE_SRCS) $(wildcard csrc/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu99 $(WARN) -O2 -g -Icsrc $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
+
+bench-hub: $(BUILD)/bench/hub_sim
+	$(BUILD)/bench/hub_sim
+
+# the fan-out benchmark against Nchan and a hand-written luv server
+# (FANOUT_SHORT=1 for the short form; see bench/README.md)
+bench-fanout: $(MODULE)
+	$(BENCH_ENV) bash bench/fanout.sh
 
 bench-encode: $(MODULE)
 	$(BENCH_ENV) $(LUA) bench/encode_bench.lua
