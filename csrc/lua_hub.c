@@ -111,12 +111,9 @@ static sse_frame *encode_frame(lua_State *L, int idx, int arg) {
   return f;
 }
 
-/* sub:send(ev [, now]) -> true | nil, "closed" | nil, "slow"
- * Queues the event and writes it at once (stream transport). */
-static int l_sub_send(lua_State *L) {
-  sse_sub *s = check_sub(L, 1)->s;
-  if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
-  sse_frame *f = encode_frame(L, 2, 1);
+/* Queues f (taking over the caller's reference) and writes it at once
+ * (stream transport). Returns true, or nil and why the sub is not open. */
+static int push_now(lua_State *L, sse_sub *s, sse_frame *f) {
   if (!f) return luaL_error(L, "out of memory");
   f->time = now_of(L, 3);
   int ok = sse_sub_push(s, f, f->time);
@@ -128,22 +125,20 @@ static int l_sub_send(lua_State *L) {
   return 1;
 }
 
+/* sub:send(ev [, now]) -> true | nil, "closed" | nil, "slow" */
+static int l_sub_send(lua_State *L) {
+  sse_sub *s = check_sub(L, 1)->s;
+  if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
+  return push_now(L, s, encode_frame(L, 2, 1));
+}
+
 /* sub:send_raw(bytes [, now]): pre-encoded wire bytes (trusted). */
 static int l_sub_send_raw(lua_State *L) {
   sse_sub *s = check_sub(L, 1)->s;
   size_t n;
   const char *b = luaL_checklstring(L, 2, &n);
   if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
-  sse_frame *f = sse_frame_new(b, n, NULL, 0);
-  if (!f) return luaL_error(L, "out of memory");
-  f->time = now_of(L, 3);
-  int ok = sse_sub_push(s, f, f->time);
-  sse_frame_unref(f);
-  if (!ok) return push_not_open(L, s);
-  sse_sub_flush(s);
-  if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
-  lua_pushboolean(L, 1);
-  return 1;
+  return push_now(L, s, sse_frame_new(b, n, NULL, 0));
 }
 
 /* sub:take() -> the queued bytes of a pull subscriber ("" when none). */
