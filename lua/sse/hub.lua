@@ -206,7 +206,9 @@ local function publish(self, fname, n, topic, ev)
   local st = self.stats
   st.published = st.published + 1
   st.deliveries = st.deliveries + count
-  if count > 0 then self:_schedule() end
+  -- even when nobody was queued: a subscriber that just failed is closed by
+  -- the flush
+  self:_schedule()
   return count, id
 end
 
@@ -344,7 +346,8 @@ function Hub:_start_keepalive(seconds)
   local ms = math.floor(seconds * 1000)
   t:start(ms, ms, function()
     local ok, err = pcall(function()
-      if self._core:keepalive(": keep-alive\n\n", now(), seconds) > 0 then self:flush() end
+      self._core:keepalive(": keep-alive\n\n", now(), seconds)
+      self:flush() -- also closes subscribers whose writes failed meanwhile
     end)
     if not ok then warn("hub keep-alive failed: " .. tostring(err)) end
   end)
