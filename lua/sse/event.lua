@@ -59,7 +59,7 @@ end
 function Event.json(value)
   if not json_codec then error("sse.Event.json needs lua-cjson (apt-get install lua-cjson)", 2) end
   local ok, text = pcall(json_codec.encode, value)
-  if not ok then argerror(1, "json", "cannot encode as JSON: " .. tostring(text):gsub("^.-: ", "")) end
+  if not ok then argerror(1, "json", "cannot encode as JSON: " .. tostring(text):gsub("^[^:]*:%d+: ", "")) end
   return new({ data = text })
 end
 

@@ -48,6 +48,13 @@
 -- one read are answered in order in the same loop turn. HEAD is served by
 -- the GET handler without the body; OPTIONS is answered with 204 + Allow
 -- (a CORS preflight when the origin is allowed) unless a route handles it.
+--
+-- CORS: with opts.cors, a request whose Origin is listed (or any Origin
+-- with "*") gets Access-Control-Allow-Origin: <that origin> (and
+-- Allow-Credentials when asked); a preflight gets Allow-Methods (the
+-- route's), Allow-Headers (Last-Event-ID, Content-Type, Authorization) and
+-- Max-Age. Every answer then carries Vary: Origin. Without opts.cors no such
+-- header is ever sent.
 local uv = require("luv")
 local core = require("sse.core")
 

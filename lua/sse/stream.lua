@@ -142,7 +142,7 @@ function Stream:send_json(value, ev)
   check_self(self, "send_json")
   local Event = require("sse.event")
   local ok, text = pcall(Event.to_json, value)
-  if not ok then argerror(1, "send_json", "cannot encode as JSON: " .. tostring(text):gsub("^.-: ", "")) end
+  if not ok then argerror(1, "send_json", "cannot encode as JSON: " .. tostring(text):gsub("^[^:]*:%d+: ", "")) end
   local fields = { data = text }
   if ev ~= nil then
     if type(ev) ~= "table" then argerror(2, "send_json", "table expected, got " .. type(ev)) end
