@@ -47,7 +47,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 
 .PHONY: all help test check ctest lint spec spec-luajit spec-san rock-test install uninstall \
-        run bench bench-encode bench-replay bench-hub bench-fanout clean deps
+        run bench bench-encode bench-replay bench-hub bench-fanout bench-fanout-short bench-fanout-hold clean deps
 
 all: $(MODULE)
 
@@ -139,6 +139,12 @@ bench-hub: $(BUILD)/bench/hub_sim
 # (FANOUT_SHORT=1 for the short form; see bench/README.md)
 bench-fanout: $(MODULE)
 	$(BENCH_ENV) bash bench/fanout.sh
+
+bench-fanout-short: $(MODULE)
+	$(BENCH_ENV) FANOUT_SHORT=1 bash bench/fanout.sh
+
+bench-fanout-hold: $(MODULE)
+	$(BENCH_ENV) FANOUT_HOLD=1 bash bench/fanout.sh
 
 bench-encode: $(MODULE)
 	$(BENCH_ENV) $(LUA) bench/encode_bench.lua

@@ -34,7 +34,13 @@ app:post("/pub", function(req, res)
   res:send(tostring(n))
 end)
 
-assert(app:listen())
+local bound, err = app:listen()
+if not bound then
+  -- os.exit skips lua_close: Debian's luv 1.44 crashes closing a state whose
+  -- loop has a closed-but-not-run handle
+  io.stderr:write("fanout_server: cannot listen: ", tostring(err), "\n")
+  os.exit(1)
+end
 local sig = uv.new_signal()
 sig:start("sigterm", function()
   sig:close()
