@@ -208,6 +208,46 @@ describe("sse.app (the demo hub)", function()
     C.wait(function() return false end, 20)
   end)
 
+  it("runs as a program: prints its URLs, and SIGTERM closes streams and exits 0", function()
+    local out, code, sub_closed = {}, nil, false
+    local stdout = uv.new_pipe()
+    local proc = uv.spawn(os.getenv("SSE_LUA") or "lua5.4", {
+      args = { "examples/hub/server.lua", "--port", "0", "--keepalive", "30" },
+      stdio = { nil, stdout, 2 },
+      env = (function()
+        local env = { "LUA_PATH=lua/?.lua;lua/?/init.lua;;",
+                      "LUA_CPATH=" .. (os.getenv("SSE_BUILD") or "build/lua5.4") .. "/?.so;;" }
+        -- the sanitizer run preloads its runtimes: the child needs them too
+        for _, k in ipairs({ "PATH", "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS" }) do
+          if os.getenv(k) then env[#env + 1] = k .. "=" .. os.getenv(k) end
+        end
+        return env
+      end)(),
+    }, function(c) code = c end)
+    assert.truthy(proc)
+    stdout:read_start(function(_, data) if data then out[#out + 1] = data end end)
+    assert.is_true(C.wait(function() return table.concat(out):find("listening on", 1, true) ~= nil end, 3000))
+    local text = table.concat(out)
+    local port = tonumber(text:match("http://127%.0%.0%.1:(%d+)/"))
+    assert.truthy(port, text)
+    assert.truthy(text:find("curl -d topic=news", 1, true))
+    -- a subscriber, then SIGTERM: the stream ends and the program exits 0
+    local sub = client.connect(("http://127.0.0.1:%d/events"):format(port), {
+      retry = 60000,
+      on_error = function(_, info) if not info.closed then sub_closed = true end end,
+    })
+    assert.is_true(C.wait(function() return sub:ready_state() == "open" end, 3000))
+    proc:kill("sigterm")
+    assert.is_true(C.wait(function() return code ~= nil end, 5000))
+    assert.are.equal(0, code)
+    assert.is_true(C.wait(function() return sub_closed end, 2000))
+    assert.truthy(table.concat(out):find("SIGTERM, closing 1 stream", 1, true))
+    sub:close()
+    if not stdout:is_closing() then stdout:close() end
+    if not proc:is_closing() then proc:close() end
+    C.wait(function() return false end, 20)
+  end)
+
   it("rejects too many topics on one connection", function()
     local app = start({ max_topics = 2 })
     local res = request(app, "GET", "/events?topic=a&topic=b&topic=c")
@@ -217,6 +257,3 @@ describe("sse.app (the demo hub)", function()
     C.wait(function() return false end, 20)
   end)
 end)
-
--- keep luacheck quiet about uv when a test is trimmed
-local _ = uv

@@ -281,6 +281,28 @@ describe("sse.Hub", function()
     hub:close()
   end)
 
+  it("writes to a luv pipe handle through the C fast path", function()
+    local hub = sse.Hub.new()
+    local fds = uv.pipe({ nonblock = true }, { nonblock = true })
+    local w, r = uv.new_pipe(), uv.new_pipe()
+    w:open(fds.write)
+    r:open(fds.read)
+    local got = {}
+    net.run(5, function(done)
+      local st = hub:new_stream({ handle = w })
+      hub:register(st)
+      r:read_start(net.guarded(function(err, data)
+        assert.is_nil(err)
+        if data then got[#got + 1] = data end
+        if table.concat(got):find("data: two\n\n", 1, true) then done() end
+      end))
+      hub:broadcast({ data = "one" })
+      hub:broadcast({ data = "two" })
+    end)
+    assert.are.equal("data: one\n\ndata: two\n\n", table.concat(got))
+    hub:close()
+  end)
+
   it("sends keep-alive comments to idle clients", function()
     local hub = sse.Hub.new({ keepalive = 0.05 })
     net.run(5, function(done)

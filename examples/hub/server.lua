@@ -59,7 +59,7 @@ while i <= #arg do
     if not n or (flag[2] == "int" and n ~= math.floor(n)) or n < 0 then
       die(("--%s: %s expected, got '%s'"):format(name, flag[2] == "int" and "integer" or "number", v))
     end
-    v = flag[2] == "int" and math.tointeger(n) or n
+    v = flag[2] == "int" and math.floor(n) or n
   elseif flag[2] == "list" then
     local list = {}
     for item in v:gmatch("[^,%s]+") do list[#list + 1] = item end

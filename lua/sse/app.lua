@@ -120,7 +120,7 @@ local function publish_fields(req)
     if not retry or retry < 0 or retry ~= math.floor(retry) or retry > 2 ^ 53 then
       return nil, "field 'retry' must be a non-negative integer"
     end
-    retry = math.tointeger(retry) or retry
+    retry = math.floor(retry)
   end
   return { topic = topic, event = event ~= "" and event or nil, data = data, retry = retry }
 end
@@ -173,7 +173,7 @@ function M:_routes()
   http:get("/events", function(req, res)
     local topics, err = request_topics(self, req.query)
     if not topics then return json_error(res, 400, err) end
-    local stream = res:sse({})
+    local stream = res:sse({ outbox_limit = self.opts.outbox_limit, slow_policy = self.opts.slow_policy })
     stream:on_close(self._count_bytes)
     hub:attach(stream, { topics = topics, last_event_id = req.last_event_id })
   end)
