@@ -151,3 +151,6 @@ bench-encode: $(MODULE)
 
 clean:
 	rm -rf build
+
+# fuzzing, valgrind and fault specs (issue 6)
+include mk/robust.mk

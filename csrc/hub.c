@@ -138,6 +138,25 @@ static int q_reserve(sse_sub *s) {
   return 0;
 }
 
+/* Queued bytes that count against the limit: all but the unsent part of
+ * the exempt replay frame. */
+static size_t counted(const sse_sub *s) {
+  if (!s->exempt) return s->queued;
+  size_t unsent = s->exempt->len;
+  if (s->qlen && s->q[s->qhead] == s->exempt) unsent -= s->qoff;
+  return s->queued - unsent;
+}
+
+/* Forgets the exempt frame once it left the outbox (written, taken or
+ * released): drops the reference it held. */
+static void exempt_check(sse_sub *s) {
+  if (!s->exempt) return;
+  for (uint32_t i = 0; i < s->qlen; i++)
+    if (s->q[(s->qhead + i) & (s->qcap - 1)] == s->exempt) return;
+  sse_frame_unref(s->exempt);
+  s->exempt = NULL;
+}
+
 static void q_pop_head(sse_sub *s) {
   s->qhead = (s->qhead + 1) & (s->qcap - 1);
   s->qlen--;
@@ -155,6 +174,7 @@ static void q_release_unsent(sse_sub *s) {
   s->queued = 0;
   for (uint32_t i = 0; i < s->qlen; i++) s->queued += q_at(s, i)->len;
   if (s->qlen) s->queued -= s->qoff;
+  exempt_check(s);
   if (s->qlen == 0 && s->q) {
     free(s->q);
     s->q = NULL;
@@ -216,6 +236,7 @@ static void sub_destroy(sse_sub *s) {
     sse_frame_unref(q_at(s, 0));
     q_pop_head(s);
   }
+  sse_frame_unref(s->exempt);
   free(s->q);
   free(s);
 }
@@ -367,10 +388,11 @@ static void q_insert_at(sse_sub *s, uint32_t i, sse_frame *f) {
  * or -1 on ENOMEM (the outbox is consistent, maybe with frames dropped). */
 static int drop_for(sse_sub *s, size_t need) {
   uint32_t first = first_droppable(s);
+  if (s->qlen > first && q_at(s, first) == s->exempt) first++; /* the replay stays */
   /* a gap frame still unsent stays first: it is removed and remade */
   int have_gap = s->gap_pending && s->qlen > first && q_at(s, first)->seq == UINT64_MAX;
   if (!have_gap) s->gap_dropped = 0;
-  while (s->queued + need + GAP_RESERVE > s->limit && s->qlen > first) {
+  while (counted(s) + need + GAP_RESERVE > s->limit && s->qlen > first) {
     int is_gap = q_at(s, first)->seq == UINT64_MAX && q_at(s, first)->topic == NULL &&
                  have_gap;
     q_remove_at(s, first);
@@ -407,7 +429,8 @@ int sse_sub_push(sse_sub *s, sse_frame *f, double now) {
     sub_write(s);
     if (s->state != SSE_SUB_OPEN) return 0;
   }
-  if (s->queued + f->len > s->limit) {
+  size_t held = counted(s);
+  if (held > 0 && held + f->len > s->limit) {
     if (s->policy == SSE_SLOW_CLOSE) {
       sub_fail(s, SSE_FAIL_SLOW, 0);
       return 0;
@@ -426,6 +449,17 @@ int sse_sub_push(sse_sub *s, sse_frame *f, double now) {
   s->queued += f->len;
   s->last_active = now;
   if (s->hub && s->dirty == IN_NONE) set_list(s, s->stream ? IN_DIRTY : IN_READY);
+  return 1;
+}
+
+int sse_sub_push_exempt(sse_sub *s, sse_frame *f, double now) {
+  if (s->state != SSE_SUB_OPEN) return 0;
+  if (s->exempt) return sse_sub_push(s, f, now); /* one exempt frame at a time */
+  s->exempt = sse_frame_ref(f); /* counted() ignores it from here on */
+  if (!sse_sub_push(s, f, now)) {
+    exempt_check(s);
+    return 0;
+  }
   return 1;
 }
 
@@ -475,6 +509,10 @@ static void q_consume(sse_sub *s, size_t n) {
     n -= left;
     s->qoff = 0;
     if (f->seq == UINT64_MAX && f->topic == NULL) s->gap_pending = 0;
+    if (f == s->exempt) {
+      s->exempt = NULL;
+      sse_frame_unref(f); /* the reference exempt held */
+    }
     sse_frame_unref(f);
     q_pop_head(s);
   }
@@ -595,6 +633,7 @@ size_t sse_sub_take(sse_sub *s, char *buf) {
     sse_frame_unref(f);
     q_pop_head(s);
   }
+  exempt_check(s);
   s->queued = 0;
   s->bytes_sent += n;
   s->gap_pending = 0;

@@ -70,6 +70,8 @@ struct sse_sub {
   double last_active;         /* when a frame was last queued (keep-alive) */
   uv_write_t *wreq;           /* the write in flight, malloc'd per write so an
                                  idle subscriber does not carry one */
+  sse_frame *exempt;          /* a queued replay (one reference held): its
+                                 unsent bytes do not count against limit */
 };
 
 /* Creates an empty hub; NULL when out of memory. */
@@ -109,6 +111,12 @@ int sse_hub_subscribe(sse_sub *s, const char *topic, size_t len);
 /* Unsubscribes; returns 1 when removed, 0 when it was not subscribed. */
 int sse_hub_unsubscribe(sse_sub *s, const char *topic, size_t len);
 
+/* Queues f like sse_sub_push, but while it is unsent its bytes do not count
+ * against the outbox limit, and drop_oldest never drops it: the replay a
+ * reconnecting client asked for must not get it judged slow (it would
+ * reconnect and ask again, forever). One such frame at a time. */
+int sse_sub_push_exempt(sse_sub *s, sse_frame *f, double now);
+
 /* Queues a reference to f for every open subscriber (topic == NULL) or for
  * the subscribers of topic. Returns the number of subscribers it was queued
  * for. Subscribers that overflow follow their policy (see sse_sub_push). */
@@ -118,7 +126,8 @@ size_t sse_hub_publish(sse_hub *h, sse_frame *f, const char *topic, size_t len);
  * the sub is not open or failed now (the close policy on overflow). Under
  * drop_oldest, unsent frames are dropped from the head (never a frame a
  * write already holds) until f fits, and a gap event is sent before the
- * next frame; a frame larger than the whole limit is queued alone. */
+ * next frame. A frame larger than the whole limit is queued when nothing
+ * else is (an oversized event is delivered, not a reason to drop a client). */
 int sse_sub_push(sse_sub *s, sse_frame *f, double now);
 
 /* Writes every dirty stream subscriber's backlog (try-write, then one

@@ -113,10 +113,10 @@ static sse_frame *encode_frame(lua_State *L, int idx, int arg) {
 
 /* Queues f (taking over the caller's reference) and writes it at once
  * (stream transport). Returns true, or nil and why the sub is not open. */
-static int push_now(lua_State *L, sse_sub *s, sse_frame *f) {
+static int push_now(lua_State *L, sse_sub *s, sse_frame *f, int exempt) {
   if (!f) return luaL_error(L, "out of memory");
   f->time = now_of(L, 3);
-  int ok = sse_sub_push(s, f, f->time);
+  int ok = exempt ? sse_sub_push_exempt(s, f, f->time) : sse_sub_push(s, f, f->time);
   sse_frame_unref(f);
   if (!ok) return push_not_open(L, s);
   sse_sub_flush(s);
@@ -129,16 +129,19 @@ static int push_now(lua_State *L, sse_sub *s, sse_frame *f) {
 static int l_sub_send(lua_State *L) {
   sse_sub *s = check_sub(L, 1)->s;
   if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
-  return push_now(L, s, encode_frame(L, 2, 1));
+  return push_now(L, s, encode_frame(L, 2, 1), 0);
 }
 
-/* sub:send_raw(bytes [, now]): pre-encoded wire bytes (trusted). */
+/* sub:send_raw(bytes [, now [, replay]]): pre-encoded wire bytes (trusted).
+ * replay = true: a replay the client asked for, exempt from the outbox
+ * limit while unsent (see sse_sub_push_exempt). */
 static int l_sub_send_raw(lua_State *L) {
   sse_sub *s = check_sub(L, 1)->s;
   size_t n;
   const char *b = luaL_checklstring(L, 2, &n);
+  int replay = lua_toboolean(L, 4);
   if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
-  return push_now(L, s, sse_frame_new(b, n, NULL, 0));
+  return push_now(L, s, sse_frame_new(b, n, NULL, 0), replay);
 }
 
 /* sub:take() -> the queued bytes of a pull subscriber ("" when none). */

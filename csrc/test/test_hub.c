@@ -138,6 +138,39 @@ static void test_drop_oldest(void) {
   sse_hub_free(h);
 }
 
+static void test_oversized_and_replay(void) {
+  sse_hub *h = sse_hub_new();
+  sse_sub *s = sse_sub_new(NULL, 10, SSE_SLOW_CLOSE);
+  sse_hub_add(h, s, 1);
+  /* an event larger than the whole limit is delivered to an empty outbox */
+  CHECK(pub(h, NULL, "0123456789abcdef") == 1 && s->state == SSE_SUB_OPEN);
+  CHECK(pub(h, NULL, "x") == 0 && s->state == SSE_SUB_FAILED); /* then the limit holds */
+  sse_sub_free(s);
+
+  /* a replay the client asked for does not count against the limit */
+  s = sse_sub_new(NULL, 10, SSE_SLOW_CLOSE);
+  sse_hub_add(h, s, 2);
+  sse_frame *replay = frame("replay-replay-replay-");
+  CHECK(sse_sub_push_exempt(s, replay, 0) == 1);
+  CHECK(replay->refs == 3); /* caller, queue, exempt */
+  CHECK(pub(h, NULL, "live1") == 1 && pub(h, NULL, "live2") == 1);
+  CHECK(s->state == SSE_SUB_OPEN && sse_sub_queued(s) == 31);
+  CHECK(pub(h, NULL, "x") == 0 && s->state == SSE_SUB_FAILED); /* 10 + 1 live bytes > 10 */
+  CHECK(replay->refs == 1); /* released with the outbox */
+  sse_sub_free(s);
+
+  /* once taken, the replay's bytes are gone and the exemption with them */
+  s = sse_sub_new(NULL, 10, SSE_SLOW_DROP_OLDEST);
+  sse_hub_add(h, s, 3);
+  CHECK(sse_sub_push_exempt(s, replay, 0) == 1);
+  CHECK(pub(h, NULL, "live1") == 1);
+  expect_take(s, "replay-replay-replay-live1");
+  CHECK(replay->refs == 1 && s->exempt == NULL);
+  sse_frame_unref(replay);
+  sse_sub_free(s);
+  sse_hub_free(h);
+}
+
 static void test_keepalive(void) {
   sse_hub *h = sse_hub_new();
   sse_sub *a = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE), *b = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
@@ -180,6 +213,7 @@ int main(void) {
   test_many_topics();
   test_close_policy();
   test_drop_oldest();
+  test_oversized_and_replay();
   test_keepalive();
   test_frames_shared();
   printf("hub: %d checks, %d failed\n", checks, failures);

@@ -137,6 +137,10 @@ end
 -- Called by Stream:close and unregister.
 function Hub:_forget(stream)
   if self._closed then return end
+  -- Frames published this loop turn wait for the flush; once removed from
+  -- the hub the stream would never write them (a graceful close would wait
+  -- CLOSE_GRACE_MS and drop them), so flush first.
+  if self._scheduled then self:flush() end
   local id = stream._sub:id() -- the C side knows it while registered
   self._core:remove(stream._sub)
   if id then self._streams[id] = nil end
@@ -260,7 +264,15 @@ function Hub:attach(stream, opts)
   for i = 1, #(topics or {}) do self._core:subscribe(stream._sub, topics[i]) end
 
   local r = self._replayer
-  if not r or last_id == nil then return 0 end
+  if not r then return 0 end
+  if last_id == nil then
+    -- A first connection: tell the client where it joined (an id-only block
+    -- dispatches nothing), so if it is cut off before its first event it
+    -- still resumes from here and misses nothing published meanwhile.
+    local joined = r:last_id()
+    if joined ~= nil then stream:_send_raw(core.encode({ id = joined })) end
+    return 0
+  end
   -- Replay synchronously into one write: nothing can be published between
   -- the replay and going live, since both happen in this call.
   local parts, n = {}, 0
@@ -272,7 +284,7 @@ function Hub:attach(stream, opts)
     local g = require("sse.gap")
     stream:_send_raw(core.encode(g.event(g.info(r, last_id))))
   end
-  if n > 0 then stream:_send_raw(table.concat(parts)) end
+  if n > 0 then stream:_send_raw(table.concat(parts), true) end
   return count, gap
 end
 

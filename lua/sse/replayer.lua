@@ -63,7 +63,7 @@ M.MemoryReplayer = MemoryReplayer
 --                  replayer; default: fresh (ms clock + random bits), so ids
 --                  of an earlier run of the process are recognised as such
 -- opts.clock       function() -> seconds, a monotonic clock (for tests);
---                  default CLOCK_MONOTONIC
+--                  default CLOCK_MONOTONIC_COARSE (ms resolution is plenty)
 function MemoryReplayer.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then argerror("table expected, got " .. type(opts)) end

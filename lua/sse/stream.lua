@@ -103,14 +103,6 @@ function Stream:_drain()
   return nil, "closed"
 end
 
---- stream:send(ev) -> true | nil, "closed"
-function Stream:send(ev)
-  check_self(self, "send")
-  if self._closed then return nil, "closed" end
-  local ok, why = self._sub:send(ev, now())
-  return after_send(self, ok, why)
-end
-
 -- Sends the event built from fields, naming fname in errors.
 local function send_fields(self, fname, fields)
   if self._closed then return nil, "closed" end
@@ -119,6 +111,12 @@ local function send_fields(self, fname, fields)
     argerror(1, fname, tostring(res):match("%((.*)%)$") or tostring(res), 2)
   end
   return after_send(self, res, why)
+end
+
+--- stream:send(ev) -> true | nil, "closed"
+function Stream:send(ev)
+  check_self(self, "send")
+  return send_fields(self, "send", ev)
 end
 
 --- stream:send_data(data): an unnamed ("message") event.
@@ -169,10 +167,12 @@ function Stream:set_retry(ms)
   return send_fields(self, "set_retry", { retry = ms })
 end
 
--- Sends pre-encoded wire bytes (from a replayer). Internal.
-function Stream:_send_raw(bytes)
+-- Sends pre-encoded wire bytes (from a replayer). Internal. replay = true:
+-- the replay the client asked for, which does not count against the outbox
+-- limit while it is being written.
+function Stream:_send_raw(bytes, replay)
   if self._closed then return nil, "closed" end
-  local ok, why = self._sub:send_raw(bytes, now())
+  local ok, why = self._sub:send_raw(bytes, now(), replay)
   return after_send(self, ok, why)
 end
 
