@@ -46,7 +46,7 @@ TEST_ENV    = $(call test_env,$(BUILD))
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: all help test check ctest lint spec spec-luajit spec-san rock-test install uninstall \
+.PHONY: all help test check ctest lint spec spec-luajit spec-san rock-test browser install uninstall \
         run bench bench-encode bench-replay bench-hub bench-fanout bench-fanout-short bench-fanout-hold clean deps
 
 all: $(MODULE)
@@ -58,6 +58,10 @@ help:
 	@echo "make spec-luajit   the same specs on LuaJIT (make LUA=luajit build)"
 	@echo "make spec-san      the specs against an ASan+UBSan build"
 	@echo "make ctest         C unit tests of the core under ASan+UBSan"
+	@echo "make browser       the dashboard in headless Chromium (spec/browser/)"
+	@echo "make fuzz          libFuzzer on every target (FUZZ_TIME=s); fuzz-short for CI"
+	@echo "make valgrind      end-to-end specs under valgrind memcheck"
+	@echo "make fault         fault and abuse specs (SSE_FAULT_FULL=1: the full form)"
 	@echo "make lint          luacheck lua/ spec/ bench/ examples/"
 	@echo "make run           start the demo hub (HOST=$(HOST) PORT=$(PORT) ARGS='--token T ...')"
 	@echo "make bench         benchmarks that print figures (encode, replay, hub);"
@@ -77,7 +81,7 @@ deps:
 	@sh .ci/deps.sh
 
 test: deps
-	$(MAKE) all lint ctest spec spec-luajit spec-san rock-test
+	$(MAKE) all lint ctest spec spec-luajit spec-san rock-test browser
 
 check: test
 
@@ -106,6 +110,11 @@ spec-san:
 
 rock-test:
 	sh .ci/rock-test.sh
+
+# the dashboard in headless Chromium against the demo hub (spec/browser/)
+browser:
+	$(MAKE) LUA=lua5.4 SAN= all
+	sh spec/browser/run.sh
 
 # --- install -------------------------------------------------------------
 install: $(MODULE)
