@@ -11,6 +11,11 @@
 #include "hub.h"
 
 #include <string.h>
+#if defined(__linux__)
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#endif
 
 #define HUB_MT "sse.Hub"
 #define SUB_MT "sse.Sub"
@@ -53,7 +58,22 @@ static uv_stream_t *to_uv_stream(lua_State *L, int idx) {
   return NULL;
 }
 
-/* core.sub_new(handle | nil, limit, policy) */
+/* Bounds how long sent data may stay unacknowledged before the kernel fails
+ * the connection (TCP_USER_TIMEOUT, Linux). A peer that vanished without FIN
+ * or RST is then noticed at the next write after ms, not after ~15 minutes
+ * of retransmissions. Best effort: a no-op elsewhere or for non-TCP handles. */
+static void set_user_timeout(uv_stream_t *stream, unsigned ms) {
+#if defined(__linux__) && defined(TCP_USER_TIMEOUT)
+  uv_os_fd_t fd;
+  if (ms == 0 || stream->type != UV_TCP || uv_fileno((uv_handle_t *)stream, &fd) != 0) return;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+#else
+  (void)stream;
+  (void)ms;
+#endif
+}
+
+/* core.sub_new(handle | nil, limit, policy [, write_timeout_ms]) */
 static int l_sub_new(lua_State *L) {
   uv_stream_t *stream = NULL;
   if (!lua_isnil(L, 1)) {
@@ -64,10 +84,13 @@ static int l_sub_new(lua_State *L) {
   lua_Number limit = luaL_checknumber(L, 2);
   if (limit < 0) luaL_argerror(L, 2, "limit must be >= 0");
   int policy = luaL_checkoption(L, 3, "close", policy_names);
+  lua_Number wt = luaL_optnumber(L, 4, 0);
+  if (wt < 0 || wt > 4294967295.0) luaL_argerror(L, 4, "write timeout out of range");
   lsub *u = (lsub *)lua_newuserdata(L, sizeof *u); /* no user value: see top */
   u->s = NULL;
   u->s = sse_sub_new(stream, (size_t)limit, policy);
   if (!u->s) return luaL_error(L, "out of memory");
+  if (stream) set_user_timeout(stream, (unsigned)wt);
   luaL_setmetatable(L, SUB_MT);
   return 1;
 }

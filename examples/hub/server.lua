@@ -19,6 +19,7 @@ local FLAGS = {
   { "keepalive", "number", "seconds between keep-alive comments to idle clients", D.keepalive },
   { "outbox-limit", "int", "bytes queued per client before the slow policy applies", D.outbox_limit },
   { "slow-policy", "string", "close | drop_oldest", D.slow_policy },
+  { "write-timeout", "number", "seconds sent data may stay unacknowledged (vanished clients)", D.write_timeout },
 }
 
 local function usage(out)

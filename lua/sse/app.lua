@@ -23,6 +23,7 @@ M.DEFAULTS = {
   keepalive = 15,
   max_connections = 10000,
   outbox_limit = 256 * 1024,
+  write_timeout = 60,       -- seconds unacknowledged data may wait (vanished peers)
   slow_policy = "close",
   max_topics = 32,          -- topics one connection may subscribe to
   max_topic_bytes = 128,
@@ -173,7 +174,8 @@ function M:_routes()
   http:get("/events", function(req, res)
     local topics, err = request_topics(self, req.query)
     if not topics then return json_error(res, 400, err) end
-    local stream = res:sse({ outbox_limit = self.opts.outbox_limit, slow_policy = self.opts.slow_policy })
+    local stream = res:sse({ outbox_limit = self.opts.outbox_limit, slow_policy = self.opts.slow_policy,
+                             write_timeout = self.opts.write_timeout })
     stream:on_close(self._count_bytes)
     hub:attach(stream, { topics = topics, last_event_id = req.last_event_id })
   end)

@@ -787,7 +787,8 @@ function Response:json(value)
   return self:_answer(self._status, text)
 end
 
-local SSE_KNOWN = { retry = true, keepalive = true, outbox_limit = true, slow_policy = true }
+local SSE_KNOWN = { retry = true, keepalive = true, outbox_limit = true, slow_policy = true,
+                    write_timeout = true }
 
 --- res:sse([opts]) -> sse.Stream: answer 200 (whatever res:status said)
 -- with the event-stream head and the headers set by res:header (but
@@ -795,7 +796,8 @@ local SSE_KNOWN = { retry = true, keepalive = true, outbox_limit = true, slow_po
 -- then belongs to the returned stream, which ends with the connection, and
 -- requests the client pipelined behind this one are dropped. The stream's
 -- last_event_id() is req.last_event_id. opts: retry (ms sent as "retry:"),
--- keepalive (seconds between comments), outbox_limit, slow_policy (see
+-- keepalive (seconds between comments), outbox_limit, slow_policy,
+-- write_timeout (see
 -- sse.Stream). On a HEAD request the stream is returned already closed.
 -- Returns nil, "closed" when the connection is gone.
 function Response:sse(opts)
@@ -839,6 +841,7 @@ function Response:sse(opts)
   local sok, stream = pcall(Stream.new, {
     handle = tcp, last_event_id = req.last_event_id,
     outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy,
+    write_timeout = opts.write_timeout,
   })
   if not sok then
     argerror(1, "sse", tostring(stream):match("%((.*)%)$") or tostring(stream))

@@ -13,6 +13,10 @@ Stream.__index = Stream
 Stream.__name = "sse.Stream"
 
 Stream.DEFAULT_OUTBOX_LIMIT = 1024 * 1024
+-- seconds sent data may stay unacknowledged before the connection fails
+-- (TCP_USER_TIMEOUT): with keep-alive comments flowing, a client that
+-- vanished without FIN is closed within keepalive + this
+Stream.DEFAULT_WRITE_TIMEOUT = 60
 -- how long close() waits for queued bytes to reach a client that stopped reading
 Stream.CLOSE_GRACE_MS = 5000
 
@@ -41,7 +45,9 @@ end
 
 --- Stream.new(opts): opts.handle (luv tcp/pipe) or opts.writer (function),
 -- opts.last_event_id, opts.outbox_limit (bytes, default 1 MiB),
--- opts.slow_policy ("close" | "drop_oldest").
+-- opts.slow_policy ("close" | "drop_oldest"), opts.write_timeout (seconds
+-- sent data may stay unacknowledged on a TCP handle, default 60; false: the
+-- kernel's default of ~15 minutes).
 function Stream.new(opts)
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
   local handle, writer = opts.handle, opts.writer
@@ -63,7 +69,12 @@ function Stream.new(opts)
   if lid ~= nil and type(lid) ~= "string" then
     argerror(1, "new", "field 'last_event_id': string expected, got " .. type(lid))
   end
-  local ok, sub = pcall(core.sub_new, handle, limit, policy)
+  local wt = opts.write_timeout
+  if wt == nil then wt = Stream.DEFAULT_WRITE_TIMEOUT end
+  if wt ~= false and (type(wt) ~= "number" or wt <= 0 or wt > 4294967) then
+    argerror(1, "new", "field 'write_timeout': positive number of seconds or false expected")
+  end
+  local ok, sub = pcall(core.sub_new, handle, limit, policy, wt and math.floor(wt * 1000) or 0)
   if not ok then
     argerror(1, "new", "field 'handle': " .. (tostring(sub):match("%((.*)%)$") or tostring(sub)))
   end
