@@ -20,6 +20,8 @@ local FLAGS = {
   { "outbox-limit", "int", "bytes queued per client before the slow policy applies", D.outbox_limit },
   { "slow-policy", "string", "close | drop_oldest", D.slow_policy },
   { "write-timeout", "number", "seconds sent data may stay unacknowledged (vanished clients)", D.write_timeout },
+  { "head-timeout", "number", "seconds a client has to send a request head", 10 },
+  { "max-body-bytes", "int", "largest request body (publish) accepted", 1048576 },
 }
 
 local function usage(out)

@@ -29,7 +29,10 @@ M.DEFAULTS = {
   max_topic_bytes = 128,
   max_event_types = 64,     -- distinct event types listed in /stats
   default_topic = "default",
+  -- passed to sse.http (nil: its defaults)
+  head_timeout = nil, idle_timeout = nil, max_head_bytes = nil, max_body_bytes = nil,
 }
+local HTTP_OPTIONS = { "head_timeout", "idle_timeout", "max_head_bytes", "max_body_bytes" }
 
 local json = cjson.new()
 json.encode_sparse_array(true)
@@ -61,6 +64,7 @@ local function request_topics(self, q)
       return nil, ("topic name longer than %d bytes"):format(self.opts.max_topic_bytes)
     end
     if not core.utf8_valid(name) then return nil, "topic name is not valid UTF-8" end
+    if name:find("%c") then return nil, "topic name contains a control character" end
     if not seen[name] then
       seen[name] = true
       list[#list + 1] = name
@@ -135,7 +139,9 @@ function M.new(opts)
   local o = {}
   for k, v in pairs(M.DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do
-    if M.DEFAULTS[k] == nil and k ~= "token" and k ~= "cors" and k ~= "dashboard" and k ~= "log" then
+    local known = M.DEFAULTS[k] ~= nil or k == "token" or k == "cors" or k == "dashboard" or k == "log"
+    for _, h in ipairs(HTTP_OPTIONS) do known = known or k == h end
+    if not known then
       argerror(("unknown option '%s'"):format(tostring(k)))
     end
     o[k] = v
@@ -149,8 +155,10 @@ function M.new(opts)
                                            ttl = o.replay_ttl })
   self.hub = sse.Hub.new({ replayer = self.replayer, outbox_limit = o.outbox_limit,
                            slow_policy = o.slow_policy, keepalive = o.keepalive })
-  self.http = sse.http.new({ host = o.host, port = o.port, max_connections = o.max_connections,
-                             cors = o.cors and { origins = o.cors } or nil, log = o.log })
+  local hopts = { host = o.host, port = o.port, max_connections = o.max_connections,
+                  cors = o.cors and { origins = o.cors } or nil, log = o.log }
+  for _, h in ipairs(HTTP_OPTIONS) do hopts[h] = o[h] end
+  self.http = sse.http.new(hopts)
   self.page = o.dashboard and read_file(o.dashboard)
   -- one function for every stream (no closure per connection)
   self._count_bytes = function(_, stream)
@@ -185,9 +193,8 @@ function M:_routes()
     local f, err = publish_fields(req)
     if not f then return json_error(res, 400, err) end
     local topic = f.topic or self.opts.default_topic
-    if topic == "" or #topic > self.opts.max_topic_bytes then
-      return json_error(res, 400, "bad topic name")
-    end
+    local tlist, terr = request_topics(self, { topic = topic })
+    if not tlist then return json_error(res, 400, terr) end
     f.topic = nil
     local ok, n, id = pcall(hub.broadcast_to, hub, topic, f)
     if not ok then
