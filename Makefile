@@ -126,7 +126,9 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/sse/core.so $(DESTDIR)$(LUA_SHAREDIR)/sse
 
 # --- run and bench -------------------------------------------------------
-run: deps $(MODULE)
+run:
+	@sh .ci/deps.sh run
+	$(MAKE) all
 	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" \
 	  $(LUA) examples/hub/server.lua --host $(HOST) --port $(PORT) $(ARGS)
 

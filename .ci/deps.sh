@@ -2,14 +2,19 @@
 # Installs the Debian packages sse needs to build, test and run, when missing.
 # Used by `make deps` (and so by `make test` and `make run`) and by .ci/run.
 set -e
-PKGS="build-essential pkg-config lua5.4 liblua5.4-dev lua-luv lua-luv-dev libuv1-dev
-lua-busted lua-cjson lua-check luarocks luajit2 libluajit2-5.1-dev
+# Profiles: "run" (build and start the demo hub) or "test" (everything the
+# checks, benchmarks and peers need; the default).
+PROFILE=${1:-test}
+PKGS="build-essential pkg-config lua5.4 liblua5.4-dev lua-luv libuv1-dev lua-cjson"
+if [ "$PROFILE" = test ]; then
+  PKGS="$PKGS lua-luv-dev lua-busted lua-check luarocks luajit2 libluajit2-5.1-dev
 nginx libnginx-mod-http-lua libnginx-mod-nchan redis-server valgrind clang libclang-rt-14-dev
 curl procps chromium iproute2"
-# Node.js and npm (for the headless-browser test) may come from another
-# repository (nodesource bundles npm): install Debian's only when missing.
-command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
-command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+  # Node.js and npm (for the headless-browser test) may come from another
+  # repository (nodesource bundles npm): install Debian's only when missing.
+  command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+  command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+fi
 [ -n "$SSE_EXTRA_PKGS" ] && PKGS="$PKGS $SSE_EXTRA_PKGS"
 missing=""
 for p in $PKGS; do
