@@ -287,11 +287,18 @@ static sse_sub *member_arg(lua_State *L, lhub *u, int i) {
   return s;
 }
 
-static int l_hub_subscribe(lua_State *L) {
+/* The (hub, stream, topic) arguments of the topic methods. */
+static sse_sub *topic_args(lua_State *L, const char **topic, size_t *len) {
   lhub *u = check_hub(L, 1);
   sse_sub *s = member_arg(L, u, 2);
+  *topic = luaL_checklstring(L, 3, len);
+  return s;
+}
+
+static int l_hub_subscribe(lua_State *L) {
+  const char *t;
   size_t n;
-  const char *t = luaL_checklstring(L, 3, &n);
+  sse_sub *s = topic_args(L, &t, &n);
   int r = sse_hub_subscribe(s, t, n);
   if (r < 0) return luaL_error(L, "out of memory");
   lua_pushboolean(L, r);
@@ -299,19 +306,17 @@ static int l_hub_subscribe(lua_State *L) {
 }
 
 static int l_hub_unsubscribe(lua_State *L) {
-  lhub *u = check_hub(L, 1);
-  sse_sub *s = member_arg(L, u, 2);
+  const char *t;
   size_t n;
-  const char *t = luaL_checklstring(L, 3, &n);
+  sse_sub *s = topic_args(L, &t, &n);
   lua_pushboolean(L, sse_hub_unsubscribe(s, t, n));
   return 1;
 }
 
 static int l_hub_subscribed(lua_State *L) {
-  lhub *u = check_hub(L, 1);
-  sse_sub *s = member_arg(L, u, 2);
+  const char *t;
   size_t n;
-  const char *t = luaL_checklstring(L, 3, &n);
+  sse_sub *s = topic_args(L, &t, &n);
   lua_pushboolean(L, sse_sub_is_subscribed(s, t, n));
   return 1;
 }
