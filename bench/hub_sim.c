@@ -66,7 +66,7 @@ int main(void) {
   char buf[4096];
   for (long e = 0; e < events; e++) {
     double a = now_s();
-    size_t got = sse_hub_publish(h, f, NULL, 0);
+    size_t got = sse_hub_publish(h, f, NULL, 0, 0);
     double b = now_s();
     if (got != (size_t)n) {
       fprintf(stderr, "hub_sim: broadcast reached %zu of %ld\n", got, n);
@@ -80,7 +80,7 @@ int main(void) {
   }
   /* the same with a burst: `events` broadcasts queued before one drain */
   double a = now_s();
-  for (long e = 0; e < events; e++) sse_hub_publish(h, f, NULL, 0);
+  for (long e = 0; e < events; e++) sse_hub_publish(h, f, NULL, 0, 0);
   double b = now_s();
   size_t peak = heap_in_use();
   sse_hub_flush(h);
@@ -93,7 +93,7 @@ int main(void) {
   size_t reached = 0;
   for (long e = 0; e < events; e++) {
     int len = snprintf(name, sizeof name, "topic-%ld", e % topics);
-    reached += sse_hub_publish(h, f, name, (size_t)len);
+    reached += sse_hub_publish(h, f, name, (size_t)len, 0);
   }
   double topic_pub = now_s() - a;
   sse_hub_flush(h);

@@ -463,9 +463,8 @@ int sse_sub_push_exempt(sse_sub *s, sse_frame *f, double now) {
   return 1;
 }
 
-size_t sse_hub_publish(sse_hub *h, sse_frame *f, const char *topic, size_t len) {
+size_t sse_hub_publish(sse_hub *h, sse_frame *f, const char *topic, size_t len, double now) {
   size_t n = 0;
-  double now = f->time;
   if (!topic) {
     for (sse_link *l = h->subs.next; l != &h->subs;) {
       sse_sub *s = container_of(l, sse_sub, node);

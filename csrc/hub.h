@@ -118,9 +118,9 @@ int sse_hub_unsubscribe(sse_sub *s, const char *topic, size_t len);
 int sse_sub_push_exempt(sse_sub *s, sse_frame *f, double now);
 
 /* Queues a reference to f for every open subscriber (topic == NULL) or for
- * the subscribers of topic. Returns the number of subscribers it was queued
+ * the subscribers of topic; now (the hub's clock) marks them active. Returns the number of subscribers it was queued
  * for. Subscribers that overflow follow their policy (see sse_sub_push). */
-size_t sse_hub_publish(sse_hub *h, sse_frame *f, const char *topic, size_t len);
+size_t sse_hub_publish(sse_hub *h, sse_frame *f, const char *topic, size_t len, double now);
 
 /* Queues a reference to f on one subscriber. Returns 1 when queued, 0 when
  * the sub is not open or failed now (the close policy on overflow). Under

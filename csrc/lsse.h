@@ -20,6 +20,13 @@ void lsse_check_event(lua_State *L, int idx, int arg, const char *fname,
 int lsse_encode_error(lua_State *L, int arg, const char *fname,
                       const sse_encode_err *err);
 
+/* Stores the event at ev_idx in the sse.Ring at ring_idx under the next id
+ * (errors name argument `arg`), pushes the id and returns the stored frame
+ * with one reference for the caller (the ring may already have evicted it).
+ * Returns NULL, pushing nothing, when the ring is closed. Raises on misuse. */
+struct sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg,
+                                  const char *topic, size_t tlen);
+
 void lsse_open_encode(lua_State *L);
 void lsse_open_ring(lua_State *L);
 void lsse_open_hub(lua_State *L);

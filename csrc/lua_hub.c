@@ -321,15 +321,27 @@ static int l_hub_subscribed(lua_State *L) {
   return 1;
 }
 
-/* hub:publish(ev, topic | nil, now) -> number of subscribers queued for.
- * ev is an event table/sse.Event, or a string of pre-encoded wire bytes. */
+/* hub:publish(ev, topic | nil, now [, ring]) -> count [, id]
+ * ev is an event table/sse.Event, or a string of pre-encoded wire bytes.
+ * With ring (an sse.Ring), the event is stored there first under the next
+ * id and the ring's frame itself is what every subscriber gets: one encode,
+ * one copy of the bytes. Returns nil, "closed" when the ring is closed. */
 static int l_hub_publish(lua_State *L) {
   lhub *u = check_hub(L, 1);
   size_t tlen = 0;
   const char *topic = lua_isnil(L, 3) ? NULL : luaL_checklstring(L, 3, &tlen);
   double now = now_of(L, 4);
   sse_frame *f;
-  if (lua_type(L, 2) == LUA_TSTRING) {
+  int id_idx = 0;
+  if (!lua_isnoneornil(L, 5)) {
+    f = lsse_ring_store(L, 5, 2, 1, topic, tlen);
+    if (!f) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "closed");
+      return 2;
+    }
+    id_idx = lua_gettop(L);
+  } else if (lua_type(L, 2) == LUA_TSTRING) {
     size_t n;
     const char *b = lua_tolstring(L, 2, &n);
     f = sse_frame_new(b, n, NULL, 0);
@@ -337,11 +349,12 @@ static int l_hub_publish(lua_State *L) {
     f = encode_frame(L, 2, 1);
   }
   if (!f) return luaL_error(L, "out of memory");
-  f->time = now;
-  size_t n = sse_hub_publish(u->h, f, topic, tlen);
+  size_t n = sse_hub_publish(u->h, f, topic, tlen, now);
   sse_frame_unref(f);
   lua_pushinteger(L, (lua_Integer)n);
-  return 1;
+  if (!id_idx) return 1;
+  lua_pushvalue(L, id_idx);
+  return 2;
 }
 
 /* Pushes an array of the ids of subscribers popped by next(), or nil. */

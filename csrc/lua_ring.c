@@ -86,21 +86,17 @@ static void push_id(lua_State *L, const sse_ring *r, uint64_t seq) {
 /* r:store(ev [, topic]) -> id. Encodes ev (a plain table or sse.Event with no
  * id) once with the next id and stores it; an event larger than max_bytes is
  * numbered but not kept. */
-static int l_store(lua_State *L) {
-  lring *u = check_ring(L, 1);
-  const char *topic = NULL;
-  size_t tlen = 0;
-  int tt = lua_type(L, 3);
-  if (tt == LUA_TSTRING) topic = lua_tolstring(L, 3, &tlen);
-  else if (tt != LUA_TNIL && tt != LUA_TNONE) type_error(L, 3, "string");
+sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg, const char *topic,
+                           size_t tlen) {
+  lring *u = check_ring(L, ring_idx);
   sse_event ev;
   int check_utf8;
-  lsse_check_event(L, 2, 2, "store", &ev, &check_utf8);
+  lsse_check_event(L, ev_idx, arg, "store", &ev, &check_utf8);
   if (ev.id.p)
-    luaL_argerror(L, 2, "event must not carry an id: ids are assigned by the replayer");
-  if (!u->ring) return push_closed(L);
+    luaL_argerror(L, arg, "event must not carry an id: ids are assigned by the replayer");
+  if (!u->ring) return NULL;
   double now = ring_now(L, u);
-  if (!u->ring) return push_closed(L); /* the clock closed it */
+  if (!u->ring) return NULL; /* the clock closed it */
 
   /* no Lua call from here on until the frame belongs to the ring */
   sse_ring *r = u->ring;
@@ -109,18 +105,39 @@ static int l_store(lua_State *L) {
   ev.id.p = id;
   size_t len;
   sse_encode_err err;
-  if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK)
-    return lsse_encode_error(L, 2, "store", &err);
+  if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK) {
+    lsse_encode_error(L, arg, "store", &err);
+    return NULL;
+  }
   sse_frame *f = sse_frame_alloc(len, topic, tlen);
-  if (!f) return luaL_error(L, "not enough memory");
+  if (!f) {
+    luaL_error(L, "not enough memory");
+    return NULL;
+  }
   sse_encode_write(&ev, f->bytes);
+  sse_frame_ref(f); /* the caller's: the ring may evict it at once */
   int rc = sse_ring_store(r, f, now);
   if (rc != 0) {
     sse_frame_unref(f);
-    return luaL_error(L, rc == SSE_RING_EOVERFLOW ? "sse.Ring: sequence numbers exhausted"
-                                                  : "not enough memory");
+    sse_frame_unref(f);
+    luaL_error(L, rc == SSE_RING_EOVERFLOW ? "sse.Ring: sequence numbers exhausted"
+                                           : "not enough memory");
+    return NULL;
   }
   lua_pushlstring(L, id, ev.id.n);
+  return f;
+}
+
+static int l_store(lua_State *L) {
+  check_ring(L, 1);
+  const char *topic = NULL;
+  size_t tlen = 0;
+  int tt = lua_type(L, 3);
+  if (tt == LUA_TSTRING) topic = lua_tolstring(L, 3, &tlen);
+  else if (tt != LUA_TNIL && tt != LUA_TNONE) type_error(L, 3, "string");
+  sse_frame *f = lsse_ring_store(L, 1, 2, 2, topic, tlen);
+  if (!f) return push_closed(L);
+  sse_frame_unref(f); /* the id is on the stack top */
   return 1;
 }
 

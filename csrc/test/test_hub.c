@@ -17,7 +17,7 @@ static sse_frame *frame(const char *text) {
 /* Publishes text to topic (NULL: everyone) and drops the caller's ref. */
 static size_t pub(sse_hub *h, const char *topic, const char *text) {
   sse_frame *f = frame(text);
-  size_t n = sse_hub_publish(h, f, topic, topic ? strlen(topic) : 0);
+  size_t n = sse_hub_publish(h, f, topic, topic ? strlen(topic) : 0, 0);
   sse_frame_unref(f);
   return n;
 }
@@ -198,7 +198,7 @@ static void test_frames_shared(void) {
     sse_hub_add(h, subs[i], (uint32_t)i + 1);
   }
   sse_frame *f = frame("data: shared\n\n");
-  CHECK(sse_hub_publish(h, f, NULL, 0) == 100);
+  CHECK(sse_hub_publish(h, f, NULL, 0, 0) == 100);
   CHECK(f->refs == 101);
   for (int i = 0; i < 50; i++) sse_sub_free(subs[i]); /* releases their refs */
   CHECK(f->refs == 51);

@@ -21,6 +21,10 @@ Hub.DEFAULT_OUTBOX_LIMIT = 256 * 1024
 local uv_ok, uv = pcall(require, "luv")
 if not uv_ok then uv = nil end
 
+-- The in-memory replayer's type: the hub hands it to the C core, which
+-- stores and fans out one and the same frame.
+local RING_MT = debug.getregistry()["sse.Ring"]
+
 local function now()
   return uv and uv.now() / 1000 or os.clock()
 end
@@ -195,10 +199,21 @@ local function publish(self, fname, n, topic, ev)
   local f = fields_of(ev, n, fname)
   local id = f.id
   local r = self._replayer
+  if r and id ~= nil then
+    argerror(n, fname, "event must not carry an id when the hub has a replayer (ids are the replayer's)")
+  end
+  if r and getmetatable(r) == RING_MT then
+    -- one encode: the ring's frame is the one every subscriber gets
+    local ok, count, rid = pcall(self._core.publish, self._core, f, topic, now(), r)
+    if not ok then rethrow(n, fname, count) end
+    if count == nil then return nil, rid end
+    local st = self.stats
+    st.published = st.published + 1
+    st.deliveries = st.deliveries + count
+    self:_schedule()
+    return count, rid
+  end
   if r then
-    if id ~= nil then
-      argerror(n, fname, "event must not carry an id when the hub has a replayer (ids are the replayer's)")
-    end
     local ok, res, err = pcall(r.store, r, f, topic)
     if not ok then rethrow(n, fname, res) end   -- a bad event is stored nowhere
     if res == nil then return nil, err end
