@@ -334,7 +334,8 @@ const steps = [
     const after = idsOf(rs, 'alpha').filter((id) => missed.includes(id));
     eq(after, missed.slice(missed.length - after.length), 'alpha events after the gap');
     published.alpha = idsOf(rs, 'alpha');     // from here on: what the page holds, plus live ones
-    const live = [await publish('alpha', null, 'live after gap'), await publish('beta', null, 'beta after gap')];
+    const live = [await publish('alpha', null, 'live after gap', { retry: 300 }),
+                  await publish('beta', null, 'beta after gap', { retry: 300 })];
     rs = await shown(live);
     exactlyOnce(rs, 'alpha', published.alpha, 'after the gap');
     exactlyOnce(rs, 'beta', published.beta, 'after the gap');
@@ -409,7 +410,7 @@ async function main() {
     console.log(`not ok - setup: ${e.message}`);
   }
   try {
-    if (page) { await page.screenshot({ path: SCREENSHOT, fullPage: false }); console.log(`screenshot: ${SCREENSHOT}`); }
+    if (page) { await sleep(1300); await page.screenshot({ path: SCREENSHOT, fullPage: false }); console.log(`screenshot: ${SCREENSHOT}`); }
   } catch (e) { console.log(`screenshot failed: ${e.message}`); }
   try { if (context) await context.close(); } catch { /* ignore */ }
   const code = await stopHub();
