@@ -143,16 +143,20 @@ static int q_reserve(sse_sub *s) {
 static size_t counted(const sse_sub *s) {
   if (!s->exempt) return s->queued;
   size_t unsent = s->exempt->len;
-  if (s->qlen && s->q[s->qhead] == s->exempt) unsent -= s->qoff;
+  if (s->qlen && q_at(s, 0) == s->exempt) unsent -= s->qoff;
   return s->queued - unsent;
 }
+
+/* The gap events drop_oldest makes are frames marked by this seq. */
+#define GAP_SEQ UINT64_MAX
+static int is_gap_frame(const sse_frame *f) { return f->seq == GAP_SEQ; }
 
 /* Forgets the exempt frame once it left the outbox (written, taken or
  * released): drops the reference it held. */
 static void exempt_check(sse_sub *s) {
   if (!s->exempt) return;
   for (uint32_t i = 0; i < s->qlen; i++)
-    if (s->q[(s->qhead + i) & (s->qcap - 1)] == s->exempt) return;
+    if (q_at(s, i) == s->exempt) return;
   sse_frame_unref(s->exempt);
   s->exempt = NULL;
 }
@@ -160,6 +164,14 @@ static void exempt_check(sse_sub *s) {
 static void q_pop_head(sse_sub *s) {
   s->qhead = (s->qhead + 1) & (s->qcap - 1);
   s->qlen--;
+}
+
+/* Frees the array of an empty outbox. */
+static void q_free_array(sse_sub *s) {
+  free(s->q);
+  s->q = NULL;
+  s->qcap = 0;
+  s->qhead = 0;
 }
 
 /* Releases the frames no write holds; keeps the in-flight ones. Frees an
@@ -175,22 +187,12 @@ static void q_release_unsent(sse_sub *s) {
   for (uint32_t i = 0; i < s->qlen; i++) s->queued += q_at(s, i)->len;
   if (s->qlen) s->queued -= s->qoff;
   exempt_check(s);
-  if (s->qlen == 0 && s->q) {
-    free(s->q);
-    s->q = NULL;
-    s->qcap = 0;
-    s->qhead = 0;
-  }
+  if (s->qlen == 0 && s->q) q_free_array(s);
 }
 
 /* Shrinks a drained outbox that grew during a burst. */
 static void q_trim(sse_sub *s) {
-  if (s->qlen == 0 && s->qcap > MIN_QCAP * 4) {
-    free(s->q);
-    s->q = NULL;
-    s->qcap = 0;
-    s->qhead = 0;
-  }
+  if (s->qlen == 0 && s->qcap > MIN_QCAP * 4) q_free_array(s);
 }
 
 static void set_list(sse_sub *s, int which) {
@@ -390,16 +392,11 @@ static int drop_for(sse_sub *s, size_t need) {
   uint32_t first = first_droppable(s);
   if (s->qlen > first && q_at(s, first) == s->exempt) first++; /* the replay stays */
   /* a gap frame still unsent stays first: it is removed and remade */
-  int have_gap = s->gap_pending && s->qlen > first && q_at(s, first)->seq == UINT64_MAX;
-  if (!have_gap) s->gap_dropped = 0;
+  if (!(s->gap_pending && s->qlen > first && is_gap_frame(q_at(s, first)))) s->gap_dropped = 0;
   while (counted(s) + need + GAP_RESERVE > s->limit && s->qlen > first) {
-    int is_gap = q_at(s, first)->seq == UINT64_MAX && q_at(s, first)->topic == NULL &&
-                 have_gap;
+    int was_gap = is_gap_frame(q_at(s, first)); /* remade below, not counted */
     q_remove_at(s, first);
-    if (is_gap) {
-      have_gap = 0;
-      continue;
-    }
+    if (was_gap) continue;
     s->gap_dropped++;
     s->dropped++;
   }
@@ -408,7 +405,7 @@ static int drop_for(sse_sub *s, size_t need) {
   size_t n = sse_gap_drop_event(s->gap_dropped, text, sizeof text);
   sse_frame *g = sse_frame_new(text, n, NULL, 0);
   if (!g) return -1;
-  g->seq = UINT64_MAX; /* marks a gap frame */
+  g->seq = GAP_SEQ;
   if (q_reserve(s) != 0) {
     sse_frame_unref(g);
     return -1;
@@ -507,7 +504,7 @@ static void q_consume(sse_sub *s, size_t n) {
     }
     n -= left;
     s->qoff = 0;
-    if (f->seq == UINT64_MAX && f->topic == NULL) s->gap_pending = 0;
+    if (is_gap_frame(f)) s->gap_pending = 0;
     if (f == s->exempt) {
       s->exempt = NULL;
       sse_frame_unref(f); /* the reference exempt held */

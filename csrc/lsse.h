@@ -5,6 +5,7 @@
 
 #include "compat.h"
 #include "encode.h"
+#include "frame.h"
 
 /* Read the event at idx (a plain table, or an sse.Event whose fields table
  * is at [1]) into ev, checking field types. Raises a "bad argument #arg"
@@ -16,6 +17,12 @@
 void lsse_check_event(lua_State *L, int idx, int arg, const char *fname,
                       sse_event *ev, int *check_utf8);
 
+/* Encodes a checked event into a new frame with one reference (topic NULL
+ * for none). Raises a "bad argument #arg" error for a bad field and on
+ * ENOMEM; nothing is allocated when it raises. */
+sse_frame *lsse_event_frame(lua_State *L, const sse_event *ev, int check_utf8, int arg,
+                            const char *topic, size_t tlen);
+
 /* Raise a "bad argument" error for a failed sse_encode_check(). */
 int lsse_encode_error(lua_State *L, int arg, const char *fname,
                       const sse_encode_err *err);
@@ -24,7 +31,7 @@ int lsse_encode_error(lua_State *L, int arg, const char *fname,
  * (errors name argument `arg`), pushes the id and returns the stored frame
  * with one reference for the caller (the ring may already have evicted it).
  * Returns NULL, pushing nothing, when the ring is closed. Raises on misuse. */
-struct sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg,
+sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg,
                                   const char *topic, size_t tlen);
 
 void lsse_open_encode(lua_State *L);

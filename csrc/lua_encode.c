@@ -82,36 +82,47 @@ int lsse_encode_error(lua_State *L, int arg, const char *fname, const sse_encode
   return luaL_argerror(L, arg, msg);
 }
 
+sse_frame *lsse_event_frame(lua_State *L, const sse_event *ev, int check_utf8, int arg,
+                            const char *topic, size_t tlen) {
+  size_t len;
+  sse_encode_err err;
+  if (sse_encode_check(ev, check_utf8, &len, &err) != SSE_OK) {
+    lsse_encode_error(L, arg, NULL, &err);
+    return NULL;
+  }
+  sse_frame *f = sse_frame_alloc(len, topic, tlen);
+  if (!f) {
+    luaL_error(L, "not enough memory");
+    return NULL;
+  }
+  sse_encode_write(ev, f->bytes);
+  return f;
+}
+
 /* core.encode(ev [, opts]) -> wire bytes of one event.
  * opts.check_utf8 = false skips UTF-8 validation (trusted bytes). */
 static int l_encode(lua_State *L) {
   sse_event ev;
   int check_utf8;
+  int opt_check = -1; /* -1: the options do not say */
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "check_utf8");
-    int opt_check = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
+    if (!lua_isnil(L, -1)) opt_check = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    lsse_check_event(L, 1, 1, "encode", &ev, &check_utf8);
-    if (opt_check != -1) check_utf8 = opt_check;
-  } else {
-    lsse_check_event(L, 1, 1, "encode", &ev, &check_utf8);
   }
+  lsse_check_event(L, 1, 1, "encode", &ev, &check_utf8);
+  if (opt_check != -1) check_utf8 = opt_check;
 
   size_t len;
   sse_encode_err err;
   if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK)
     return lsse_encode_error(L, 1, "encode", &err);
 
-  if (len <= STACK_OUT) {
-    char buf[STACK_OUT];
-    size_t n = sse_encode_write(&ev, buf);
-    lua_pushlstring(L, buf, n);
-  } else {
-    char *buf = (char *)lua_newuserdata(L, len);
-    size_t n = sse_encode_write(&ev, buf);
-    lua_pushlstring(L, buf, n);
-  }
+  char stack_buf[STACK_OUT];
+  char *buf = len <= STACK_OUT ? stack_buf : (char *)lua_newuserdata(L, len);
+  size_t n = sse_encode_write(&ev, buf);
+  lua_pushlstring(L, buf, n);
   return 1;
 }
 

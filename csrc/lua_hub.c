@@ -118,18 +118,14 @@ static int push_not_open(lua_State *L, const sse_sub *s) {
   return 2;
 }
 
-/* Encodes the event at idx into a new frame. Raises on misuse (before any
- * allocation); returns NULL only when out of memory. */
+/* Encodes the event at idx into a new frame. Raises on misuse and on
+ * ENOMEM (nothing allocated then). */
 static sse_frame *encode_frame(lua_State *L, int idx, int arg) {
   sse_event ev;
   int check_utf8;
   int top = lua_gettop(L);
   lsse_check_event(L, idx, arg, NULL, &ev, &check_utf8);
-  size_t len;
-  sse_encode_err err;
-  if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK) lsse_encode_error(L, arg, NULL, &err);
-  sse_frame *f = sse_frame_alloc(len, NULL, 0);
-  if (f) sse_encode_write(&ev, f->bytes);
+  sse_frame *f = lsse_event_frame(L, &ev, check_utf8, arg, NULL, 0);
   lua_settop(L, top);
   return f;
 }

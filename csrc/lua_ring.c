@@ -103,18 +103,7 @@ sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg, cons
   char id[SSE_RING_ID_CAP];
   ev.id.n = sse_ring_format_id(r, sse_ring_next_seq(r), id, sizeof id);
   ev.id.p = id;
-  size_t len;
-  sse_encode_err err;
-  if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK) {
-    lsse_encode_error(L, arg, "store", &err);
-    return NULL;
-  }
-  sse_frame *f = sse_frame_alloc(len, topic, tlen);
-  if (!f) {
-    luaL_error(L, "not enough memory");
-    return NULL;
-  }
-  sse_encode_write(&ev, f->bytes);
+  sse_frame *f = lsse_event_frame(L, &ev, check_utf8, arg, topic, tlen);
   sse_frame_ref(f); /* the caller's: the ring may evict it at once */
   int rc = sse_ring_store(r, f, now);
   if (rc != 0) {

@@ -202,25 +202,21 @@ local function publish(self, fname, n, topic, ev)
   if r and id ~= nil then
     argerror(n, fname, "event must not carry an id when the hub has a replayer (ids are the replayer's)")
   end
+  local ok, count
   if r and getmetatable(r) == RING_MT then
     -- one encode: the ring's frame is the one every subscriber gets
-    local ok, count, rid = pcall(self._core.publish, self._core, f, topic, now(), r)
-    if not ok then rethrow(n, fname, count) end
-    if count == nil then return nil, rid end
-    local st = self.stats
-    st.published = st.published + 1
-    st.deliveries = st.deliveries + count
-    self:_schedule()
-    return count, rid
+    ok, count, id = pcall(self._core.publish, self._core, f, topic, now(), r)
+    if ok and count == nil then return nil, id end -- the ring is closed
+  else
+    if r then
+      local sok, res, err = pcall(r.store, r, f, topic)
+      if not sok then rethrow(n, fname, res) end   -- a bad event is stored nowhere
+      if res == nil then return nil, err end
+      id = res
+      f.id = id
+    end
+    ok, count = pcall(self._core.publish, self._core, f, topic, now())
   end
-  if r then
-    local ok, res, err = pcall(r.store, r, f, topic)
-    if not ok then rethrow(n, fname, res) end   -- a bad event is stored nowhere
-    if res == nil then return nil, err end
-    id = res
-    f.id = id
-  end
-  local ok, count = pcall(self._core.publish, self._core, f, topic, now())
   if not ok then rethrow(n, fname, count) end
   local st = self.stats
   st.published = st.published + 1
@@ -358,14 +354,15 @@ function Hub:_schedule()
   if not p then
     p = uv.new_prepare()
     self._prepare = p
+    -- a prepare callback runs once per loop turn, just before polling: every
+    -- event published during the turn goes out in the same write
+    self._on_prepare = function()
+      p:stop()
+      local ok, err = pcall(self.flush, self)
+      if not ok then warn("hub flush failed: " .. tostring(err)) end
+    end
   end
-  -- a prepare callback runs once per loop turn, just before polling: every
-  -- event published during the turn goes out in the same write
-  p:start(function()
-    p:stop()
-    local ok, err = pcall(self.flush, self)
-    if not ok then warn("hub flush failed: " .. tostring(err)) end
-  end)
+  p:start(self._on_prepare)
 end
 
 function Hub:_start_keepalive(seconds)
@@ -382,13 +379,14 @@ function Hub:_start_keepalive(seconds)
   self._ka_timer = t
 end
 
---- hub:close(): closes every stream (reason "hub closed") and the hub.
+--- hub:close(): closes every stream (gracefully: what is queued still goes
+-- out) and the hub.
 function Hub:close()
   if getmetatable(self) ~= Hub then error("calling 'close' on bad self", 2) end
   if self._closed then return end
   local list = {}
   for _, s in pairs(self._streams) do list[#list + 1] = s end
-  for _, s in ipairs(list) do s:close() end -- graceful: queued events still go out
+  for _, s in ipairs(list) do s:close() end
   self._closed = true
   for _, h in ipairs({ self._ka_timer or false, self._prepare or false }) do
     if h and not h:is_closing() then h:close() end
