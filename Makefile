@@ -16,7 +16,7 @@ WARN       := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
               -Wmissing-prototypes -Wno-missing-field-initializers
 SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ALL_CFLAGS := -std=gnu99 -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS)) \
-              $(LUA_CFLAGS) $(UV_CFLAGS)
+              -Icsrc/core $(LUA_CFLAGS) $(UV_CFLAGS)
 # The module is not linked against liblua: the host interpreter provides it.
 LDFLAGS    ?=
 ALL_LDFLAGS := -shared $(if $(SAN),$(SAN_FLAGS)) $(LDFLAGS)
@@ -25,8 +25,10 @@ BUILD      ?= build/$(LUA)$(if $(SAN),-san)
 MODULE     := $(BUILD)/sse/core.so
 
 # Plain C data structures (no Lua), then the Lua bindings.
-CORE_SRCS  := csrc/encode.c csrc/frame.c csrc/parse.c csrc/httphead.c csrc/ring.c csrc/hub.c
-BIND_SRCS  := csrc/lsse.c csrc/lua_encode.c csrc/lua_parse.c csrc/lua_http.c csrc/lua_ring.c csrc/lua_hub.c
+CORE_SRCS  := $(addprefix csrc/core/,encode.c frame.c parse.c httphead.c ring.c hub.c)
+BIND_SRCS  := $(addprefix csrc/lua/,lsse.c lua_encode.c lua_parse.c lua_http.c lua_ring.c lua_hub.c)
+CORE_HDRS  := $(wildcard csrc/core/*.h)
+BIND_HDRS  := $(wildcard csrc/lua/*.h)
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS) $(BIND_SRCS))
 
 # C unit tests of the plain data structures, no Lua involved.
@@ -46,7 +48,7 @@ TEST_ENV    = $(call test_env,$(BUILD))
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: all help test check ctest lint spec spec-luajit spec-san rock-test browser install uninstall \
+.PHONY: print-srcs all help test check ctest lint spec spec-luajit spec-san rock-test browser install uninstall \
         run bench bench-encode bench-replay bench-hub bench-fanout bench-fanout-short bench-fanout-hold clean deps
 
 all: $(MODULE)
@@ -68,13 +70,17 @@ help:
 	@echo "                   make bench-fanout: the fan-out benchmark against Nchan"
 	@echo "make install       install into PREFIX=$(PREFIX)"
 
-$(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
+$(BUILD)/obj/%.o: csrc/%.c $(CORE_HDRS) $(BIND_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(MODULE): $(OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(UV_LIBS)
+
+# the C sources, for .ci/rock-test.sh (the rockspec must list them all)
+print-srcs:
+	@echo $(CORE_SRCS) $(BIND_SRCS)
 
 # --- tests ---------------------------------------------------------------
 deps:
@@ -85,9 +91,9 @@ test: deps
 
 check: test
 
-$(BUILD)/ctest/test_%: csrc/test/test_%.c $(CORE_SRCS) $(wildcard csrc/*.h)
+$(BUILD)/ctest/test_%: csrc/test/test_%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu99 $(WARN) -O1 -g $(SAN_FLAGS) -Icsrc $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
+	$(CC) -std=gnu99 $(WARN) -O1 -g $(SAN_FLAGS) -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
 
 ctest: $(CTEST_BINS)
 	@set -e; for t in $(CTEST_BINS); do echo "== $$t"; $$t; done
@@ -139,9 +145,9 @@ bench: bench-encode bench-replay bench-hub
 bench-replay: $(MODULE)
 	$(BENCH_ENV) $(LUA) bench/replay_bench.lua
 
-$(BUILD)/bench/hub_sim: bench/hub_sim.c $(CORE_SRCS) $(wildcard csrc/*.h)
+$(BUILD)/bench/hub_sim: bench/hub_sim.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu99 $(WARN) -O2 -g -Icsrc $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
+	$(CC) -std=gnu99 $(WARN) -O2 -g -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
 
 bench-hub: $(BUILD)/bench/hub_sim
 	$(BUILD)/bench/hub_sim

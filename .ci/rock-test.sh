@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 spec=$(ls rockspec/*.rockspec | head -n1)
 
 # The rockspec must list every C source and Lua module the Makefile builds.
-for f in $(sed -n 's/^\(CORE\|BIND\)_SRCS *[:+]*= *//p' Makefile); do
+for f in $(make -s print-srcs); do
   grep -q "\"$f\"" "$spec" || { echo "rock-test: $f is in the Makefile but not in $spec"; exit 1; }
 done
 for f in lua/sse/*.lua; do

@@ -25,9 +25,9 @@ FUZZ_BINS       := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 
 # Each target is linked with the whole core (one rule for all; the linker
 # keeps what it uses).
-$(FUZZ_DIR)/fuzz_%: csrc/fuzz/fuzz_%.c $(CORE_SRCS) $(wildcard csrc/*.h)
+$(FUZZ_DIR)/fuzz_%: csrc/fuzz/fuzz_%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(WARN) -Icsrc $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(WARN) -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
 
 fuzz-build: $(FUZZ_BINS)
 

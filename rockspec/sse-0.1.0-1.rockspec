@@ -25,12 +25,12 @@ build = {
     ["sse.core"] = {
       -- keep in step with CORE_SRCS and BIND_SRCS in the Makefile (checked by .ci/rock-test.sh)
       sources = {
-        "csrc/encode.c", "csrc/frame.c", "csrc/parse.c",
-        "csrc/httphead.c", "csrc/ring.c", "csrc/hub.c",
-        "csrc/lsse.c", "csrc/lua_encode.c", "csrc/lua_parse.c",
-        "csrc/lua_http.c", "csrc/lua_ring.c", "csrc/lua_hub.c",
+        "csrc/core/encode.c", "csrc/core/frame.c", "csrc/core/parse.c",
+        "csrc/core/httphead.c", "csrc/core/ring.c", "csrc/core/hub.c",
+        "csrc/lua/lsse.c", "csrc/lua/lua_encode.c", "csrc/lua/lua_parse.c",
+        "csrc/lua/lua_http.c", "csrc/lua/lua_ring.c", "csrc/lua/lua_hub.c",
       },
-      incdirs = { "csrc", "$(LIBUV_INCDIR)" },
+      incdirs = { "csrc/core", "csrc/lua", "$(LIBUV_INCDIR)" },
       libdirs = { "$(LIBUV_LIBDIR)" },
       libraries = { "uv" },
       defines = { "SSE_VERSION=\"0.1.0\"" },

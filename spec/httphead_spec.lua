@@ -1,4 +1,4 @@
--- The strict HTTP/1.1 head parser of sse.core (csrc/httphead.c, csrc/lua_http.c).
+-- The strict HTTP/1.1 head parser of sse.core (csrc/core/httphead.c, csrc/lua/lua_http.c).
 local core = require("sse.core")
 
 local function crlf(lines) return table.concat(lines, "\r\n") .. "\r\n\r\n" end

@@ -3,7 +3,7 @@
  * Build and run (from the repository root):
  *   clang -g -O1 -std=gnu99 -fsanitize=fuzzer,address,undefined \
  *     -fno-sanitize-recover=all -Icsrc \
- *     csrc/fuzz/fuzz_encode.c csrc/encode.c -o build/fuzz_encode
+ *     csrc/fuzz/fuzz_encode.c csrc/core/encode.c -o build/fuzz_encode
  *   build/fuzz_encode -max_total_time=60 csrc/fuzz/corpus/encode
  *
  * The input is an event: a flags byte (which fields are present, check_utf8,

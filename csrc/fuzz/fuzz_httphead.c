@@ -3,7 +3,7 @@
  * Build and run (from the repository root):
  *   clang -g -O1 -std=gnu99 -fsanitize=fuzzer,address,undefined \
  *     -fno-sanitize-recover=all -Icsrc \
- *     csrc/fuzz/fuzz_httphead.c csrc/httphead.c -o build/fuzz_httphead
+ *     csrc/fuzz/fuzz_httphead.c csrc/core/httphead.c -o build/fuzz_httphead
  *   build/fuzz_httphead -max_total_time=60 csrc/fuzz/corpus/httphead
  *
  * The input is the buffer as received. Each input is parsed with the default

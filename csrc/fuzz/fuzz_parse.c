@@ -2,7 +2,7 @@
  *
  * Build and run (from the repository root):
  *   clang -g -O1 -std=gnu99 -fsanitize=fuzzer,address,undefined -Icsrc \
- *     csrc/fuzz/fuzz_parse.c csrc/parse.c csrc/encode.c -o build/fuzz_parse
+ *     csrc/fuzz/fuzz_parse.c csrc/core/parse.c csrc/core/encode.c -o build/fuzz_parse
  *   build/fuzz_parse -max_total_time=60 csrc/fuzz/corpus/parse
  *
  * Two properties per input:

@@ -3,7 +3,7 @@
  * Build and run (from the repository root):
  *   clang -g -O1 -std=gnu99 -fsanitize=fuzzer,address,undefined \
  *     -fno-sanitize-recover=all -Icsrc \
- *     csrc/fuzz/fuzz_ring.c csrc/ring.c csrc/frame.c -o build/fuzz_ring
+ *     csrc/fuzz/fuzz_ring.c csrc/core/ring.c csrc/core/frame.c -o build/fuzz_ring
  *   build/fuzz_ring -max_total_time=60 csrc/fuzz/corpus/ring
  *
  * The input is a program: three bytes of limits (max_events 1..64, max_bytes

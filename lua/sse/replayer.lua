@@ -12,7 +12,7 @@
 --   r:first_id()                       -> id or nil
 --
 -- MemoryReplayer is the in-process implementation: a C ring buffer
--- (csrc/ring.c) behind an "sse.Ring" userdata.
+-- (csrc/core/ring.c) behind an "sse.Ring" userdata.
 local core = require("sse.core")
 
 local M = {}
