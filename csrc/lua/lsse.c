@@ -2,6 +2,9 @@
  * binding files (one per C object). */
 #include "lsse.h"
 
+#include <signal.h>
+#include <string.h>
+
 #ifndef SSE_VERSION
 #define SSE_VERSION "0.1.0"
 #endif
@@ -14,10 +17,36 @@
 
 SSE_EXPORT int luaopen_sse_core(lua_State *L);
 
+/* A peer that resets its connection makes the next write on that socket
+ * raise SIGPIPE, whose default action ends the process; libuv, luv and the
+ * Lua interpreter leave it so. Every write in sse (the C hub, sse.http,
+ * sse.client) handles EPIPE as an error instead, so the module ignores the
+ * signal when it is loaded -- unless the program installed a handler of its
+ * own (or ignores it already, as nginx does), which is left alone. Returns
+ * the disposition found: "default" (now ignored), "ignored" or "handled". */
+static const char *ignore_sigpipe(void) {
+#if defined(SIGPIPE)
+  struct sigaction old;
+  if (sigaction(SIGPIPE, NULL, &old) != 0) return "unknown";
+  if (old.sa_flags & SA_SIGINFO || old.sa_handler != SIG_DFL)
+    return old.sa_handler == SIG_IGN ? "ignored" : "handled";
+  struct sigaction ign;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  sigaction(SIGPIPE, &ign, NULL);
+  return "default";
+#else
+  return "none";
+#endif
+}
+
 SSE_EXPORT int luaopen_sse_core(lua_State *L) {
   lua_newtable(L);
   lua_pushliteral(L, SSE_VERSION);
   lua_setfield(L, -2, "version");
+  lua_pushstring(L, ignore_sigpipe());
+  lua_setfield(L, -2, "sigpipe_was");
   lsse_open_encode(L);
   lsse_open_hub(L);
   lsse_open_ring(L);
