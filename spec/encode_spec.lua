@@ -86,6 +86,16 @@ describe("sse.encode", function()
       end)
     end
 
+    it("names 'encode' in the error on every Lua, however it is called", function()
+      local msg = "bad argument #1 to 'encode' (field 'id' must not contain a line break (byte 2))"
+      local ev = { id = "a\nb" }
+      assert.are.same({ false, msg }, { pcall(encode, ev) })
+      assert.are.same({ false, msg }, { pcall(function() return sse.encode(ev) end) })
+      assert.are.same({ false, msg }, { pcall(sse.core.encode, ev) })
+      assert.are.same({ false, "bad argument #2 to 'encode' (table expected, got string)" },
+        { pcall(encode, {}, "fast") })
+    end)
+
     it("rejects a non-table options argument", function()
       util.raises_arg(2, "table expected, got string", encode, { data = "x" }, "fast")
     end)

@@ -3,6 +3,7 @@
 #include "lsse.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 
 #ifndef SSE_VERSION
@@ -16,6 +17,29 @@
 #endif
 
 SSE_EXPORT int luaopen_sse_core(lua_State *L);
+
+int lsse_argerror(lua_State *L, int arg, const char *fname, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const char *msg = lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  if (!fname) return luaL_argerror(L, arg, msg);
+  if (arg == 0) lua_pushfstring(L, "calling '%s' on bad self (%s)", fname, msg);
+  else lua_pushfstring(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
+  return lua_error(L);
+}
+
+int lsse_typeerror(lua_State *L, int arg, const char *fname, const char *expected, int idx) {
+  return lsse_argerror(L, arg, fname, "%s expected, got %s", expected, luaL_typename(L, idx));
+}
+
+int lsse_fail(lua_State *L, int code, const char *msg) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  if (code == 0) return 2;
+  lua_pushinteger(L, code);
+  return 3;
+}
 
 /* A peer that resets its connection makes the next write on that socket
  * raise SIGPIPE, whose default action ends the process; libuv, luv and the

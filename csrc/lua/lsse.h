@@ -7,9 +7,29 @@
 #include "encode.h"
 #include "frame.h"
 
+/* --- errors: one helper per direction (README "Error contract") ---------
+ * Misuse raises "bad argument #arg to 'fname' (msg)" naming the Lua function
+ * the user called, the same on Lua 5.4 and LuaJIT; a runtime condition
+ * returns nil, msg [, code]. arg is the position the user sees (for a
+ * method, 1 is the first argument after self; 0 means self itself:
+ * "calling 'fname' on bad self (msg)"). fname NULL falls back to
+ * luaL_argerror (arg is then a stack index and Lua guesses the name). */
+
+/* Raises the argument error; fmt takes lua_pushfstring's formats (%s %d %f
+ * %c %p %%). Never returns (the int is for `return lsse_argerror(...)`). */
+int lsse_argerror(lua_State *L, int arg, const char *fname, const char *fmt, ...);
+
+/* Raises "bad argument #arg to 'fname' (<expected> expected, got <type>)",
+ * <type> being the type name of the value at stack index idx. */
+int lsse_typeerror(lua_State *L, int arg, const char *fname, const char *expected, int idx);
+
+/* Pushes the runtime-failure result: nil, msg, and code when code != 0 (a
+ * negative C code). Returns the number of values pushed (2 or 3). */
+int lsse_fail(lua_State *L, int code, const char *msg);
+
 /* Read the event at idx (a plain table, or an sse.Event whose fields table
- * is at [1]) into ev, checking field types. Raises a "bad argument #arg"
- * error naming the field on misuse. Pushes values onto the stack that anchor
+ * is at [1]) into ev, checking field types. Raises "bad argument #arg to
+ * 'fname'" naming the field on misuse (fname NULL: see lsse_argerror). Pushes values onto the stack that anchor
  * ev's string pointers: keep them there (or lua_settop back) until ev is
  * no longer used. Sets *check_utf8 from the event's check_utf8 field (true
  * when absent). Fields: id (string or number), event, data, comment
@@ -18,12 +38,15 @@ void lsse_check_event(lua_State *L, int idx, int arg, const char *fname,
                       sse_event *ev, int *check_utf8);
 
 /* Encodes a checked event into a new frame with one reference (topic NULL
- * for none). Raises a "bad argument #arg" error for a bad field and on
+ * for none). Raises "bad argument #arg to 'fname'" for a bad field, and on
  * ENOMEM; nothing is allocated when it raises. */
+sse_frame *lsse_event_frame_as(lua_State *L, const sse_event *ev, int check_utf8, int arg,
+                               const char *fname, const char *topic, size_t tlen);
+/* The same with fname NULL (kept for existing callers). */
 sse_frame *lsse_event_frame(lua_State *L, const sse_event *ev, int check_utf8, int arg,
                             const char *topic, size_t tlen);
 
-/* Raise a "bad argument" error for a failed sse_encode_check(). */
+/* Raises "bad argument #arg to 'fname'" for a failed sse_encode_check(). */
 int lsse_encode_error(lua_State *L, int arg, const char *fname,
                       const sse_encode_err *err);
 

@@ -9,17 +9,17 @@
  * call that may raise. */
 #define STACK_OUT 1024
 
-static int field_error(lua_State *L, int arg, const char *field, const char *expected,
-                       int got_idx) {
-  return luaL_argerror(L, arg,
-                       lua_pushfstring(L, "field '%s': %s expected, got %s", field, expected,
-                                       luaL_typename(L, got_idx)));
+static int field_error(lua_State *L, int arg, const char *fname, const char *field,
+                       const char *expected, int got_idx) {
+  return lsse_argerror(L, arg, fname, "field '%s': %s expected, got %s", field, expected,
+                       luaL_typename(L, got_idx));
 }
 
 /* Reads an optional string field (top of stack) into s; numbers are allowed
  * for 'id' only (written as tostring would). Leaves the value on the stack,
  * anchored by the event table, so s->p stays valid. */
-static void read_str(lua_State *L, int arg, const char *field, sse_str *s, int allow_number) {
+static void read_str(lua_State *L, int arg, const char *fname, const char *field, sse_str *s,
+                     int allow_number) {
   int t = lua_type(L, -1);
   if (t == LUA_TNIL) { s->p = NULL; s->n = 0; return; }
   if (t == LUA_TSTRING || (allow_number && t == LUA_TNUMBER)) {
@@ -27,44 +27,41 @@ static void read_str(lua_State *L, int arg, const char *field, sse_str *s, int a
     s->p = lua_tolstring(L, -1, &s->n);
     return;
   }
-  if (allow_number) field_error(L, arg, field, "string or number", -1);
+  if (allow_number) field_error(L, arg, fname, field, "string or number", -1);
   else if (strcmp(field, "data") == 0)
-    luaL_argerror(L, arg,
-                  lua_pushfstring(L, "field 'data': string expected, got %s "
-                                     "(use sse.Event.json for other values)",
-                                  luaL_typename(L, -1)));
-  else field_error(L, arg, field, "string", -1);
+    lsse_argerror(L, arg, fname,
+                  "field 'data': string expected, got %s (use sse.Event.json for other values)",
+                  luaL_typename(L, -1));
+  else field_error(L, arg, fname, field, "string", -1);
 }
 
 void lsse_check_event(lua_State *L, int idx, int arg, const char *fname, sse_event *ev,
                       int *check_utf8) {
-  (void)fname; /* luaL_argerror names the running C function itself */
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    luaL_argerror(L, arg, lua_pushfstring(L, "event (table or sse.Event) expected, got %s",
-                                          luaL_typename(L, idx)));
-  }
+  if (lua_type(L, idx) != LUA_TTABLE) lsse_typeerror(L, arg, fname, "event (table or sse.Event)", idx);
   /* An sse.Event keeps its fields in a plain table at [1]. */
   lua_rawgeti(L, idx, 1);
   if (lua_type(L, -1) == LUA_TTABLE) idx = lua_gettop(L); /* stays pushed */
   else lua_pop(L, 1);
 
   lua_getfield(L, idx, "id");
-  read_str(L, arg, "id", &ev->id, 1);
+  read_str(L, arg, fname, "id", &ev->id, 1);
   lua_getfield(L, idx, "event");
-  read_str(L, arg, "event", &ev->event, 0);
+  read_str(L, arg, fname, "event", &ev->event, 0);
   lua_getfield(L, idx, "data");
-  read_str(L, arg, "data", &ev->data, 0);
+  read_str(L, arg, fname, "data", &ev->data, 0);
   lua_getfield(L, idx, "comment");
-  read_str(L, arg, "comment", &ev->comment, 0);
+  read_str(L, arg, fname, "comment", &ev->comment, 0);
 
   lua_getfield(L, idx, "retry");
   ev->retry = -1;
   if (!lua_isnil(L, -1)) {
     long long r = 0;
-    if (lua_type(L, -1) != LUA_TNUMBER) field_error(L, arg, "retry", "integer", -1);
-    if (!sse_tointeger(L, -1, &r) || r < 0 || r > SSE_RETRY_MAX)
-      luaL_argerror(L, arg, "field 'retry' must be an integer from 0 to 9007199254740991");
+    if (lua_type(L, -1) != LUA_TNUMBER) field_error(L, arg, fname, "retry", "integer", -1);
+    if (!sse_tointeger(L, -1, &r) || r < 0 || r > SSE_RETRY_MAX) {
+      sse_encode_err err = {SSE_E_RETRY, "retry", 0};
+      lsse_encode_error(L, arg, fname, &err);
+    }
     ev->retry = r;
   }
   lua_pop(L, 1);
@@ -77,17 +74,21 @@ void lsse_check_event(lua_State *L, int idx, int arg, const char *fname, sse_eve
 
 int lsse_encode_error(lua_State *L, int arg, const char *fname, const sse_encode_err *err) {
   char msg[160];
-  (void)fname;
   sse_encode_errmsg(err, msg, sizeof msg);
-  return luaL_argerror(L, arg, msg);
+  return lsse_argerror(L, arg, fname, "%s", msg);
 }
 
 sse_frame *lsse_event_frame(lua_State *L, const sse_event *ev, int check_utf8, int arg,
                             const char *topic, size_t tlen) {
+  return lsse_event_frame_as(L, ev, check_utf8, arg, NULL, topic, tlen);
+}
+
+sse_frame *lsse_event_frame_as(lua_State *L, const sse_event *ev, int check_utf8, int arg,
+                               const char *fname, const char *topic, size_t tlen) {
   size_t len;
   sse_encode_err err;
   if (sse_encode_check(ev, check_utf8, &len, &err) != SSE_OK) {
-    lsse_encode_error(L, arg, NULL, &err);
+    lsse_encode_error(L, arg, fname, &err);
     return NULL;
   }
   sse_frame *f = sse_frame_alloc(len, topic, tlen);
@@ -106,7 +107,7 @@ static int l_encode(lua_State *L) {
   int check_utf8;
   int opt_check = -1; /* -1: the options do not say */
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_istable(L, 2)) lsse_typeerror(L, 2, "encode", "table", 2);
     lua_getfield(L, 2, "check_utf8");
     if (!lua_isnil(L, -1)) opt_check = lua_toboolean(L, -1);
     lua_pop(L, 1);

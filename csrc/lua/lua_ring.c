@@ -91,7 +91,7 @@ sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg, cons
   lring *u = check_ring(L, ring_idx);
   sse_event ev;
   int check_utf8;
-  lsse_check_event(L, ev_idx, arg, "store", &ev, &check_utf8);
+  lsse_check_event(L, ev_idx, arg, NULL, &ev, &check_utf8);
   if (ev.id.p)
     luaL_argerror(L, arg, "event must not carry an id: ids are assigned by the replayer");
   if (!u->ring) return NULL;
