@@ -99,7 +99,7 @@ ctest: $(CTEST_BINS)
 	@set -e; for t in $(CTEST_BINS); do echo "== $$t"; $$t; done
 
 lint:
-	luacheck -q lua spec $(shell find bench examples -name "*.lua")
+	luacheck -q lua spec bin/sse-hub $(shell find bench examples -name "*.lua")
 
 spec: $(MODULE)
 	$(TEST_ENV) $(BUSTED) --lua=$(LUA) spec
@@ -123,10 +123,14 @@ browser:
 	sh spec/browser/run.sh
 
 # --- install -------------------------------------------------------------
+# every Lua module under lua/sse/ (and the demo hub's dashboard, found
+# beside sse.app on the Lua search path), relative to lua/
+LUA_FILES  := $(patsubst lua/%,%,$(shell find lua/sse -name '*.lua' -o -name '*.html'))
+
 install: $(MODULE)
-	install -d $(DESTDIR)$(LUA_LIBDIR)/sse $(DESTDIR)$(LUA_SHAREDIR)/sse
+	install -d $(DESTDIR)$(LUA_LIBDIR)/sse
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/sse/core.so
-	install -m 644 lua/sse/*.lua $(DESTDIR)$(LUA_SHAREDIR)/sse/
+	@set -e; for f in $(LUA_FILES); do install -D -m 644 lua/$$f $(DESTDIR)$(LUA_SHAREDIR)/$$f; done
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/sse/core.so $(DESTDIR)$(LUA_SHAREDIR)/sse

@@ -9,7 +9,7 @@ spec=$(ls rockspec/*.rockspec | head -n1)
 for f in $(make -s print-srcs); do
   grep -q "\"$f\"" "$spec" || { echo "rock-test: $f is in the Makefile but not in $spec"; exit 1; }
 done
-for f in lua/sse/*.lua; do
+for f in $(find lua/sse -name '*.lua' | sort); do
   grep -q "\"$f\"" "$spec" || { echo "rock-test: $f is missing from $spec"; exit 1; }
 done
 
@@ -17,6 +17,8 @@ tree=$(mktemp -d /tmp/sse-rock.XXXXXX)
 trap 'rm -rf "$tree"' EXIT
 luarocks --lua-version=5.4 make "$spec" --tree "$tree" >"$tree.log" 2>&1 || { cat "$tree.log"; exit 1; }
 rm -f "$tree.log"
+[ -f "$tree/share/lua/5.4/sse/app/dashboard.html" ] \
+  || { echo "rock-test: the dashboard is not installed beside sse.app"; exit 1; }
 cd /tmp
 LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua" \
 LUA_CPATH="$tree/lib/lua/5.4/?.so" \

@@ -44,6 +44,11 @@ build = {
     ["sse.hub"] = "lua/sse/hub.lua",
     ["sse.client"] = "lua/sse/client.lua",
     ["sse.http"] = "lua/sse/http.lua",
-    ["sse.app"] = "lua/sse/app.lua",
+    ["sse.app"] = "lua/sse/app/init.lua",
+    ["sse.app.main"] = "lua/sse/app/main.lua",
+  },
+  install = {
+    -- the demo hub's page, found beside sse.app on the Lua search path
+    lua = { ["sse.app.dashboard"] = "lua/sse/app/dashboard.html" },
   },
 }

@@ -195,9 +195,9 @@ describe("sse.app (the demo hub)", function()
   end)
 
   it("serves the dashboard page", function()
-    local app = start({ dashboard = "examples/hub/dashboard.html" })
+    local app = start({ dashboard = "lua/sse/app/dashboard.html" })
     local res = request(app, "GET", "/")
-    if io.open("examples/hub/dashboard.html") then
+    if io.open("lua/sse/app/dashboard.html") then
       assert.are.equal(200, res.status)
       assert.truthy(res.headers["content-type"]:find("text/html", 1, true))
       assert.truthy(res.body:find("EventSource", 1, true))

@@ -34,6 +34,7 @@ local function attack(port, target)
   if not finished then uv.kill(pid, "sigkill") end
   C.wait(function() return code ~= nil end, 2000)
   for _, h in ipairs({ so, se, handle }) do if not h:is_closing() then h:close() end end
+  uv.run("nowait") -- let the close callbacks run
   assert(finished, "the attacker did not finish in 60 s")
   local text = table.concat(out)
   local ok, summary = pcall(cjson.decode, text:match("[^\n]*") or "")

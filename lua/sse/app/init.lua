@@ -1,6 +1,6 @@
 --- sse.app: the reference SSE hub — topics, replay by Last-Event-ID, an
 -- HTTP publish endpoint, stats and a live dashboard — on an in-memory
--- replayer. examples/hub/server.lua is its command line; `make run` starts it.
+-- replayer. sse.app.main is its command line (bin/sse-hub, examples/hub/server.lua).
 --
 --   GET  /                       the dashboard page
 --   GET  /events?topic=a&topic=b  subscribe (Last-Event-ID or ?lastEventId= resumes)
@@ -130,9 +130,29 @@ local function publish_fields(req)
   return { topic = topic, event = event ~= "" and event or nil, data = data, retry = retry }
 end
 
+--- Where the dashboard page is: dashboard.html beside this module, found on
+-- package.path like a module (lua/sse/app/ in a checkout; installed beside
+-- the Lua modules, <share>/lua/<version>/sse/app/dashboard.html). nil when
+-- it is not there.
+function M.dashboard_path()
+  local file = "sse/app/dashboard.html"
+  for template in package.path:gmatch("[^;]+") do
+    local path = template:gsub("%?%.lua$", file)
+    if path ~= template then
+      local f = io.open(path, "rb")
+      if f then
+        f:close()
+        return path
+      end
+    end
+  end
+  return nil
+end
+
 --- app.new(opts) -> app; opts as M.DEFAULTS plus token (string), cors
--- (list of origins), dashboard (path of the page; default beside this
--- program), log (function(msg)).
+-- (list of origins), dashboard (path of the page; default M.dashboard_path();
+-- false: none),
+-- log (function(msg)).
 function M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then argerror("table expected, got " .. type(opts)) end
@@ -159,7 +179,9 @@ function M.new(opts)
                   cors = o.cors and { origins = o.cors } or nil, log = o.log }
   for _, h in ipairs(HTTP_OPTIONS) do hopts[h] = o[h] end
   self.http = sse.http.new(hopts)
-  self.page = o.dashboard and read_file(o.dashboard)
+  local page = o.dashboard
+  if page == nil then page = M.dashboard_path() end
+  self.page = page and read_file(page) or nil
   -- one function for every stream (no closure per connection)
   self._count_bytes = function(_, stream)
     self.closed_bytes = self.closed_bytes + stream._sub:stats().bytes_sent

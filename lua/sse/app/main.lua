@@ -1,0 +1,138 @@
+--- sse.app.main: the demo hub's command line (bin/sse-hub, and
+-- examples/hub/server.lua from a checkout). main(argv) parses the flags,
+-- starts the hub, runs the luv loop until SIGINT or SIGTERM and returns the
+-- exit status: 0 after a clean stop, 1 when it cannot listen, 2 on a bad
+-- command line.
+local uv = require("luv")
+local App = require("sse.app")
+
+local M = {}
+
+local D = App.DEFAULTS
+-- name, kind, help, default shown
+M.FLAGS = {
+  { "host", "string", "address to bind", D.host },
+  { "port", "int", "port to bind (0: any free port)", D.port },
+  { "replay-events", "int", "events kept for replay", D.replay_events },
+  { "replay-bytes", "int", "bytes of encoded events kept for replay", D.replay_bytes },
+  { "replay-ttl", "number", "seconds an event is kept for replay", D.replay_ttl },
+  { "token", "string", "require 'Authorization: Bearer TOKEN' to publish", nil },
+  { "cors", "list", "comma-separated origins allowed by CORS ('*' for any)", nil },
+  { "max-connections", "int", "connections served at once (more get 503)", D.max_connections },
+  { "keepalive", "number", "seconds between keep-alive comments to idle clients", D.keepalive },
+  { "outbox-limit", "int", "bytes queued per client before the slow policy applies", D.outbox_limit },
+  { "slow-policy", "string", "close | drop_oldest", D.slow_policy },
+  { "write-timeout", "number", "seconds sent data may stay unacknowledged (vanished clients)", D.write_timeout },
+  { "head-timeout", "number", "seconds a client has to send a request head", 10 },
+  { "max-body-bytes", "int", "largest request body (publish) accepted", 1048576 },
+}
+
+local function usage(out, prog)
+  out:write("usage: ", prog, " [options]\n\nA live SSE hub with replay, ",
+    "a publish endpoint and a dashboard.\n\noptions:\n")
+  local rows, width = { { "--help", "this text" } }, 6
+  for _, f in ipairs(M.FLAGS) do
+    local value = f[2] == "flag" and "" or (f[2] == "list" and " A,B" or " " .. f[2]:upper())
+    local left = "--" .. f[1] .. value
+    width = math.max(width, #left)
+    rows[#rows + 1] = { left, f[3] .. (f[4] ~= nil and (" (default " .. tostring(f[4]) .. ")") or "") }
+  end
+  table.insert(rows, table.remove(rows, 1))
+  for _, r in ipairs(rows) do
+    out:write("  ", r[1], (" "):rep(width - #r[1] + 2), r[2], "\n")
+  end
+end
+
+--- parse(argv) -> opts | nil, message | "help"
+function M.parse(argv)
+  local opts, i = {}, 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--help" or a == "-h" then return "help" end
+    local name, inline = a:match("^%-%-([%w-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w-]+)$")
+    local flag
+    for _, f in ipairs(M.FLAGS) do if f[1] == name then flag = f end end
+    if not flag then return nil, "unknown option " .. a end
+    local key = name:gsub("-", "_")
+    local v = inline
+    if flag[2] == "flag" then
+      if v ~= nil then return nil, "option --" .. name .. " takes no value" end
+      v = true
+    elseif v == nil then
+      i = i + 1
+      v = argv[i]
+      if v == nil then return nil, "option --" .. name .. " needs a value" end
+    end
+    if flag[2] == "int" or flag[2] == "number" then
+      local n = tonumber(v)
+      if not n or (flag[2] == "int" and n ~= math.floor(n)) or n < 0 then
+        return nil, ("--%s: %s expected, got '%s'"):format(name, flag[2] == "int" and "integer" or "number", v)
+      end
+      v = flag[2] == "int" and math.floor(n) or n
+    elseif flag[2] == "list" then
+      local list = {}
+      for item in v:gmatch("[^,%s]+") do list[#list + 1] = item end
+      v = list
+    end
+    opts[key] = v
+    i = i + 1
+  end
+  return opts
+end
+
+--- main(argv [, prog]) -> exit status. prog names the command in messages
+-- (default "sse-hub").
+function M.main(argv, prog)
+  prog = prog or "sse-hub"
+  local opts, err = M.parse(argv or {})
+  if opts == "help" then
+    usage(io.stdout, prog)
+    return 0
+  end
+  local function die(msg)
+    io.stderr:write(prog, ": ", msg, "\n")
+    usage(io.stderr, prog)
+    return 2
+  end
+  if not opts then return die(err) end
+
+  -- Many idle connections: collect garbage sooner so RSS stays near the
+  -- live size (see "Tuning" in README.md).
+  collectgarbage("setpause", 100)
+  local ok, app = pcall(App.new, opts)
+  if not ok then return die(tostring(app):match("%((.*)%)$") or tostring(app)) end
+  local port, lerr = app:listen()
+  if not port then
+    io.stderr:write(prog, ": cannot listen on ", tostring(opts.host or D.host), ":",
+      tostring(opts.port or D.port), ": ", tostring(lerr), "\n")
+    return 1
+  end
+
+  local base = ("http://%s:%d/"):format(opts.host or D.host, port)
+  local auth = opts.token and (" -H 'Authorization: Bearer " .. opts.token .. "'") or ""
+  io.stdout:write("sse hub listening on ", base, "\n",
+    "  dashboard  ", base, app.page and "" or " (not found: GET / answers 404)", "\n",
+    "  subscribe  curl -N '", base, "events?topic=news'\n",
+    "  publish    curl", auth, " -d topic=news -d event=headline -d data=hello ", base, "publish\n",
+    "  stats      curl", auth, " ", base, "stats\n")
+  io.stdout:flush()
+
+  -- SIGINT / SIGTERM: stop accepting, close the streams cleanly, exit 0.
+  local signals = {}
+  local function stop(signame)
+    io.stdout:write("sse hub: ", signame, ", closing ", app.hub:connection_count(), " stream(s)\n")
+    io.stdout:flush()
+    for _, s in ipairs(signals) do s:close() end
+    app:close()
+  end
+  for _, name in ipairs({ "sigint", "sigterm" }) do
+    local s = uv.new_signal()
+    s:start(name, function() stop(name:upper()) end)
+    signals[#signals + 1] = s
+  end
+  uv.run()
+  return 0
+end
+
+return M
