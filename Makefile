@@ -25,14 +25,14 @@ BUILD      ?= build/$(LUA)$(if $(SAN),-san)
 MODULE     := $(BUILD)/sse/core.so
 
 # Plain C data structures (no Lua), then the Lua bindings.
-CORE_SRCS  := $(addprefix csrc/core/,encode.c frame.c parse.c httphead.c ring.c hub.c)
-BIND_SRCS  := $(addprefix csrc/lua/,lsse.c lua_encode.c lua_parse.c lua_http.c lua_ring.c lua_hub.c)
+CORE_SRCS  := $(addprefix csrc/core/,encode.c frame.c parse.c httphead.c ring.c hub.c resp.c)
+BIND_SRCS  := $(addprefix csrc/lua/,lsse.c lua_encode.c lua_parse.c lua_http.c lua_ring.c lua_hub.c lua_resp.c)
 CORE_HDRS  := $(wildcard csrc/core/*.h)
 BIND_HDRS  := $(wildcard csrc/lua/*.h)
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS) $(BIND_SRCS))
 
 # C unit tests of the plain data structures, no Lua involved.
-CTESTS     := encode parse httphead ring hub
+CTESTS     := encode parse httphead ring hub resp
 CTEST_BINS := $(patsubst %,$(BUILD)/ctest/test_%,$(CTESTS))
 
 PREFIX     ?= /usr/local

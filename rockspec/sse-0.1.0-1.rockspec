@@ -27,8 +27,10 @@ build = {
       sources = {
         "csrc/core/encode.c", "csrc/core/frame.c", "csrc/core/parse.c",
         "csrc/core/httphead.c", "csrc/core/ring.c", "csrc/core/hub.c",
+        "csrc/core/resp.c",
         "csrc/lua/lsse.c", "csrc/lua/lua_encode.c", "csrc/lua/lua_parse.c",
         "csrc/lua/lua_http.c", "csrc/lua/lua_ring.c", "csrc/lua/lua_hub.c",
+        "csrc/lua/lua_resp.c",
       },
       incdirs = { "csrc/core", "csrc/lua", "$(LIBUV_INCDIR)" },
       libdirs = { "$(LIBUV_LIBDIR)" },

@@ -76,6 +76,7 @@ SSE_EXPORT int luaopen_sse_core(lua_State *L) {
   lsse_open_ring(L);
   lsse_open_parse(L);
   lsse_open_http(L);
+  lsse_open_resp(L);
   /* one line per binding file, in the order of the Makefile CORE_SRCS */
   return 1;
 }

@@ -62,5 +62,6 @@ void lsse_open_ring(lua_State *L);
 void lsse_open_hub(lua_State *L);
 void lsse_open_parse(lua_State *L);
 void lsse_open_http(lua_State *L);
+void lsse_open_resp(lua_State *L);
 
 #endif
