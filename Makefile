@@ -167,6 +167,15 @@ bench-fanout-short: $(MODULE)
 bench-fanout-hold: $(MODULE)
 	$(BENCH_ENV) FANOUT_HOLD=1 bash bench/fanout.sh
 
+# issue 10's speed and memory harnesses (bench/README.md); each prints figures,
+# sse beside Nchan (and luv); BENCH_BEFORE=<commit> adds an sse-before column
+.PHONY: bench-storm bench-storm-short
+bench-storm: $(MODULE)
+	bash bench/storm.sh
+
+bench-storm-short: $(MODULE)
+	STORM_SHORT=1 bash bench/storm.sh
+
 bench-encode: $(MODULE)
 	$(BENCH_ENV) $(LUA) bench/encode_bench.lua
 

@@ -1,32 +1,46 @@
--- The fan-out benchmark's server built on the sse library: sse.http + Hub
--- (with the in-memory replayer, like Nchan's message buffer). Same endpoints
--- and command line as bench/luv_fanout_server.lua.
+-- The benchmarks' server built on the sse library: sse.http + Hub with the
+-- in-memory replayer (like Nchan's message buffer). Same endpoints and command
+-- line as bench/luv_fanout_server.lua. It uses only the public API, so the
+-- drivers also run it against the library of an older commit (BENCH_BEFORE).
 --
 --   lua5.4 bench/fanout_server.lua [--host 127.0.0.1] [--port 8080]
+--          [--gc-pause N] [--outbox-limit BYTES] [--replay-events N]
 --
---   GET  /sub   an event stream
+--   GET  /sub   an event stream, attached with its Last-Event-ID (replayed
+--               from the ring when it has one)
 --   POST /pub   body = event data, broadcast to every subscriber; answers the count
+--
+-- --gc-pause N calls collectgarbage("setpause", N) (SSE_GC_PAUSE too); without
+-- it Lua's default GC settings stay. bench/fanout.sh passes 100.
 local uv = require("luv")
--- A server holding many idle connections: collect garbage sooner, so RSS
--- stays near the live size (bench/README.md shows both settings).
-collectgarbage("setpause", tonumber(os.getenv("SSE_GC_PAUSE") or "100"))
 local sse = require("sse")
 
 local host, port = "127.0.0.1", 8080
-for i = 1, #arg, 2 do
-  if arg[i] == "--port" then port = tonumber(arg[i + 1])
-  elseif arg[i] == "--host" then host = arg[i + 1]
-  else
-    io.stderr:write("usage: lua5.4 bench/fanout_server.lua [--host H] [--port P]\n")
-    os.exit(2)
-  end
+local gc_pause = tonumber(os.getenv("SSE_GC_PAUSE") or "")
+local outbox_limit, replay_events = nil, 1000
+local function usage()
+  io.stderr:write("usage: lua5.4 bench/fanout_server.lua [--host H] [--port P] [--gc-pause N]"
+    .. " [--outbox-limit BYTES] [--replay-events N]\n")
+  os.exit(2)
 end
+for i = 1, #arg, 2 do
+  local name, value = arg[i], arg[i + 1]
+  if name == "--host" and value then host = value
+  elseif name == "--port" and tonumber(value) then port = tonumber(value)
+  elseif name == "--gc-pause" and tonumber(value) then gc_pause = tonumber(value)
+  elseif name == "--outbox-limit" and tonumber(value) then outbox_limit = tonumber(value)
+  elseif name == "--replay-events" and tonumber(value) then replay_events = tonumber(value)
+  else usage() end
+end
+if gc_pause then collectgarbage("setpause", gc_pause) end
 
-local hub = sse.Hub.new({ replayer = sse.MemoryReplayer.new({ max_events = 1000 }) })
+local hub = sse.Hub.new({ replayer = sse.MemoryReplayer.new({ max_events = replay_events }) })
 local app = sse.http.new({ host = host, port = port, max_connections = 20000, log = function() end })
+local stream_opts = { outbox_limit = outbox_limit }
 
 app:get("/sub", function(_, res)
-  hub:register(res:sse({}))
+  local stream = res:sse(stream_opts)
+  if stream then hub:attach(stream) end -- resumes after its Last-Event-ID
 end)
 
 app:post("/pub", function(req, res)

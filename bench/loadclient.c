@@ -43,23 +43,29 @@
 
 #define HEAD_MAX 8192
 #define DATA_MAX 64
+#define ID_MAX 64
+#define PAYLOAD_MAX (1024 * 1024)
 #define RBUF_SIZE (256 * 1024)
 #define MAX_EVENTS 1024
 
 enum { ST_FREE, ST_CONNECTING, ST_HEAD, ST_BODY, ST_DEAD };
 enum { BM_EOF, BM_LEN, BM_CHUNKED, BM_NONE };
 enum { CK_SIZE, CK_EXT, CK_DATA, CK_DATA_END, CK_TRAILER, CK_TRAILER_LINE };
-enum { S_FIELD, S_VALUE_START, S_VALUE, S_SKIP };
+enum { S_FIELD, S_VALUE_START, S_VALUE, S_SKIP, S_ID_START, S_ID };
 
 /* One connection: a subscriber, or the publisher (is_pub). */
 struct conn {
 	int fd;
 	unsigned char state, bm, ck, ckdig;
 	unsigned char sse, flen, has_data, cr;
-	unsigned char is_pub;
+	unsigned char is_pub, storm, idlen, idnul;
 	unsigned short dlen;
 	char field[5];
 	char data[DATA_MAX];
+	char id[ID_MAX];          /* the event-stream's last event id (truncated) */
+	char idnew[ID_MAX];       /* the id line being read */
+	unsigned char idnew_len;
+	double t_start;           /* mono() when the connection was started */
 	unsigned long long rem;   /* bytes left in the chunk or the Content-Length body */
 	char *head;               /* response head being read, NULL once streaming */
 	unsigned head_len;
@@ -75,6 +81,10 @@ struct opts {
 	const char *host, *sub_path, *pub_path, *label;
 	int port, n, burst, payload, pid, pending, settle_ms, sample_ms, src_ips;
 	double rate, duration, ramp, timeout, hold, max_time;
+	/* reconnect storm: storm clients, each K events behind */
+	const char *storm_path;
+	int storm, replay, storm_lastid, storm_pending;
+	double storm_ramp;
 };
 
 /* All run state; one instance, owned by main. */
@@ -91,8 +101,13 @@ struct state {
 	long pending, established, alive, conn_errors, closed, gaps, dups, unparsed, other;
 	long bad_status, proto_errors;
 	long pub_sent, pub_resp, pub_ok, pub_err;
-	/* sequence numbers: warm-up 1, burst [bfirst, blast], rate [rfirst, rlast] */
-	unsigned warm_seq, bfirst, blast, rfirst, rlast, next_seq;
+	/* sequence numbers: warm-up 1, storm [sfirst, slast], burst [bfirst, blast],
+	 * rate [rfirst, rlast] */
+	unsigned warm_seq, sfirst, slast, bfirst, blast, rfirst, rlast, next_seq;
+	char warm_id[ID_MAX];     /* the id the server gave the warm-up event */
+	long storm_deliv, storm_done;
+	double last_storm_rx;
+	struct lat lstorm;        /* per storm client: connect start -> caught up */
 	unsigned target; long reached, dead_unreached;
 	long warm_deliv, burst_deliv, rate_deliv, hold_events;
 	double last_burst_rx, last_rate_rx;
@@ -287,6 +302,15 @@ static void on_event(struct conn *c)
 	lat = G.now_us - ts;
 	if (seq == G.warm_seq) {
 		G.warm_deliv++;
+		if (!G.warm_id[0] && c->idlen) {
+			memcpy(G.warm_id, c->id, c->idlen);
+			G.warm_id[c->idlen] = 0;
+		}
+	} else if (seq >= G.sfirst && seq <= G.slast) {
+		if (c->storm) {             /* not the subscribers that saw them live */
+			G.storm_deliv++;
+			G.last_storm_rx = mono();
+		}
 	} else if (seq >= G.bfirst && seq <= G.blast) {
 		G.burst_deliv++;
 		lat_push(&G.lburst, lat);
@@ -305,6 +329,10 @@ static void on_event(struct conn *c)
 	}
 	if (seq > c->last_seq + 1) G.gaps += (long)(seq - c->last_seq - 1);
 	if (G.target && seq >= G.target && c->last_seq < G.target) G.reached++;
+	if (c->storm && seq >= G.slast && c->last_seq < G.slast) {
+		G.storm_done++;
+		lat_push(&G.lstorm, (long long)((G.last_storm_rx - c->t_start) * 1e6));
+	}
 	c->last_seq = (unsigned)seq;
 }
 
@@ -319,6 +347,22 @@ static void sse_data_start(struct conn *c)
 	c->has_data = 1;
 }
 
+static int is_id_field(const struct conn *c)
+{
+	return c->flen == 2 && c->field[0] == 'i' && c->field[1] == 'd';
+}
+
+/* An "id" line ended: it sets the last event id unless it holds a NUL. */
+static void sse_id_end(struct conn *c)
+{
+	if (!c->idnul) {
+		memcpy(c->id, c->idnew, c->idnew_len);
+		c->idlen = c->idnew_len;
+	}
+	c->idnew_len = 0;
+	c->idnul = 0;
+}
+
 static void sse_line_end(struct conn *c)
 {
 	if (c->sse == S_FIELD) {
@@ -328,10 +372,23 @@ static void sse_line_end(struct conn *c)
 			c->dlen = 0;
 		} else if (is_data_field(c)) {    /* "data" with no colon */
 			sse_data_start(c);
+		} else if (is_id_field(c)) {      /* "id" with no colon: empty id */
+			sse_id_end(c);
 		}
+	} else if (c->sse == S_ID_START || c->sse == S_ID) {
+		sse_id_end(c);
 	}
 	c->sse = S_FIELD;
 	c->flen = 0;
+}
+
+/* Offset of the first CR or LF in p[0..n), or n. */
+static size_t find_eol(const char *p, size_t n)
+{
+	const char *lf = memchr(p, '\n', n);
+	size_t end = lf ? (size_t)(lf - p) : n;
+	const char *cr = memchr(p, '\r', end);
+	return cr ? (size_t)(cr - p) : end;
 }
 
 /* Event-stream parser (CR, LF, CRLF line ends, split anywhere). */
@@ -339,7 +396,14 @@ static void sse_feed(struct conn *c, const char *p, size_t n)
 {
 	size_t i;
 	for (i = 0; i < n; i++) {
-		char b = p[i];
+		char b;
+		/* the rest of a line that is dropped anyway (a comment, an unknown
+		 * field, data past what is kept): skip to its end at memchr speed */
+		if (!c->cr && (c->sse == S_SKIP || (c->sse == S_VALUE && c->dlen >= DATA_MAX - 1))) {
+			i += find_eol(p + i, n - i);
+			if (i >= n) return;
+		}
+		b = p[i];
 		if (c->cr) {
 			c->cr = 0;
 			if (b == '\n') continue;
@@ -357,6 +421,10 @@ static void sse_feed(struct conn *c, const char *p, size_t n)
 				} else if (is_data_field(c)) {
 					sse_data_start(c);
 					c->sse = S_VALUE_START;
+				} else if (is_id_field(c)) {
+					c->idnew_len = 0;
+					c->idnul = 0;
+					c->sse = S_ID_START;
 				} else {
 					c->sse = S_SKIP;                 /* id, event, retry, ... */
 				}
@@ -371,6 +439,14 @@ static void sse_feed(struct conn *c, const char *p, size_t n)
 			/* fall through */
 		case S_VALUE:
 			if (c->dlen < DATA_MAX - 1) c->data[c->dlen++] = b;
+			break;
+		case S_ID_START:
+			c->sse = S_ID;
+			if (b == ' ') break;
+			/* fall through */
+		case S_ID:
+			if (b == 0) c->idnul = 1;
+			else if (c->idnew_len < ID_MAX - 1) c->idnew[c->idnew_len++] = b;
 			break;
 		default:
 			break;
@@ -610,9 +686,12 @@ static int ep_set(int op, struct conn *c, uint32_t events)
 static void sub_send_request(struct conn *c)
 {
 	char req[1024];
+	int lastid = c->storm && G.o.storm_lastid;
 	int len = snprintf(req, sizeof req,
 		"GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n"
-		"Cache-Control: no-cache\r\n\r\n", G.o.sub_path, G.o.host, G.o.port);
+		"Cache-Control: no-cache\r\n%s%s%s\r\n", c->storm ? G.o.storm_path : G.o.sub_path,
+		G.o.host, G.o.port, lastid ? "Last-Event-ID: " : "", lastid ? G.warm_id : "",
+		lastid ? "\r\n" : "");
 	if (len <= 0 || len >= (int)sizeof req || write(c->fd, req, (size_t)len) != len
 	    || ep_set(EPOLL_CTL_MOD, c, EPOLLIN) < 0) {
 		conn_close(c, 1);
@@ -621,9 +700,14 @@ static void sub_send_request(struct conn *c)
 	c->state = ST_HEAD;
 }
 
-static void sub_start(struct conn *c)
+/* Starts subscriber c (a storm client when storm: it resumes after the warm-up
+ * event, so its last_seq starts there). */
+static void sub_start(struct conn *c, int storm)
 {
 	memset(c, 0, sizeof *c);
+	c->storm = (unsigned char)storm;
+	c->t_start = mono();
+	if (storm) c->last_seq = G.warm_seq;
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	G.pending++;
 	c->state = ST_CONNECTING;
@@ -682,17 +766,17 @@ static void pub_flush(void)
  * them all with one write() when possible. */
 static void pub_send(unsigned first, unsigned count)
 {
-	char body[1024], head[512];
+	char prefix[64], head[512];
 	long long ts = real_us();
 	unsigned i;
 	if (G.pub.state == ST_DEAD) return;
 	for (i = 0; i < count; i++) {
-		int bl = snprintf(body, sizeof body, "%08u %016lld ", first + i, ts);
-		int hl;
-		while (bl < G.o.payload && bl < (int)sizeof body - 1) body[bl++] = 'x';
-		hl = snprintf(head, sizeof head,
+		int pl = snprintf(prefix, sizeof prefix, "%08u %016lld ", first + i, ts);
+		int bl = pl > G.o.payload ? pl : G.o.payload;
+		int hl = snprintf(head, sizeof head,
 			"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain\r\n"
 			"Content-Length: %d\r\n\r\n", G.o.pub_path, G.o.host, G.o.port, bl);
+		char *o;
 		if (G.out_len + (size_t)(hl + bl) > G.out_cap) {
 			size_t cap = (G.out_cap ? G.out_cap * 2 : 65536) + (size_t)(hl + bl);
 			char *no = realloc(G.out, cap);
@@ -700,8 +784,10 @@ static void pub_send(unsigned first, unsigned count)
 			G.out = no;
 			G.out_cap = cap;
 		}
-		memcpy(G.out + G.out_len, head, (size_t)hl);
-		memcpy(G.out + G.out_len + hl, body, (size_t)bl);
+		o = G.out + G.out_len;
+		memcpy(o, head, (size_t)hl);
+		memcpy(o + hl, prefix, (size_t)pl);
+		memset(o + hl + pl, 'x', (size_t)(bl - pl));
 		G.out_len += (size_t)(hl + bl);
 		G.pub_sent++;
 	}
@@ -848,6 +934,10 @@ static int selftest_feed(const char *resp, size_t len, size_t step, long want)
 	for (off = 0; off < len && c.state != ST_DEAD; off += step)
 		conn_feed(&c, resp + off, len - off < step ? len - off : step);
 	free(c.head);
+	if (c.idlen != 3 || memcmp(c.id, "1:0", 3) != 0) {
+		fprintf(stderr, "selftest: step %zu: last event id %.*s (want 1:0)\n", step, c.idlen, c.id);
+		return -1;
+	}
 	if (G.burst_deliv != want || G.unparsed != 1 || G.gaps || G.dups || G.proto_errors
 	    || c.state != ST_BODY) {
 		fprintf(stderr, "selftest: step %zu: %ld events (want %ld), %ld unparsed, %ld gaps,"
@@ -914,7 +1004,7 @@ static void usage(void)
 		"  -m M              burst events, pipelined in one write (100; 0 = no burst)\n"
 		"  --rate R          fixed-rate events per second (5; 0 = no rate phase)\n"
 		"  --duration S      fixed-rate phase length in seconds (10)\n"
-		"  --payload B       event data bytes (40)\n"
+		"  --payload B       event data bytes (40; 26..1048576)\n"
 		"  --pid PID         server process for /proc CPU and RSS figures\n"
 		"  --ramp R          new connections per second (5000)\n"
 		"  --pending K       max handshakes in flight (256)\n"
@@ -924,6 +1014,14 @@ static void usage(void)
 		"  --spin-us US      busy-poll this long after activity instead of sleeping (0 = off)\n"
 		"  --timeout S       per-phase timeout (60)\n"
 		"  --hold S          keep subscribers open S seconds at the end (0)\n"
+		"  --storm N         reconnect storm after the warm-up: K events are published, then\n"
+		"                    N new clients connect, each resuming after the warm-up event (0)\n"
+		"  --replay K        events each storm client must replay (100)\n"
+		"  --storm-path PATH storm clients' path (the subscriber path)\n"
+		"  --storm-lastid B  1: storm clients send Last-Event-ID (the warm-up event's id);\n"
+		"                    0: they send none (a server that starts them at its oldest) (1)\n"
+		"  --storm-pending K storm handshakes in flight (1024)\n"
+		"  --storm-ramp R    storm connections per second (0 = as fast as possible)\n"
 		"  --max-time S      hard limit for the whole run (computed)\n"
 		"  --label NAME      name printed in the RESULT line\n"
 		"  --selftest        check the response and event-stream parsers, then exit\n");
@@ -937,6 +1035,8 @@ static int parse_args(int argc, char **argv)
 	o->label = "server"; o->n = 1000; o->burst = 100; o->rate = 5; o->duration = 10;
 	o->payload = 40; o->pid = 0; o->ramp = 5000; o->pending = 256; o->settle_ms = 1000;
 	o->sample_ms = 5; o->src_ips = 16; o->timeout = 60; o->hold = 0; o->max_time = 0;
+	o->storm = 0; o->replay = 100; o->storm_path = NULL; o->storm_lastid = 1;
+	o->storm_pending = 1024; o->storm_ramp = 0;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); exit(0); }
@@ -963,14 +1063,27 @@ static int parse_args(int argc, char **argv)
 		else if (!strcmp(a, "--hold")) o->hold = atof(v);
 		else if (!strcmp(a, "--max-time")) o->max_time = atof(v);
 		else if (!strcmp(a, "--label")) o->label = v;
+		else if (!strcmp(a, "--storm")) o->storm = atoi(v);
+		else if (!strcmp(a, "--replay")) o->replay = atoi(v);
+		else if (!strcmp(a, "--storm-path")) o->storm_path = v;
+		else if (!strcmp(a, "--storm-lastid")) o->storm_lastid = atoi(v);
+		else if (!strcmp(a, "--storm-pending")) o->storm_pending = atoi(v);
+		else if (!strcmp(a, "--storm-ramp")) o->storm_ramp = atof(v);
 		else { fprintf(stderr, "loadclient: unknown option %s\n", a); usage(); return -1; }
 	}
 	if (o->port <= 0 || o->port > 65535 || o->n < 0 || o->burst < 0 || o->rate < 0
-	    || o->duration < 0 || o->payload < 26 || o->payload > 1000 || o->ramp <= 0
-	    || o->pending <= 0 || G.spin_s < 0 || o->src_ips < 1 || o->src_ips > 254 || o->timeout <= 0 || o->sample_ms <= 0) {
-		fprintf(stderr, "loadclient: bad option value (payload must be 26..1000 bytes)\n");
+	    || o->duration < 0 || o->payload < 26 || o->payload > PAYLOAD_MAX || o->ramp <= 0
+	    || o->pending <= 0 || G.spin_s < 0 || o->src_ips < 1 || o->src_ips > 254 || o->timeout <= 0
+	    || o->sample_ms <= 0 || o->storm < 0 || o->replay < 1 || o->storm_pending <= 0
+	    || o->storm_ramp < 0) {
+		fprintf(stderr, "loadclient: bad option value (payload must be 26..%d bytes)\n", PAYLOAD_MAX);
 		return -1;
 	}
+	if (o->storm > 0 && o->n < 1) {
+		fprintf(stderr, "loadclient: --storm needs -n >= 1 (a subscriber learns the warm-up event's id)\n");
+		return -1;
+	}
+	if (!o->storm_path) o->storm_path = o->sub_path;
 	return 0;
 }
 
@@ -991,6 +1104,11 @@ int main(int argc, char **argv)
 	long rss_base = -1, rss_idle = -1, rss_warm = -1, rss_b0 = -1, rss_after = -1, hwm = -1;
 	long long cl_b0 = 0, cl_b1 = 0, cl_r0 = 0, cl_r1 = 0, cpu_b0 = -1, cpu_b1 = -1, sch_b0 = -1, sch_b1 = -1, cpu_r0 = -1, cpu_r1 = -1;
 	long long sch_r0 = -1, sch_r1 = -1;
+	long long cpu_c0 = -1, cpu_c1 = -1, sch_c0 = -1, sch_c1 = -1;
+	long long cpu_s0 = -1, cpu_s1 = -1, sch_s0 = -1, sch_s1 = -1, cl_s0 = 0, cl_s1 = 0;
+	double storm_secs = 0;
+	long storm_started = 0, rss_s0 = -1, rss_s1 = -1;
+	int storm_ok = 1;
 	double t_connect = 0, t_send = 0, burst_secs = 0;
 	long exp_burst = 0;
 	int burst_ok = 1, rate_ok = 1, warm_ok = 1, hwm_reset = -1;
@@ -1003,7 +1121,7 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (o->max_time <= 0)
-		G.o.max_time = o->n / o->ramp + 6 * o->timeout + o->duration + o->hold + 30;
+		G.o.max_time = o->n / o->ramp + 8 * o->timeout + o->duration + o->hold + 30;
 	signal(SIGALRM, on_alarm);
 	alarm((unsigned)o->max_time + 1);
 
@@ -1017,10 +1135,12 @@ int main(int argc, char **argv)
 	if ((ntohl(G.addr.sin_addr.s_addr) >> 24) != 127) G.o.src_ips = 1;   /* loopback only */
 	G.ep = epoll_create1(EPOLL_CLOEXEC);
 	G.rbuf = malloc(RBUF_SIZE);
-	G.subs = calloc((size_t)(o->n ? o->n : 1), sizeof *G.subs);
+	G.subs = calloc((size_t)(o->n + o->storm ? o->n + o->storm : 1), sizeof *G.subs);
 	if (G.ep < 0 || !G.rbuf || !G.subs) { perror("loadclient: setup"); return 2; }
 	G.warm_seq = 1;
-	G.bfirst = 2;
+	G.sfirst = 2;
+	G.slast = 1 + (unsigned)(o->storm ? o->replay : 0);
+	G.bfirst = G.slast + 1;
 	G.blast = G.bfirst + (unsigned)o->burst - 1;
 	nrate = (long)(o->rate * o->duration + 0.5);
 	G.rfirst = G.blast + 1;
@@ -1033,12 +1153,14 @@ int main(int argc, char **argv)
 	if (pub_open() < 0) return 1;
 
 	/* connect */
+	cpu_c0 = proc_cpu_us(o->pid);
+	sch_c0 = proc_sched_ns(o->pid);
 	t0 = mono();
 	deadline = t0 + o->n / o->ramp + o->timeout;
 	while ((started < o->n || G.pending > 0) && mono() < deadline) {
 		long allowed = (long)((mono() - t0) * o->ramp) + 1;
 		while (started < o->n && started < allowed && G.pending < o->pending)
-			sub_start(&G.subs[started++]);
+			sub_start(&G.subs[started++], 0);
 		loop_once(started < o->n ? 1 : 20);
 	}
 	t_connect = mono() - t0;
@@ -1050,6 +1172,13 @@ int main(int argc, char **argv)
 	loop_for(o->settle_ms / 1000.0);
 	wait_server_idle(5);
 	rss_idle = proc_status_kb(o->pid, "VmRSS");
+	cpu_c1 = proc_cpu_us(o->pid);
+	sch_c1 = proc_sched_ns(o->pid);
+	if (cpu_c0 >= 0 && G.established)
+		printf("connect: server CPU %.3f s = %.1f us per connection (schedstat %.1f us):"
+		       " %.0f connections per server CPU second\n", (cpu_c1 - cpu_c0) / 1e6,
+		       (double)(cpu_c1 - cpu_c0) / G.established, (sch_c1 - sch_c0) / 1e3 / G.established,
+		       sch_c1 > sch_c0 ? G.established / ((sch_c1 - sch_c0) / 1e9) : 0.0);
 	/* peak RSS is tracked from here (idle, no event yet) through the burst:
 	 * per-subscriber memory a server allocates on its first delivery counts */
 	hwm_reset = proc_reset_hwm(o->pid);
@@ -1071,6 +1200,59 @@ int main(int argc, char **argv)
 	printf("warm-up: %ld of %ld subscribers got the first event%s\n", G.warm_deliv, G.alive,
 	       warm_ok ? "" : " (TIMEOUT)");
 	fflush(stdout);
+
+	/* reconnect storm: K events stored, then o->storm clients resume after the
+	 * warm-up event and each must replay exactly those K */
+	if (o->storm > 0) {
+		long pending0 = G.pending;
+		double t_s0, sdeadline;
+		if (o->storm_lastid && !G.warm_id[0])
+			fprintf(stderr, "loadclient: the warm-up event carried no id: storm clients send an empty Last-Event-ID\n");
+		set_target(G.slast);
+		pub_send(G.sfirst, (unsigned)o->replay);
+		storm_ok = wait_target(G.alive, mono() + o->timeout);
+		wait_server_idle(3);
+		G.dead_unreached = 0;
+		rss_s0 = proc_status_kb(o->pid, "VmRSS");
+		getrusage(RUSAGE_SELF, &ru);
+		cl_s0 = ru_us(&ru);
+		cpu_s0 = proc_cpu_us(o->pid);
+		sch_s0 = proc_sched_ns(o->pid);
+		t_s0 = mono();
+		sdeadline = t_s0 + (o->storm_ramp > 0 ? o->storm / o->storm_ramp : 0) + o->timeout;
+		while ((storm_started < o->storm || G.storm_done + G.dead_unreached < o->storm)
+		       && mono() < sdeadline) {
+			long allowed = o->storm_ramp > 0 ? (long)((mono() - t_s0) * o->storm_ramp) + 1 : o->storm;
+			while (storm_started < o->storm && storm_started < allowed
+			       && G.pending - pending0 < o->storm_pending)
+				sub_start(&G.subs[o->n + storm_started++], 1);
+			loop_once(storm_started < o->storm ? 1 : 10);
+		}
+		storm_ok = storm_ok && G.storm_done == o->storm;
+		storm_secs = (G.storm_done ? G.last_storm_rx : mono()) - t_s0;
+		wait_server_idle(3);
+		rss_s1 = proc_status_kb(o->pid, "VmRSS");
+		getrusage(RUSAGE_SELF, &ru);
+		cl_s1 = ru_us(&ru);
+		cpu_s1 = proc_cpu_us(o->pid);
+		sch_s1 = proc_sched_ns(o->pid);
+		lat_sort(&G.lstorm);
+		printf("storm: %d clients x %d replayed events: %ld caught up, %ld deliveries in %.3f s%s\n",
+		       o->storm, o->replay, G.storm_done, G.storm_deliv, storm_secs,
+		       storm_ok ? "" : " (TIMEOUT or errors)");
+		if (cpu_s0 >= 0 && G.storm_deliv)
+			printf("storm: server CPU %.3f s = %.3f us per replayed delivery (schedstat %.3f us),"
+			       " %.1f us per client; client CPU %.2f s\n",
+			       (cpu_s1 - cpu_s0) / 1e6, (double)(cpu_s1 - cpu_s0) / G.storm_deliv,
+			       (sch_s1 - sch_s0) / 1e3 / G.storm_deliv, (sch_s1 - sch_s0) / 1e3 / o->storm,
+			       (cl_s1 - cl_s0) / 1e6);
+		if (rss_s0 >= 0)
+			printf("storm: server RSS %.1f MB before, %.1f MB after (%.0f B per storm client)\n",
+			       rss_s0 / 1024.0, rss_s1 / 1024.0, (rss_s1 - rss_s0) * 1024.0 / o->storm);
+		printf("storm: connect -> caught up p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+		       ms(lat_pct(&G.lstorm, 0.5)), ms(lat_pct(&G.lstorm, 0.99)), ms(lat_pct(&G.lstorm, 1.0)));
+		fflush(stdout);
+	}
 
 	/* burst */
 	if (o->burst > 0) {
@@ -1175,7 +1357,13 @@ int main(int argc, char **argv)
 	       " rate_events=%ld rate_deliveries=%ld rate_p50_us=%lld rate_p99_us=%lld rate_max_us=%lld"
 	       " rate_cpu_us_per_del=%.3f rate_sched_us_per_del=%.3f rate_client_cpu_us_per_del=%.3f"
 	       " conn_errors=%ld bad_status=%ld proto_errors=%ld closed=%ld missing=%ld dups=%ld"
-	       " unparsed=%ld pub_sent=%ld pub_ok=%ld pub_err=%ld timeouts=%d\n",
+	       " unparsed=%ld pub_sent=%ld pub_ok=%ld pub_err=%ld timeouts=%d"
+	       " connect_cpu_us=%lld connect_us_per_conn=%.2f connect_sched_us_per_conn=%.2f"
+	       " storm_clients=%d storm_replay=%d storm_started=%ld storm_done=%ld"
+	       " storm_deliveries=%ld storm_s=%.4f storm_cpu_us=%lld storm_cpu_us_per_del=%.4f"
+	       " storm_sched_us_per_del=%.4f storm_sched_us_per_client=%.2f storm_client_cpu_us=%lld"
+	       " storm_p50_us=%lld storm_p99_us=%lld storm_max_us=%lld storm_rss0_kb=%ld storm_rss1_kb=%ld"
+	       " payload=%d\n",
 	       o->label, o->n, G.established, G.alive, t_connect,
 	       rss_base, rss_idle, rss_warm,
 	       G.established && rss_base >= 0 && rss_idle >= 0 ? (rss_idle - rss_base) * 1024.0 / G.established : -1.0,
@@ -1192,9 +1380,19 @@ int main(int argc, char **argv)
 	       sch_r0 >= 0 && G.rate_deliv ? (sch_r1 - sch_r0) / 1e3 / G.rate_deliv : -1.0,
 	       G.rate_deliv ? (double)(cl_r1 - cl_r0) / G.rate_deliv : -1.0,
 	       G.conn_errors, G.bad_status, G.proto_errors, G.closed, G.gaps, G.dups, G.unparsed,
-	       G.pub_sent, G.pub_ok, G.pub_err, (!warm_ok) + (!burst_ok) + (!rate_ok));
+	       G.pub_sent, G.pub_ok, G.pub_err, (!warm_ok) + (!burst_ok) + (!rate_ok) + (!storm_ok),
+	       cpu_c0 >= 0 ? cpu_c1 - cpu_c0 : -1,
+	       cpu_c0 >= 0 && G.established ? (double)(cpu_c1 - cpu_c0) / G.established : -1.0,
+	       sch_c0 >= 0 && G.established ? (sch_c1 - sch_c0) / 1e3 / G.established : -1.0,
+	       o->storm, o->replay, storm_started, G.storm_done, G.storm_deliv, storm_secs,
+	       cpu_s0 >= 0 ? cpu_s1 - cpu_s0 : -1,
+	       cpu_s0 >= 0 && G.storm_deliv ? (double)(cpu_s1 - cpu_s0) / G.storm_deliv : -1.0,
+	       sch_s0 >= 0 && G.storm_deliv ? (sch_s1 - sch_s0) / 1e3 / G.storm_deliv : -1.0,
+	       sch_s0 >= 0 && o->storm ? (sch_s1 - sch_s0) / 1e3 / o->storm : -1.0, cl_s1 - cl_s0,
+	       lat_pct(&G.lstorm, 0.5), lat_pct(&G.lstorm, 0.99), lat_pct(&G.lstorm, 1.0), rss_s0, rss_s1,
+	       o->payload);
 	fflush(stdout);
 	/* the kernel closes the sockets at exit */
-	for (i = 0; i < o->n; i++) G.subs[i].state = ST_DEAD;
-	return (G.established == o->n && warm_ok && burst_ok && rate_ok) ? 0 : 1;
+	for (i = 0; i < o->n + o->storm; i++) G.subs[i].state = ST_DEAD;
+	return (G.established == o->n + o->storm && warm_ok && burst_ok && rate_ok && storm_ok) ? 0 : 1;
 }
