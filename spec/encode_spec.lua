@@ -60,7 +60,7 @@ describe("sse.encode", function()
         "field 'data': string expected, got table (use sse.Event.json for other values)" },
       { "number data", { data = 5 },
         "field 'data': string expected, got number (use sse.Event.json for other values)" },
-      { "table id", { id = {} }, "field 'id': string or number expected, got table" },
+      { "table id", { id = {} }, "field 'id': string or integer expected, got table" },
       { "boolean event", { event = false }, "field 'event': string expected, got boolean" },
       { "number comment", { comment = 1 }, "field 'comment': string expected, got number" },
       { "string retry", { retry = "100" }, "field 'retry': integer expected, got string" },
@@ -98,6 +98,86 @@ describe("sse.encode", function()
 
     it("rejects a non-table options argument", function()
       util.raises_arg(2, "table expected, got string", encode, { data = "x" }, "fast")
+    end)
+  end)
+
+  describe("one event rule (every API that takes an event)", function()
+    local ID = "field 'id' must be a string or an integer from 0 to 9007199254740991"
+    it("writes integer ids in decimal, the same on every Lua", function()
+      assert.are.equal("id: 42\n\n", encode({ id = 42.0 }))
+      assert.are.equal("id: 0\n\n", encode({ id = 0 }))
+      assert.are.equal("id: 9007199254740991\n\n", encode({ id = 2 ^ 53 - 1 }))
+      assert.are.equal("id: 1000000000000000\n\n", encode({ id = 1e15 }))
+    end)
+    local bad = {
+      { "a fractional id", { id = 1.5 }, ID },
+      { "a NaN id", { id = 0 / 0 }, ID },
+      { "an infinite id", { id = math.huge }, ID },
+      { "a negative id", { id = -1 }, ID },
+      { "an id past 2^53 - 1", { id = 2 ^ 53 }, ID },
+      { "an unknown field", { date = "x" }, "unknown event field 'date'" },
+      { "an unknown field beside good ones", { data = "x", Data = "y" }, "unknown event field 'Data'" },
+      { "the first of several unknown fields, by name", { zeta = 1, alpha = 2, data = "x", mid = 3 },
+        "unknown event field 'alpha'" },
+      { "a number key", { data = "x", "y" }, "event fields are named by strings, got a number key" },
+      { "a boolean key", { [true] = 1 }, "event fields are named by strings, got a boolean key" },
+      { "a plain table wrapping the fields", { { data = "x" } },
+        "event fields are named by strings, got a number key" },
+      { "a non-boolean check_utf8", { data = "x", check_utf8 = "no" },
+        "field 'check_utf8': boolean expected, got string" },
+    }
+    for _, c in ipairs(bad) do
+      it("refuses " .. c[1], function()
+        assert.are.same({ false, ("bad argument #1 to 'encode' (%s)"):format(c[3]) },
+          { pcall(encode, c[2]) })
+      end)
+    end
+    it("checks the options", function()
+      assert.are.same({ false, "bad argument #2 to 'encode' (unknown option 'fast')" },
+        { pcall(encode, { data = "x" }, { fast = true }) })
+      assert.are.same({ false, "bad argument #2 to 'encode' (option 'check_utf8': boolean expected, got number)" },
+        { pcall(encode, { data = "x" }, { check_utf8 = 0 }) })
+    end)
+    it("reads fields raw: no metamethod runs", function()
+      local proxy = setmetatable({}, { __index = function() error("must not run") end })
+      assert.are.equal("\n", encode(proxy))
+      local ev = setmetatable({ data = "x" }, { __index = function() error("must not run") end })
+      assert.are.equal("data: x\n\n", encode(ev))
+    end)
+    it("is the rule of Event.new, the builder, event_stream and the replayer", function()
+      local R = "unknown event field 'date'"
+      local function err(fn, ...)
+        local ok, e = pcall(fn, ...)
+        assert.is_false(ok)
+        return e
+      end
+      assert.are.equal(("bad argument #1 to 'new' (%s)"):format(R), err(sse.Event.new, { date = "x" }))
+      assert.are.equal(("bad argument #1 to 'new' (%s)"):format(ID), err(sse.Event.new, { id = 0 / 0 }))
+      local b = sse.Sse.new()
+      assert.are.equal(("bad argument #1 to 'push' (%s)"):format(R), err(b.push, b, { date = "x" }))
+      assert.are.equal(("bad argument #1 to 'push' (%s)"):format(ID), err(b.push, b, { id = 2.5 }))
+      assert.are.equal(("bad argument #1 to 'event_stream' (event 2: %s)"):format(R),
+        err(sse.event_stream, { { data = "a" }, { date = "x" } }))
+      local r = sse.MemoryReplayer.new({ epoch = "ep" })
+      assert.matches("%(unknown event field 'date'%)$", err(r.store, r, { date = "x" }))
+      assert.are.equal(0, r:len())
+    end)
+    it("gives the sample errors of the README's error contract, word for word", function()
+      local f = assert(io.open("README.md"))
+      local readme = f:read("a")
+      f:close()
+      local section = readme:match("\n## Error contract\n(.-)\n## ")
+      local enc = section:match("`(bad argument #1 to 'encode' [^`]*)`")
+      local ev = section:match("`(bad argument #2 to 'event' [^`]*)`")
+      assert.are.same({ false, enc }, { pcall(encode, { id = "ab\ncd" }) })
+      local ok, err = pcall(sse.Sse.event, sse.Sse.new(), "t")
+      assert.is_false(ok)
+      assert.are.equal(ev, (err:gsub("^[^:]*:%d+: ", "")))
+    end)
+
+    it("exports its limits", function()
+      assert.are.equal(9007199254740991, sse.core.limits.retry_max)
+      assert.are.equal(9007199254740991, sse.core.limits.id_int_max)
     end)
   end)
 

@@ -779,7 +779,7 @@ describe("fault: hostile event values", function()
       { S.send, { id = "1\r", data = "x" }, "send", "field 'id' must not contain a line break (byte 2)" },
       { S.send, { id = "a\0", data = "x" }, "send", "field 'id' must not contain a NUL byte (byte 2)" },
       { S.send, { id = "\255", data = "x" }, "send", "field 'id' is not valid UTF-8 (byte 1)" },
-      { S.send, { id = {}, data = "x" }, "send", "field 'id': string or number expected, got table" },
+      { S.send, { id = {}, data = "x" }, "send", "field 'id': string or integer expected, got table" },
       { S.send, { event = "e\n\ndata: injected", data = "x" }, "send",
         "field 'event' must not contain a line break (byte 2)" },
       { S.send, 5, "send", "event (table or sse.Event) expected, got number" },

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "sse_limits.h"
+
 typedef struct sse_str {
   const char *p; /* NULL when the field is absent */
   size_t n;
@@ -36,8 +38,6 @@ typedef struct sse_encode_err {
   const char *field; /* "id", "event", "data", "comment", "retry" */
   size_t offset;     /* byte offset within the field (NEWLINE, NUL, UTF8) */
 } sse_encode_err;
-
-#define SSE_RETRY_MAX 9007199254740991LL /* 2^53 - 1: exact in every Lua */
 
 /* Validate ev and store its exact encoded length in *len. check_utf8 != 0
  * also requires every field to be valid UTF-8. Returns SSE_OK or a negative

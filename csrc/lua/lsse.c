@@ -1,6 +1,10 @@
 /* lsse.c - luaopen_sse_core: the module table of sse.core, assembled from the
  * binding files (one per C object). */
 #include "lsse.h"
+#include "httphead.h"
+#include "sse_limits.h"
+#include "parse.h"
+#include "ring.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -65,12 +69,41 @@ static const char *ignore_sigpipe(void) {
 #endif
 }
 
+/* sse.core.limits: the fixed limits of the core (csrc/core/sse_limits.h and the
+ * headers of each part), read by the Lua layer and the docs. */
+static void open_limits(lua_State *L) {
+  static const struct {
+    const char *name;
+    double value; /* every limit is an integer exact in a double */
+  } limits[] = {
+      {"int_exact_max", (double)SSE_INT_EXACT_MAX},
+      {"retry_max", (double)SSE_RETRY_MAX},
+      {"id_int_max", (double)SSE_ID_INT_MAX},
+      {"encode_scratch_keep", (double)SSE_SCRATCH_KEEP},
+      {"ring_max_events", (double)SSE_RING_MAX_EVENTS},
+      {"ring_epoch_max", (double)SSE_RING_EPOCH_MAX},
+      {"parse_default_max_line", (double)SSE_PARSE_DEFAULT_MAX_LINE},
+      {"parse_default_max_event", (double)SSE_PARSE_DEFAULT_MAX_EVENT},
+      {"http_max_head_bytes", (double)SSE_HTTP_MAX_HEAD_BYTES},
+      {"http_max_headers", (double)SSE_HTTP_MAX_HEADERS},
+      {"http_max_query_pairs", (double)SSE_HTTP_MAX_QUERY_PAIRS},
+      {"http_max_content_length", (double)SSE_HTTP_MAX_CONTENT_LENGTH},
+  };
+  lua_newtable(L);
+  for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)limits[i].value);
+    lua_setfield(L, -2, limits[i].name);
+  }
+  lua_setfield(L, -2, "limits");
+}
+
 SSE_EXPORT int luaopen_sse_core(lua_State *L) {
   lua_newtable(L);
   lua_pushliteral(L, SSE_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, ignore_sigpipe());
   lua_setfield(L, -2, "sigpipe_was");
+  open_limits(L);
   lsse_open_encode(L);
   lsse_open_hub(L);
   lsse_open_ring(L);

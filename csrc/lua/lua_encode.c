@@ -1,75 +1,237 @@
-/* lua_encode.c - Lua binding of the encoder: core.encode(ev [, opts]) and the
- * event-reading helpers every other binding uses (see lsse.h). */
+/* lua_encode.c - Lua binding of the encoder: core.encode(ev [, opts]),
+ * core.encoder(fname, arg [, many]), core.check_event(ev, fname, arg),
+ * core.utf8_valid(s), and the event reader every other binding uses (see
+ * lsse.h).
+ *
+ * The event rule, the same for every API that takes an event: a plain table,
+ * or an sse.Event (its fields table at [1]); fields are read raw (no
+ * metamethod runs); only id, event, data, comment, retry and check_utf8 may
+ * be present. id is a string or an integer 0 .. SSE_ID_INT_MAX (written in
+ * decimal); event, data and comment are strings; retry is an integer
+ * 0 .. SSE_RETRY_MAX; check_utf8 is a boolean (false: trusted bytes). */
 #include "lsse.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Outputs up to this size are built on the C stack; larger ones in a
- * Lua-owned scratch userdata, so no malloc'd memory is ever held across a
- * call that may raise. */
-#define STACK_OUT 1024
+/* --- the module's scratch buffer ---------------------------------------- */
 
-static int field_error(lua_State *L, int arg, const char *fname, const char *field,
-                       const char *expected, int got_idx) {
-  return lsse_argerror(L, arg, fname, "field '%s': %s expected, got %s", field, expected,
-                       luaL_typename(L, got_idx));
+#define SCRATCH_MT "sse.Scratch"
+
+/* Upvalue 1 of every encoder: malloc'd memory owned by a userdata (freed by
+ * its __gc), so a raise never leaks it and no call pays for a fresh buffer. */
+typedef struct scratch {
+  char *p;
+  size_t cap;
+} scratch;
+
+static int scratch_gc(lua_State *L) {
+  scratch *s = (scratch *)lua_touserdata(L, 1);
+  free(s->p);
+  s->p = NULL;
+  s->cap = 0;
+  return 0;
 }
 
-/* Reads an optional string field (top of stack) into s; numbers are allowed
- * for 'id' only (written as tostring would). Leaves the value on the stack,
- * anchored by the event table, so s->p stays valid. */
-static void read_str(lua_State *L, int arg, const char *fname, const char *field, sse_str *s,
-                     int allow_number) {
-  int t = lua_type(L, -1);
-  if (t == LUA_TNIL) { s->p = NULL; s->n = 0; return; }
-  if (t == LUA_TSTRING || (allow_number && t == LUA_TNUMBER)) {
-    /* lua_tolstring converts only this stack slot, never the table field */
-    s->p = lua_tolstring(L, -1, &s->n);
-    return;
+/* Makes room for n bytes, keeping the first `keep` bytes. Returns the
+ * buffer, or NULL when out of memory (the old buffer is kept). */
+static char *scratch_reserve(scratch *s, size_t n, size_t keep) {
+  if (n <= s->cap) return s->p;
+  size_t cap = s->cap ? s->cap : 4096;
+  while (cap < n) cap = cap > (size_t)-1 / 2 ? n : cap * 2;
+  char *p;
+  if (keep) {
+    p = (char *)realloc(s->p, cap);
+  } else { /* nothing to copy: no realloc memcpy */
+    p = (char *)malloc(cap);
+    if (p) free(s->p);
   }
-  if (allow_number) field_error(L, arg, fname, field, "string or number", -1);
-  else if (strcmp(field, "data") == 0)
-    lsse_argerror(L, arg, fname,
-                  "field 'data': string expected, got %s (use sse.Event.json for other values)",
-                  luaL_typename(L, -1));
-  else field_error(L, arg, fname, field, "string", -1);
+  if (!p) return NULL;
+  s->p = p;
+  s->cap = cap;
+  return p;
+}
+
+/* After a call: give back a buffer that grew past SSE_SCRATCH_KEEP. */
+static void scratch_trim(scratch *s) {
+  if (s->cap > SSE_SCRATCH_KEEP) {
+    free(s->p);
+    s->p = NULL;
+    s->cap = 0;
+  }
+}
+
+/* --- reading an event --------------------------------------------------- */
+
+enum { F_ID, F_EVENT, F_DATA, F_COMMENT, F_RETRY, F_UTF8, F_UNKNOWN, NSLOTS };
+
+/* The field named by the string key at idx, or -1. */
+static int field_of(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TSTRING) return -1; /* never convert a key in place */
+  size_t n;
+  const char *k = lua_tolstring(L, idx, &n);
+  switch (n) {
+  case 2: return memcmp(k, "id", 2) == 0 ? F_ID : -1;
+  case 4: return memcmp(k, "data", 4) == 0 ? F_DATA : -1;
+  case 5:
+    if (memcmp(k, "event", 5) == 0) return F_EVENT;
+    return memcmp(k, "retry", 5) == 0 ? F_RETRY : -1;
+  case 7: return memcmp(k, "comment", 7) == 0 ? F_COMMENT : -1;
+  case 10: return memcmp(k, "check_utf8", 10) == 0 ? F_UTF8 : -1;
+  default: return -1;
+  }
+}
+
+/* Is the table at idx an sse.Event (metatable __name "sse.Event")? */
+static int is_event_object(lua_State *L, int idx) {
+  if (!luaL_getmetafield(L, idx, "__name")) return 0;
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  int yes = s && n == 9 && memcmp(s, "sse.Event", 9) == 0;
+  lua_pop(L, 1);
+  return yes;
+}
+
+/* Should the unknown key at idx be reported instead of the one in slot?
+ * Yes when the slot is empty, or for the smaller string key, so the error
+ * does not depend on the table's iteration order. */
+static int report_first(lua_State *L, int idx, int slot) {
+  int t = lua_type(L, slot);
+  if (t == LUA_TNIL) return 1;
+  if (lua_type(L, idx) != LUA_TSTRING) return t != LUA_TSTRING && lua_type(L, idx) < t;
+  if (t != LUA_TSTRING) return 1;
+  size_t a, b;
+  const char *x = lua_tolstring(L, idx, &a), *y = lua_tolstring(L, slot, &b);
+  int c = memcmp(x, y, a < b ? a : b);
+  return c < 0 || (c == 0 && a < b);
+}
+
+/* An integer 0 .. max in the number at idx? */
+static int check_uint(lua_State *L, int idx, long long max, long long *out) {
+  long long v;
+  if (!sse_tointeger(L, idx, &v) || v < 0 || v > max) return 0;
+  *out = v;
+  return 1;
+}
+
+/* Pushes "<what> expected, got <type of idx>" for field f and returns -1. */
+static int field_type_error(lua_State *L, const char *field, const char *what, int idx) {
+  lua_pushfstring(L, "field '%s': %s expected, got %s", field, what, luaL_typename(L, idx));
+  return -1;
+}
+
+/* Reads the event at idx into ev and *check_utf8 (see the rule at the top).
+ * Returns 0, or -1 with the reason pushed (the text inside "bad argument
+ * ... (...)"). Either way it leaves values on the stack that anchor ev's
+ * strings; it runs no Lua code. */
+static int read_event(lua_State *L, int idx, sse_event *ev, int *check_utf8) {
+  static const sse_str none = {NULL, 0};
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lua_pushfstring(L, "event (table or sse.Event) expected, got %s", luaL_typename(L, idx));
+    return -1;
+  }
+  luaL_checkstack(L, NSLOTS + 4, "event fields");
+  lua_rawgeti(L, idx, 1);
+  if (lua_type(L, -1) == LUA_TTABLE && is_event_object(L, idx)) idx = lua_gettop(L); /* anchored */
+  else lua_pop(L, 1);
+
+  /* one stack slot per field, in a fixed order, so the checks below run in
+   * that order whatever order the table yields its keys in */
+  int base = lua_gettop(L) + 1;
+  lua_settop(L, base + NSLOTS - 1);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int f = field_of(L, -2);
+    if (f >= 0) {
+      lua_replace(L, base + f);
+    } else {
+      lua_pop(L, 1);
+      if (report_first(L, -1, base + F_UNKNOWN)) {
+        lua_pushvalue(L, -1);
+        lua_replace(L, base + F_UNKNOWN);
+      }
+    }
+  }
+
+  int u = base + F_UNKNOWN;
+  if (lua_type(L, u) == LUA_TSTRING) {
+    lua_pushfstring(L, "unknown event field '%s'", lua_tostring(L, u));
+    return -1;
+  }
+  if (!lua_isnil(L, u)) {
+    lua_pushfstring(L, "event fields are named by strings, got a %s key", luaL_typename(L, u));
+    return -1;
+  }
+
+  ev->id = ev->event = ev->data = ev->comment = none;
+  ev->retry = -1;
+  *check_utf8 = 1;
+
+  int s = base + F_ID;
+  int t = lua_type(L, s);
+  if (t == LUA_TSTRING) {
+    ev->id.p = lua_tolstring(L, s, &ev->id.n);
+  } else if (t == LUA_TNUMBER) {
+    long long v;
+    if (!check_uint(L, s, SSE_ID_INT_MAX, &v)) {
+      char max[24];
+      snprintf(max, sizeof max, "%lld", (long long)SSE_ID_INT_MAX);
+      lua_pushfstring(L, "field 'id' must be a string or an integer from 0 to %s", max);
+      return -1;
+    }
+    char digits[24];
+    int n = 0;
+    do { digits[sizeof digits - 1 - n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    lua_pushlstring(L, digits + sizeof digits - n, (size_t)n);
+    lua_replace(L, s); /* anchored in its slot */
+    ev->id.p = lua_tolstring(L, s, &ev->id.n);
+  } else if (t != LUA_TNIL) {
+    return field_type_error(L, "id", "string or integer", s);
+  }
+
+  static const char *const names[] = {"event", "data", "comment"};
+  sse_str *const strs[] = {&ev->event, &ev->data, &ev->comment};
+  for (int k = 0; k < 3; k++) {
+    s = base + F_EVENT + k;
+    t = lua_type(L, s);
+    if (t == LUA_TSTRING) {
+      strs[k]->p = lua_tolstring(L, s, &strs[k]->n);
+    } else if (t != LUA_TNIL) {
+      if (k == 1) {
+        lua_pushfstring(L, "field 'data': string expected, got %s (use sse.Event.json for other values)",
+                        luaL_typename(L, s));
+        return -1;
+      }
+      return field_type_error(L, names[k], "string", s);
+    }
+  }
+
+  s = base + F_RETRY;
+  t = lua_type(L, s);
+  if (t == LUA_TNUMBER) {
+    if (!check_uint(L, s, SSE_RETRY_MAX, &ev->retry)) {
+      char msg[96];
+      sse_encode_err err = {SSE_E_RETRY, "retry", 0};
+      sse_encode_errmsg(&err, msg, sizeof msg);
+      lua_pushstring(L, msg);
+      return -1;
+    }
+  } else if (t != LUA_TNIL) {
+    return field_type_error(L, "retry", "integer", s);
+  }
+
+  s = base + F_UTF8;
+  t = lua_type(L, s);
+  if (t == LUA_TBOOLEAN) *check_utf8 = lua_toboolean(L, s);
+  else if (t != LUA_TNIL) return field_type_error(L, "check_utf8", "boolean", s);
+  return 0;
 }
 
 void lsse_check_event(lua_State *L, int idx, int arg, const char *fname, sse_event *ev,
                       int *check_utf8) {
-  idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE) lsse_typeerror(L, arg, fname, "event (table or sse.Event)", idx);
-  /* An sse.Event keeps its fields in a plain table at [1]. */
-  lua_rawgeti(L, idx, 1);
-  if (lua_type(L, -1) == LUA_TTABLE) idx = lua_gettop(L); /* stays pushed */
-  else lua_pop(L, 1);
-
-  lua_getfield(L, idx, "id");
-  read_str(L, arg, fname, "id", &ev->id, 1);
-  lua_getfield(L, idx, "event");
-  read_str(L, arg, fname, "event", &ev->event, 0);
-  lua_getfield(L, idx, "data");
-  read_str(L, arg, fname, "data", &ev->data, 0);
-  lua_getfield(L, idx, "comment");
-  read_str(L, arg, fname, "comment", &ev->comment, 0);
-
-  lua_getfield(L, idx, "retry");
-  ev->retry = -1;
-  if (!lua_isnil(L, -1)) {
-    long long r = 0;
-    if (lua_type(L, -1) != LUA_TNUMBER) field_error(L, arg, fname, "retry", "integer", -1);
-    if (!sse_tointeger(L, -1, &r) || r < 0 || r > SSE_RETRY_MAX) {
-      sse_encode_err err = {SSE_E_RETRY, "retry", 0};
-      lsse_encode_error(L, arg, fname, &err);
-    }
-    ev->retry = r;
-  }
-  lua_pop(L, 1);
-
-  lua_getfield(L, idx, "check_utf8");
-  *check_utf8 = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  /* the string values stay on the stack: they anchor ev's pointers */
+  if (read_event(L, idx, ev, check_utf8) != 0) lsse_argerror(L, arg, fname, "%s", lua_tostring(L, -1));
 }
 
 int lsse_encode_error(lua_State *L, int arg, const char *fname, const sse_encode_err *err) {
@@ -100,31 +262,130 @@ sse_frame *lsse_event_frame_as(lua_State *L, const sse_event *ev, int check_utf8
   return f;
 }
 
-/* core.encode(ev [, opts]) -> wire bytes of one event.
- * opts.check_utf8 = false skips UTF-8 validation (trusted bytes). */
-static int l_encode(lua_State *L) {
-  sse_event ev;
-  int check_utf8;
-  int opt_check = -1; /* -1: the options do not say */
-  if (!lua_isnoneornil(L, 2)) {
-    if (!lua_istable(L, 2)) lsse_typeerror(L, 2, "encode", "table", 2);
-    lua_getfield(L, 2, "check_utf8");
-    if (!lua_isnil(L, -1)) opt_check = lua_toboolean(L, -1);
+/* --- the Lua functions -------------------------------------------------- */
+
+/* Upvalues of an encoder: 1 the scratch, 2 the Lua name, 3 the argument. */
+#define UV_SCRATCH lua_upvalueindex(1)
+#define UV_NAME lua_upvalueindex(2)
+#define UV_ARG lua_upvalueindex(3)
+
+/* Reads opts.check_utf8 (a boolean) from the options table at idx: -1 when
+ * absent. Raises for anything else in it. */
+static int read_opts(lua_State *L, int idx, const char *fname) {
+  int check = -1;
+  if (lua_isnoneornil(L, idx)) return check;
+  if (!lua_istable(L, idx)) lsse_typeerror(L, idx, fname, "table", idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (field_of(L, -2) == F_UTF8) {
+      if (!lua_isboolean(L, -1))
+        lsse_argerror(L, idx, fname, "option 'check_utf8': boolean expected, got %s",
+                      luaL_typename(L, -1));
+      check = lua_toboolean(L, -1);
+    } else if (lua_type(L, -2) == LUA_TSTRING) {
+      lsse_argerror(L, idx, fname, "unknown option '%s'", lua_tostring(L, -2));
+    } else {
+      lsse_argerror(L, idx, fname, "options are named by strings, got a %s key",
+                    luaL_typename(L, -2));
+    }
     lua_pop(L, 1);
   }
-  lsse_check_event(L, 1, 1, "encode", &ev, &check_utf8);
+  return check;
+}
+
+/* encode(ev [, opts]) -> wire bytes of one event; errors name the encoder's
+ * function and argument. opts.check_utf8 = false skips UTF-8 validation. */
+static int l_encode(lua_State *L) {
+  const char *fname = lua_tostring(L, UV_NAME);
+  int arg = (int)lua_tointeger(L, UV_ARG);
+  int opt_check = read_opts(L, 2, fname);
+  sse_event ev;
+  int check_utf8;
+  lsse_check_event(L, 1, arg, fname, &ev, &check_utf8);
   if (opt_check != -1) check_utf8 = opt_check;
 
   size_t len;
   sse_encode_err err;
   if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK)
-    return lsse_encode_error(L, 1, "encode", &err);
+    return lsse_encode_error(L, arg, fname, &err);
 
-  char stack_buf[STACK_OUT];
-  char *buf = len <= STACK_OUT ? stack_buf : (char *)lua_newuserdata(L, len);
-  size_t n = sse_encode_write(&ev, buf);
-  lua_pushlstring(L, buf, n);
+  if (len <= SSE_ENCODE_STACK_BYTES) {
+    char buf[SSE_ENCODE_STACK_BYTES];
+    lua_pushlstring(L, buf, sse_encode_write(&ev, buf));
+    return 1;
+  }
+  scratch *sc = (scratch *)lua_touserdata(L, UV_SCRATCH);
+  char *buf = scratch_reserve(sc, len, 0);
+  if (!buf) return luaL_error(L, "not enough memory");
+  lua_pushlstring(L, buf, sse_encode_write(&ev, buf));
+  scratch_trim(sc);
   return 1;
+}
+
+/* encode_list(events) -> the wire bytes of every event of the array, in
+ * order, as one string. A bad event raises "event <i>: ..." and nothing is
+ * returned. */
+static int l_encode_list(lua_State *L) {
+  const char *fname = lua_tostring(L, UV_NAME);
+  int arg = (int)lua_tointeger(L, UV_ARG);
+  if (!lua_istable(L, 1)) lsse_typeerror(L, arg, fname, "table", 1);
+  scratch *sc = (scratch *)lua_touserdata(L, UV_SCRATCH);
+  size_t n = lua_rawlen(L, 1), used = 0;
+  int top = lua_gettop(L);
+  for (size_t i = 1; i <= n; i++) {
+    sse_event ev;
+    int check_utf8;
+    size_t len;
+    sse_encode_err err;
+    lua_rawgeti(L, 1, (int)i);
+    if (read_event(L, -1, &ev, &check_utf8) != 0)
+      lsse_argerror(L, arg, fname, "event %d: %s", (int)i, lua_tostring(L, -1));
+    if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK) {
+      char msg[160];
+      sse_encode_errmsg(&err, msg, sizeof msg);
+      lsse_argerror(L, arg, fname, "event %d: %s", (int)i, msg);
+    }
+    if (len > (size_t)-1 - used || !scratch_reserve(sc, used + len, used))
+      return luaL_error(L, "not enough memory");
+    used += sse_encode_write(&ev, sc->p + used);
+    lua_settop(L, top);
+  }
+  lua_pushlstring(L, used ? sc->p : "", used);
+  scratch_trim(sc);
+  return 1;
+}
+
+/* Pushes an encoder closure named fname, reporting errors as argument arg. */
+static void push_encoder(lua_State *L, int scratch_idx, const char *fname, size_t fnlen, int arg,
+                         int many) {
+  lua_pushvalue(L, scratch_idx);
+  lua_pushlstring(L, fname, fnlen);
+  lua_pushinteger(L, arg);
+  lua_pushcclosure(L, many ? l_encode_list : l_encode, 3);
+}
+
+/* core.encoder(fname, arg [, many]) -> an encoder whose errors read
+ * "bad argument #arg to 'fname' (...)": encode(ev [, opts]), or with many
+ * an array encoder encode(events) -> one string. For the Lua layer. */
+static int l_encoder(lua_State *L) {
+  size_t n;
+  const char *fname = luaL_checklstring(L, 1, &n);
+  int arg = (int)luaL_checkinteger(L, 2);
+  push_encoder(L, lua_upvalueindex(1), fname, n, arg, lua_toboolean(L, 3));
+  return 1;
+}
+
+/* core.check_event(ev, fname, arg): raises as an encoder would when ev
+ * breaks the event rule (names, types, ranges; contents are checked when it
+ * is encoded). Returns nothing. */
+static int l_check_event(lua_State *L) {
+  const char *fname = luaL_checkstring(L, 2);
+  int arg = (int)luaL_checkinteger(L, 3);
+  sse_event ev;
+  int check_utf8;
+  lua_settop(L, 3);
+  lsse_check_event(L, 1, arg, fname, &ev, &check_utf8);
+  return 0;
 }
 
 /* core.utf8_valid(s) -> true, or false and the 1-based offset of the first
@@ -143,10 +404,25 @@ static int l_utf8_valid(lua_State *L) {
 }
 
 void lsse_open_encode(lua_State *L) {
-  static const luaL_Reg fns[] = {
-      {"encode", l_encode},
-      {"utf8_valid", l_utf8_valid},
-      {NULL, NULL},
-  };
-  luaL_setfuncs(L, fns, 0);
+  int mod = lua_gettop(L);
+  scratch *sc = (scratch *)lua_newuserdata(L, sizeof *sc);
+  sc->p = NULL;
+  sc->cap = 0;
+  if (luaL_newmetatable(L, SCRATCH_MT)) {
+    lua_pushcfunction(L, scratch_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2); /* last: the userdata is complete */
+  int sc_idx = lua_gettop(L);
+
+  push_encoder(L, sc_idx, "encode", 6, 1, 0);
+  lua_setfield(L, mod, "encode");
+  lua_pushvalue(L, sc_idx);
+  lua_pushcclosure(L, l_encoder, 1);
+  lua_setfield(L, mod, "encoder");
+  lua_pushcfunction(L, l_check_event);
+  lua_setfield(L, mod, "check_event");
+  lua_pushcfunction(L, l_utf8_valid);
+  lua_setfield(L, mod, "utf8_valid");
+  lua_settop(L, mod);
 }

@@ -32,14 +32,16 @@ local function argerror(n, fname, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
 end
 
--- Encode ev and append it; an encoding error is raised as an error of method
--- `fname` (argument `argn`), and nothing is appended.
-local function append(self, fname, argn, ev)
-  local ok, bytes = pcall(core.encode, ev)
-  if not ok then
-    local why = tostring(bytes):match("^bad argument #%d+ to '[^']*' %((.*)%)$") or tostring(bytes)
-    argerror(argn, fname, why)
-  end
+-- One encoder per method: the C encoder names the method in its errors.
+local encoders = {}
+for _, name in ipairs({ "event", "data", "push", "retry", "comment" }) do
+  encoders[name] = core.encoder(name, 1)
+end
+
+-- Encode ev with method fname's encoder and append it; a bad event raises
+-- (naming fname) and nothing is appended.
+local function append(self, fname, ev)
+  local bytes = encoders[fname](ev)
   self.n = self.n + 1
   self.parts[self.n] = bytes
   return self
@@ -54,37 +56,34 @@ function Sse:event(etype, data)
   check_self(self, "event")
   check_string(etype, 1, "event")
   check_string(data, 2, "event")
-  return append(self, "event", 1, { event = etype, data = data })
+  return append(self, "event", { event = etype, data = data })
 end
 
 --- :data(data): an unnamed ("message") event.
 function Sse:data(data)
   check_self(self, "data")
   check_string(data, 1, "data")
-  return append(self, "data", 1, { data = data })
+  return append(self, "data", { data = data })
 end
 
 --- :push(ev): an sse.Event or plain event table.
 function Sse:push(ev)
   check_self(self, "push")
-  return append(self, "push", 1, ev)
+  return append(self, "push", ev)
 end
 
 --- :retry(ms): tell the client how long to wait before reconnecting.
 function Sse:retry(ms)
   check_self(self, "retry")
-  if type(ms) ~= "number" or ms < 0 or ms ~= math.floor(ms) then
-    argerror(1, "retry", "non-negative integer expected, got "
-      .. (type(ms) == "number" and tostring(ms) or type(ms)))
-  end
-  return append(self, "retry", 1, { retry = ms })
+  if type(ms) ~= "number" then argerror(1, "retry", "integer expected, got " .. type(ms)) end
+  return append(self, "retry", { retry = ms })
 end
 
 --- :comment(text): a comment line (ignored by clients; keeps proxies awake).
 function Sse:comment(text)
   check_self(self, "comment")
   check_string(text, 1, "comment")
-  return append(self, "comment", 1, { comment = text })
+  return append(self, "comment", { comment = text })
 end
 
 --- The body: every event's wire bytes, in order.

@@ -9,8 +9,8 @@ local Event = {}
 Event.__index = Event
 Event.__name = "sse.Event"
 
-local FIELDS = { id = true, event = true, data = true, retry = true, comment = true,
-                 check_utf8 = true }
+local limits = core.limits
+local check_event = core.check_event -- the event rule, in C (lua_encode.c)
 
 local cjson_ok, cjson = pcall(require, "cjson")
 local json_codec
@@ -33,16 +33,15 @@ function Event.is(v)
   return getmetatable(v) == Event
 end
 
---- Event.new([t]): an event from a plain table {id=, event=, data=, retry=, comment=}.
+--- Event.new([t]): an event from a plain table {id=, event=, data=, retry=, comment=,
+-- check_utf8=}, checked by the rule every API applies (unknown fields are an error).
 function Event.new(t)
   if t == nil then return new({}) end
   if type(t) ~= "table" then argerror(1, "new", "table expected, got " .. type(t)) end
   if Event.is(t) then t = t[1] end
+  check_event(t, "new", 1)
   local f = {}
-  for k, v in pairs(t) do
-    if not FIELDS[k] then argerror(1, "new", ("unknown event field '%s'"):format(tostring(k))) end
-    f[k] = v
-  end
+  for k, v in pairs(t) do f[k] = v end
   return new(f)
 end
 
@@ -74,20 +73,34 @@ local function setter(name, field, check)
     if getmetatable(self) ~= Event then
       error(("calling '%s' on bad self (sse.Event expected, got %s)"):format(name, type(self)), 2)
     end
-    local ok, expected = check(v)
-    if not ok then argerror(1, name, expected .. " expected, got " .. type(v)) end
+    local ok, expected, got = check(v)
+    if not ok then argerror(1, name, expected .. " expected, got " .. (got or type(v))) end
     self[1][field] = v
     return self
   end
 end
 
+-- How a bad number reads in an error, the same on every Lua.
+local function num_text(v)
+  if v ~= v then return "nan" end
+  return ("%.14g"):format(v)
+end
+
+-- An integer 0 .. max (floats with an integral value included)?
+local function is_uint(v, max)
+  return type(v) == "number" and v >= 0 and v <= max and v == math.floor(v)
+end
+
 local function is_string(v) return type(v) == "string", "string" end
 local function is_id(v)
-  return type(v) == "string" or math.type and math.type(v) == "integer"
-      or (type(v) == "number" and v == math.floor(v)), "string or integer"
+  if type(v) == "number" and not is_uint(v, limits.id_int_max) then
+    return false, ("string or integer from 0 to %d"):format(limits.id_int_max), num_text(v)
+  end
+  return type(v) == "string" or type(v) == "number", "string or integer"
 end
 local function is_retry(v)
-  return type(v) == "number" and v >= 0 and v == math.floor(v), "non-negative integer"
+  if type(v) ~= "number" then return false, "integer" end
+  return is_uint(v, limits.retry_max), ("integer from 0 to %d"):format(limits.retry_max), num_text(v)
 end
 local function is_bool(v) return type(v) == "boolean", "boolean" end
 

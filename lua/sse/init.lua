@@ -13,20 +13,12 @@ local M = {
   Sse = require("sse.builder"),
 }
 
+local encode_all = core.encoder("event_stream", 1, true)
+
 --- sse.event_stream(events) -> {status = 200, headers = {...}, body = ...}
+-- A bad event raises "bad argument #1 to 'event_stream' (event <i>: ...)".
 function M.event_stream(events)
-  if type(events) ~= "table" then
-    error("bad argument #1 to 'event_stream' (table expected, got " .. type(events) .. ")", 2)
-  end
-  local b = M.Sse.new()
-  for i = 1, #events do
-    local ok, err = pcall(b.push, b, events[i])
-    if not ok then
-      local why = tostring(err):match("%((.*)%)$") or tostring(err)
-      error(("bad argument #1 to 'event_stream' (event %d: %s)"):format(i, why), 2)
-    end
-  end
-  return b:into_response()
+  return { status = 200, headers = M.Sse.headers(), body = encode_all(events) }
 end
 
 -- Modules loaded on first use: name -> module path.
