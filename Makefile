@@ -169,12 +169,24 @@ bench-fanout-hold: $(MODULE)
 
 # issue 10's speed and memory harnesses (bench/README.md); each prints figures,
 # sse beside Nchan (and luv); BENCH_BEFORE=<commit> adds an sse-before column
-.PHONY: bench-storm bench-storm-short
+.PHONY: bench-storm bench-storm-short bench-connect bench-connect-short bench-large bench-large-short
 bench-storm: $(MODULE)
 	bash bench/storm.sh
 
 bench-storm-short: $(MODULE)
 	STORM_SHORT=1 bash bench/storm.sh
+
+bench-connect: $(MODULE)
+	bash bench/connect.sh
+
+bench-connect-short: $(MODULE)
+	CONNECT_SHORT=1 bash bench/connect.sh
+
+bench-large: $(MODULE)
+	bash bench/large.sh
+
+bench-large-short: $(MODULE)
+	LARGE_SHORT=1 bash bench/large.sh
 
 bench-encode: $(MODULE)
 	$(BENCH_ENV) $(LUA) bench/encode_bench.lua
