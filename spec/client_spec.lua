@@ -277,6 +277,28 @@ describe("sse.client", function()
     assert.equal("7", srv.requests[2].headers["last-event-id"])
   end)
 
+  it("hands Lua the text a browser shows: bad UTF-8 becomes U+FFFD, cut sequences decode whole", function()
+    local R = "\239\191\189"
+    -- one write per piece, each after a pause: the BOM and the sequences arrive cut
+    local pieces = { OK_HEAD .. "\239\187", "\191data: caf\195", "\169 \240\159",
+      "\152\128 \255\192\128 \237\160\128 \226\130\n", "event: \244\144", "\128\128\nid: \128\n\n" }
+    local srv = server(function(_, c)
+      for i, p in ipairs(pieces) do c.after(i * 5, function() c.write(p) end) end
+    end)
+    local got, cl = {}, nil
+    cl = client.connect(srv.url, {
+      on_event = function(ev)
+        got[#got + 1] = ev
+        cl:close()
+        srv.close()
+      end,
+    })
+    assert.is_true(run_loop())
+    assert.same({ { type = R:rep(4), data = "caf\195\169 \240\159\152\128 " .. R:rep(3) .. " " .. R:rep(3) .. " " .. R,
+      id = R, origin = srv.url } }, got)
+    assert.equal(R, cl:last_event_id())
+  end)
+
   it("reads a Content-Length body, then reconnects", function()
     local srv = server(function(_, c, n)
       if n == 1 then

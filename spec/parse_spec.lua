@@ -4,6 +4,7 @@ local util = require("helpers.util")
 local ref = require("helpers.ref_parser")
 
 local BOM = "\239\187\191"
+local R = "\239\191\189" -- U+FFFD
 
 -- Feed `pieces` (a list of strings) to a new parser; returns all events, the
 -- error (or nil), the last event id and the retry.
@@ -93,6 +94,23 @@ describe("core.parser", function()
       { "BOM then CRLF", BOM .. "\r\ndata: x\r\n\r\n", { ev("message", "x") } },
       { "a partial BOM is content", "\239\187data: 1\n\ndata: 2\n\n", { ev("message", "2") } },
       { "a BOM later in the stream is content", "data: " .. BOM .. "\n\n", { ev("message", BOM) } },
+      -- UTF-8 decode (WHATWG Encoding Standard): one U+FFFD per maximal
+      -- ill-formed subpart, as a browser's EventSource shows the text
+      { "a lone continuation byte", "data: a\128b\n\n", { ev("message", "a" .. R .. "b") } },
+      { "C0/C1 leads and F5..FF", "data: \192\128\193\191\245\255\n\n", { ev("message", R:rep(6)) } },
+      { "overlong E0 and F0", "data: \224\128\128|\240\143\191\191\n\n",
+        { ev("message", R:rep(3) .. "|" .. R:rep(4)) } },
+      { "surrogates", "data: \237\160\128\237\191\191\n\n", { ev("message", R:rep(6)) } },
+      { "above U+10FFFF", "data: \244\144\128\128\n\n", { ev("message", R:rep(4)) } },
+      { "a truncated sequence is one U+FFFD", "data: \240\159\152x\226\130\n\n", { ev("message", R .. "x" .. R) } },
+      { "a truncated sequence then a valid one", "data: \226\195\169\n\n", { ev("message", R .. "\195\169") } },
+      { "valid sequences at the edges pass", "data: \194\128\239\191\191\240\144\128\128\244\143\191\191\n\n",
+        { ev("message", "\194\128\239\191\191\240\144\128\128\244\143\191\191") } },
+      { "bad bytes in event type and id", "event: \255\ndata: x\nid: a\192\n\n",
+        { ev(R, "x", "a" .. R) }, "a" .. R },
+      { "a bad byte before a field name makes it unknown", "\128data: x\n\ndata: y\n\n", { ev("message", "y") } },
+      { "a cut sequence at a CR line end", "data: \226\rdata: \240\159\r\n\n", { ev("message", R .. "\n" .. R) } },
+      { "a partial BOM is decoded", "\239\187\ndata: 1\n\n", { ev("message", "1") } },
     }
     for _, c in ipairs(cases) do
       local name, stream, want, want_id, want_retry = c[1], c[2], c[3], c[4] or "", c[5]
@@ -311,7 +329,8 @@ describe("core.parser", function()
 
     it("agrees with the reference parser on random streams", function()
       local bits = { "data", "data:", "data: ", "event: ", "id: ", "id:", "retry: ", "retry:", ":", "x", " ",
-        "1", "\n", "\r", "\r\n", "\n\n", "\0", "ev", "\195\169" }
+        "1", "\n", "\r", "\r\n", "\n\n", "\0", "ev", "\195\169", "\128", "\195", "\226\130", "\240\159",
+        "\237\160\128", "\244\144", "\255", BOM }
       for _ = 1, 300 do
         local t = {}
         for i = 1, rnd(40) do t[i] = bits[rnd(#bits)] end
@@ -324,6 +343,27 @@ describe("core.parser", function()
         assert.is_nil(err)
         assert.same(want, got, ("stream %q"):format(s))
         assert.equal(want_retry, retry, ("stream %q"):format(s))
+      end
+    end)
+
+    it("decodes random bytes the same at any chunking, into valid UTF-8", function()
+      for _ = 1, 300 do
+        local t = {}
+        for i = 1, rnd(60) do
+          local r = rnd(4)
+          t[i] = r == 1 and "\n" or r == 2 and string.char(rnd(256) - 1) or string.char(0x7F + rnd(0x76))
+        end
+        local s = "data: " .. table.concat(t) .. "\n\n"
+        local whole = run({ s })
+        for _, e in ipairs(whole) do assert.is_true(core.utf8_valid(e.data)) end
+        assert.same(ref.parse(s), whole, ("stream %q"):format(s))
+        local pieces, i = {}, 1
+        while i <= #s do
+          local k = rnd(5)
+          pieces[#pieces + 1] = s:sub(i, i + k - 1)
+          i = i + k
+        end
+        assert.same(whole, (run(pieces)), ("stream %q"):format(s))
       end
     end)
   end)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
+static const char replacement[3] = {'\xEF', '\xBF', '\xBD'}; /* U+FFFD */
 
 /* Grow b to hold at least need bytes. Returns 0, or SSE_PARSE_E_NOMEM with
  * b unchanged. */
@@ -72,6 +73,7 @@ void sse_parser_free(sse_parser *p) {
   p->err = 0;
   p->bom = 0;
   p->cr = 0;
+  p->u8n = 0;
 }
 
 void sse_parser_reset(sse_parser *p) {
@@ -82,6 +84,7 @@ void sse_parser_reset(sse_parser *p) {
   p->err = 0;
   p->bom = 0;
   p->cr = 0;
+  p->u8n = 0;
 }
 
 int sse_parser_set_last_event_id(sse_parser *p, const char *id, size_t n) {
@@ -253,6 +256,104 @@ static int feed_body(sse_parser *p, const char *s, size_t n,
   return 0;
 }
 
+/* --- UTF-8 decoding (WHATWG Encoding Standard, "UTF-8 decoder") -------- */
+
+enum { SEQ_OK, SEQ_BAD, SEQ_SHORT };
+
+/* Classify the sequence that starts with the non-ASCII byte s[0] (n >= 1
+ * bytes available). SEQ_OK: a well-formed sequence of *len bytes. SEQ_BAD:
+ * the first *len bytes (>= 1) are a maximal subpart to replace by one
+ * U+FFFD; the byte after them (if any) starts afresh. SEQ_SHORT: the *len
+ * == n bytes are a valid prefix of a longer sequence. Pure function. */
+static int seq_check(const unsigned char *s, size_t n, size_t *len) {
+  unsigned char b = s[0], lo = 0x80, hi = 0xBF;
+  size_t need, i;
+  if (b >= 0xC2 && b <= 0xDF) {
+    need = 2;
+  } else if (b >= 0xE0 && b <= 0xEF) {
+    need = 3;
+    if (b == 0xE0) lo = 0xA0;      /* overlong */
+    else if (b == 0xED) hi = 0x9F; /* surrogates */
+  } else if (b >= 0xF0 && b <= 0xF4) {
+    need = 4;
+    if (b == 0xF0) lo = 0x90;      /* overlong */
+    else if (b == 0xF4) hi = 0x8F; /* above U+10FFFF */
+  } else {
+    *len = 1; /* a continuation byte, C0, C1 or F5..FF */
+    return SEQ_BAD;
+  }
+  for (i = 1; i < need; i++) {
+    if (i == n) { *len = n; return SEQ_SHORT; }
+    if (s[i] < lo || s[i] > hi) { *len = i; return SEQ_BAD; }
+    lo = 0x80;
+    hi = 0xBF;
+  }
+  *len = need;
+  return SEQ_OK;
+}
+
+/* Index of the first byte >= 0x80 in s[i..n), or n. */
+static size_t skip_ascii(const unsigned char *s, size_t i, size_t n) {
+  while (i + 8 <= n) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (w & 0x8080808080808080ULL) break;
+    i += 8;
+  }
+  while (i < n && s[i] < 0x80) i++;
+  return i;
+}
+
+/* Decode buf[0..n) (after the BOM decision) and feed the text to
+ * feed_body: well-formed runs straight from buf, one U+FFFD per maximal
+ * ill-formed subpart, a sequence cut at the end held in p->u8 for the next
+ * call. Returns 0 or a code (then p's sticky failure). */
+static int decode_feed(sse_parser *p, const char *buf, size_t n,
+                       sse_parser_cb cb, void *ud) {
+  const unsigned char *s = (const unsigned char *)buf;
+  size_t i = 0, run, len;
+  int r, rc;
+  if (p->u8n && n) { /* finish the sequence the last feed cut */
+    unsigned char tmp[4];
+    size_t k = p->u8n, take = n < 4 - k ? n : 4 - k;
+    memcpy(tmp, p->u8, k);
+    memcpy(tmp + k, s, take);
+    r = seq_check(tmp, k + take, &len);
+    if (r == SEQ_SHORT) { /* still cut: all of buf was taken */
+      memcpy(p->u8 + k, s, take);
+      p->u8n = (unsigned char)(k + take);
+      return 0;
+    }
+    p->u8n = 0;
+    /* len >= k: the held bytes were a valid prefix */
+    rc = r == SEQ_OK ? feed_body(p, (const char *)tmp, len, cb, ud)
+                     : feed_body(p, replacement, 3, cb, ud);
+    if (rc) return rc;
+    i = len - k;
+  }
+  run = i;
+  while (i < n) {
+    i = skip_ascii(s, i, n);
+    if (i == n) break;
+    r = seq_check(s + i, n - i, &len);
+    if (r == SEQ_OK) {
+      i += len;
+      continue;
+    }
+    if (i > run && (rc = feed_body(p, buf + run, i - run, cb, ud))) return rc;
+    if (r == SEQ_SHORT) {
+      memcpy(p->u8, s + i, len);
+      p->u8n = (unsigned char)len;
+      return 0;
+    }
+    if ((rc = feed_body(p, replacement, 3, cb, ud))) return rc;
+    i += len;
+    run = i;
+  }
+  if (n > run) return feed_body(p, buf + run, n - run, cb, ud);
+  return 0;
+}
+
 int sse_parser_feed(sse_parser *p, const char *buf, size_t n,
                     sse_parser_cb cb, void *ud) {
   size_t i = 0;
@@ -267,10 +368,10 @@ int sse_parser_feed(sse_parser *p, const char *buf, size_t n,
     /* not a BOM: the bytes matched so far are content */
     p->bom = 3;
     if (k) {
-      int rc = feed_body(p, (const char *)utf8_bom, k, cb, ud);
+      int rc = decode_feed(p, (const char *)utf8_bom, k, cb, ud);
       if (rc) return rc;
     }
   }
-  if (i < n) return feed_body(p, buf + i, n - i, cb, ud);
+  if (i < n) return decode_feed(p, buf + i, n - i, cb, ud);
   return 0;
 }

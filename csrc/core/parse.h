@@ -6,8 +6,16 @@
  * a comment; "name:value" loses one leading space of the value; a line
  * without ':' is a name with an empty value; the fields event, data, id (not
  * when it holds a NUL) and retry (ASCII digits only) are known, all others
- * ignored; a blank line dispatches. Bytes are passed through as they are (no
- * UTF-8 decoding or U+FFFD replacement): the caller sees the server's bytes.
+ * ignored; a blank line dispatches.
+ *
+ * The body is decoded as the WHATWG Encoding Standard's "UTF-8 decode" does
+ * (what a browser's EventSource shows): valid UTF-8 passes through
+ * unchanged, and each maximal subpart of an ill-formed sequence (a bad lead
+ * byte, a truncated sequence, an overlong, a surrogate, a code point above
+ * U+10FFFF) becomes U+FFFD (EF BF BD). A sequence cut across feeds is held
+ * back (at most 3 bytes) and decoded as if it had arrived whole, so every
+ * way of splitting a stream gives the same events. Output is therefore
+ * always valid UTF-8 (NUL bytes included as they are).
  *
  * The parser owns its buffers. Lines and event data are bounded by limits;
  * exceeding one puts the parser into a failed state in which it refuses all
@@ -68,6 +76,8 @@ typedef struct sse_parser {
   int err;          /* sticky SSE_PARSE_E_* once failed, else 0 */
   unsigned char bom; /* BOM bytes matched so far (0..2), 3 when decided */
   unsigned char cr;  /* the previous feed ended in a CR line end */
+  unsigned char u8n; /* bytes held in u8 (0..3) */
+  unsigned char u8[3]; /* a UTF-8 sequence cut at the end of the last feed */
 } sse_parser;
 
 /* Set up p with limits (NULL or zero fields = defaults). Allocates nothing
@@ -78,8 +88,8 @@ void sse_parser_init(sse_parser *p, const sse_parse_limits *limits);
  * limits (so a second free is harmless). */
 void sse_parser_free(sse_parser *p);
 
-/* Start a new stream: clear the line, data, event type buffers, the BOM and
- * CR state and the failed state. The last event ID string is kept and the
+/* Start a new stream: clear the line, data, event type buffers, the BOM,
+ * CR and UTF-8 decoder state and the failed state. The last event ID string is kept and the
  * last event ID buffer set back to it (a reconnecting client sends it and
  * keeps reporting it). Cannot fail (the id buffers never need to grow). */
 void sse_parser_reset(sse_parser *p);

@@ -12,7 +12,13 @@
  *    exercise the failure paths.
  * 2. Round trip: the input read as event fields (separated by 0xFF bytes),
  *    encoded with sse_encode_check/sse_encode_write, parses back to exactly
- *    that event (data with CRLF and CR as LF, type "message" by default). */
+ *    that event (data with CRLF and CR as LF, type "message" by default),
+ *    every field decoded as the WHATWG UTF-8 decoder does (the encoder's
+ *    UTF-8 check is off for half the inputs, so bad bytes reach the wire).
+ * 3. UTF-8 decoding: "data: " + the input (CR and LF made spaces) + a blank
+ *    line, fed in pieces whose sizes the input picks, gives one event whose
+ *    data is ref_decode(input): a byte-at-a-time decoder written from the
+ *    Encoding Standard's algorithm, independent of parse.c's fast path. */
 #include "encode.h"
 #include "parse.h"
 
@@ -43,6 +49,42 @@ static void blog_put(blog *b, const void *s, size_t n) {
 static void blog_field(blog *b, const char *s, size_t n) {
   blog_put(b, &n, sizeof n);
   blog_put(b, s, n);
+}
+
+/* The Encoding Standard's UTF-8 decoder, byte by byte as it is written
+ * there; appends the text (re-encoded as UTF-8, U+FFFD per error) to out. */
+static void ref_decode(const char *s, size_t n, blog *out) {
+  static const char fffd[3] = {'\xEF', '\xBF', '\xBD'};
+  unsigned needed = 0, seen = 0, lower = 0x80, upper = 0xBF;
+  size_t i = 0, start = 0;
+  while (i < n) {
+    unsigned b = (unsigned char)s[i];
+    if (needed == 0) {
+      if (b <= 0x7F) blog_put(out, s + i, 1);
+      else if (b >= 0xC2 && b <= 0xDF) needed = 1, start = i;
+      else if (b >= 0xE0 && b <= 0xEF) {
+        if (b == 0xE0) lower = 0xA0;
+        if (b == 0xED) upper = 0x9F;
+        needed = 2, start = i;
+      } else if (b >= 0xF0 && b <= 0xF4) {
+        if (b == 0xF0) lower = 0x90;
+        if (b == 0xF4) upper = 0x8F;
+        needed = 3, start = i;
+      } else blog_put(out, fffd, 3);
+      i++;
+    } else if (b < lower || b > upper) {
+      needed = seen = 0, lower = 0x80, upper = 0xBF;
+      blog_put(out, fffd, 3); /* b is processed again */
+    } else {
+      lower = 0x80, upper = 0xBF;
+      i++;
+      if (++seen == needed) {
+        blog_put(out, s + start, i - start);
+        needed = seen = 0;
+      }
+    }
+  }
+  if (needed) blog_put(out, fffd, 3);
 }
 
 /* Serialize every message into the log. */
@@ -120,7 +162,7 @@ static void check_roundtrip(const uint8_t *data, size_t size) {
   sse_event ev;
   sse_encode_err err;
   sse_parser p;
-  blog got = {0}, want = {0};
+  blog got = {0}, want = {0}, ddata = {0}, dtype = {0}, did = {0};
   size_t pos = 1, len, i, idn;
   unsigned flags = data[0];
   char *wire, *norm;
@@ -138,6 +180,8 @@ static void check_roundtrip(const uint8_t *data, size_t size) {
   if (!(flags & 8)) ev.comment.p = NULL, ev.comment.n = 0;
   if (flags & 16) ev.retry = (long long)(size * 7919u);
   if (sse_encode_check(&ev, (flags & 32) != 0, &len, &err) != SSE_OK) return;
+  if (ev.event.p) ref_decode(ev.event.p, ev.event.n, &dtype);
+  if (ev.id.p) ref_decode(ev.id.p, ev.id.n, &did);
   wire = malloc(len ? len : 1);
   if (!wire) abort();
   if (sse_encode_write(&ev, wire) != len) abort();
@@ -169,29 +213,61 @@ static void check_roundtrip(const uint8_t *data, size_t size) {
         norm[nn++] = ch;
       }
     }
+    ref_decode(norm, nn, &ddata);
     memset(&m, 0, sizeof m);
     m.kind = SSE_PARSE_MSG_EVENT;
-    m.type = ev.event.p && ev.event.n ? ev.event.p : "message";
-    m.type_len = ev.event.p && ev.event.n ? ev.event.n : 7;
-    m.data = norm;
-    m.data_len = nn;
-    m.id = ev.id.p ? ev.id.p : "";
-    m.id_len = ev.id.p ? ev.id.n : 0;
+    m.type = ev.event.p && ev.event.n ? dtype.p : "message";
+    m.type_len = ev.event.p && ev.event.n ? dtype.n : 7;
+    m.data = ddata.n ? ddata.p : "";
+    m.data_len = ddata.n;
+    m.id = did.n ? did.p : "";
+    m.id_len = did.n;
     on_msg(&want, &m);
     free(norm);
   }
   if (got.n != want.n || (got.n && memcmp(got.p, want.p, got.n) != 0)) abort();
-  if (ev.id.p && (idn != ev.id.n || memcmp(lastid, ev.id.p, idn) != 0)) abort();
-  if (!ev.id.p && idn != 0) abort();
+  if (idn != did.n || (idn && memcmp(lastid, did.p, idn) != 0)) abort();
   sse_parser_free(&p);
   free(wire);
   free(got.p);
   free(want.p);
+  free(ddata.p);
+  free(dtype.p);
+  free(did.p);
+}
+
+static void on_data(void *ud, const sse_parse_msg *m) {
+  if (m->kind == SSE_PARSE_MSG_EVENT) blog_put(ud, m->data, m->data_len);
+}
+
+static void check_decode(const uint8_t *data, size_t size) {
+  blog wire = {0}, want = {0}, got = {0};
+  sse_parser p;
+  size_t i, step = 1 + data[0] % 7;
+  blog_put(&wire, "data: ", 6);
+  for (i = 1; i < size; i++) {
+    char c = (char)data[i];
+    if (c == '\r' || c == '\n') c = ' ';
+    blog_put(&wire, &c, 1);
+  }
+  ref_decode(wire.p + 6, wire.n - 6, &want);
+  blog_put(&wire, "\n\n", 2);
+  sse_parser_init(&p, NULL);
+  for (i = 0; i < wire.n; i += step) {
+    size_t take = wire.n - i < step ? wire.n - i : step;
+    if (sse_parser_feed(&p, wire.p + i, take, on_data, &got) != 0) abort();
+  }
+  if (got.n != want.n || (got.n && memcmp(got.p, want.p, got.n) != 0)) abort();
+  sse_parser_free(&p);
+  free(wire.p);
+  free(want.p);
+  free(got.p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0) return 0;
   check_split(data, size);
   check_roundtrip(data, size);
+  check_decode(data, size);
   return 0;
 }

@@ -200,6 +200,58 @@ static void test_bom(void) {
   CASE("BOM then CRLF", "\xef\xbb\xbf\r\ndata: x\r\n\r\n", "E{message|x|}#");
   CASE("BOM later is content", "data: \xef\xbb\xbf\n\n",
        "E{message|\\xef\\xbb\\xbf|}#");
+  /* a partial BOM is decoded: EF BB then 'd' is one truncated sequence */
+  CASE("partial BOM in data", "\xef\xbb\ndata: 1\n\n", "E{message|1|}#");
+  CASE("BOM prefix then a valid sequence", "\xef\xbb\x80:\ndata: 1\n\n", "E{message|1|}#");
+  CASE("BOM prefix completes a sequence into a field name",
+       "\xef\xbb\x80" "data: 1\n\ndata: 2\n\n", "E{message|2|}#");
+}
+
+/* WHATWG Encoding Standard, UTF-8 decoder: one U+FFFD per maximal
+ * ill-formed subpart; the byte that ends a subpart starts afresh. */
+#define FFFD "\\xef\\xbf\\xbd"
+#define U8(name, bytes, want) CASE(name, "data: " bytes "\n\n", "E{message|" want "|}#")
+
+static void test_utf8(void) {
+  U8("2-byte", "\xc2\xa9", "\\xc2\\xa9");
+  U8("3-byte", "\xe2\x82\xac", "\\xe2\\x82\\xac");
+  U8("4-byte", "\xf0\x9f\x98\x80", "\\xf0\\x9f\\x98\\x80");
+  U8("edges", "\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf"
+     "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf",
+     "\\xc2\\x80\\xdf\\xbf\\xe0\\xa0\\x80\\xed\\x9f\\xbf\\xee\\x80\\x80\\xef\\xbf\\xbf"
+     "\\xf0\\x90\\x80\\x80\\xf4\\x8f\\xbf\\xbf");
+  U8("lone continuation", "\x80", FFFD);
+  U8("continuations", "a\x80\xbf" "b", "a" FFFD FFFD "b");
+  U8("C0 C1 overlong leads", "\xc0\x80\xc1\xbf", FFFD FFFD FFFD FFFD);
+  U8("F5..FF", "\xf5\xf8\xfc\xfe\xff", FFFD FFFD FFFD FFFD FFFD);
+  U8("E0 overlong", "\xe0\x80\x80", FFFD FFFD FFFD);
+  U8("E0 9F overlong", "\xe0\x9f\xbf", FFFD FFFD FFFD);
+  U8("F0 overlong", "\xf0\x80\x80\x80", FFFD FFFD FFFD FFFD);
+  U8("F0 8F overlong", "\xf0\x8f\xbf\xbf", FFFD FFFD FFFD FFFD);
+  U8("surrogate D800", "\xed\xa0\x80", FFFD FFFD FFFD);
+  U8("surrogate DFFF", "\xed\xbf\xbf", FFFD FFFD FFFD);
+  U8("surrogate pair", "\xed\xa0\xbd\xed\xb8\x80", FFFD FFFD FFFD FFFD FFFD FFFD);
+  U8("above U+10FFFF", "\xf4\x90\x80\x80", FFFD FFFD FFFD FFFD);
+  U8("5-byte form", "\xf8\x88\x80\x80\x80", FFFD FFFD FFFD FFFD FFFD);
+  U8("truncated 2", "\xc3x", FFFD "x");
+  U8("truncated 3 after 1", "\xe2x", FFFD "x");
+  U8("truncated 3 after 2", "\xe2\x82x", FFFD "x");
+  U8("truncated 4 after 3", "\xf0\x9f\x98x", FFFD "x");
+  U8("truncated then lead", "\xf0\x9f\xc3\xa9", FFFD "\\xc3\\xa9");
+  U8("truncated before the line end", "\xe2\x82", FFFD);
+  U8("truncated 4 before the line end", "\xf0\x9f\x98", FFFD);
+  U8("lead then lead", "\xc2\xc2\xa9", FFFD "\\xc2\\xa9");
+  U8("NUL kept", "\xc2\x00", FFFD "\\x00");
+  U8("every subpart", "\xf1\x80\x80\xe1\x80\xc2\x80",
+     FFFD FFFD "\\xc2\\x80");
+  /* a cut sequence never swallows a line end */
+  CASE("CR after a lead byte", "data: \xe2\rdata: \xe2\x82\r\n\n",
+       "E{message|" FFFD "\\x0a" FFFD "|}#");
+  CASE("bad bytes in names and ids", "\x80" "data: x\nid: \xff\ndata: y\n\n",
+       "E{message|y|" FFFD "}#" FFFD);
+  CASE("bad bytes in event type", "event: \xc0t\ndata: y\n\n",
+       "E{" FFFD "t|y|}#");
+  CASE("cut at the end of the stream", "data: a\n\ndata: \xf0\x9f", "E{message|a|}#");
 }
 
 static void test_limits(void) {
@@ -316,6 +368,7 @@ int main(void) {
   test_fields();
   test_line_ends();
   test_bom();
+  test_utf8();
   test_limits();
   test_api();
   test_long();
