@@ -73,7 +73,7 @@ local function check_number(opts, name, lo)
   return v
 end
 
-local KNOWN = { env = true, name = true, on_event = true }
+local KNOWN = { env = true, name = true, on_event = true, log = true }
 for k in pairs(Backend.DEFAULTS) do KNOWN[k] = true end
 
 -- Random characters for a new epoch (the script prefixes Redis's clock in
@@ -94,7 +94,8 @@ end
 
 --- Backend.new(opts): see Backend.DEFAULTS; opts.env (default: luv),
 -- opts.name (CLIENT SETNAME prefix), opts.on_event (function(bytes, topic,
--- seq) called for each followed event when no hub is bound).
+-- seq) called for each followed event when no hub is bound), opts.log
+-- (function(msg): reconnections, stale followers; default stderr).
 function Backend.new(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then argerror("backend", 1, "table expected, got " .. type(opts)) end
@@ -110,8 +111,10 @@ function Backend.new(opts)
   end
   local max_len = check_number(opts, "max_len", 1)
   if max_len ~= math.floor(max_len) then argerror("backend", 1, "field 'max_len': integer expected") end
-  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then
-    argerror("backend", 1, "field 'on_event': function expected")
+  for _, k in ipairs({ "on_event", "log" }) do
+    if opts[k] ~= nil and type(opts[k]) ~= "function" then
+      argerror("backend", 1, ("field '%s': function expected"):format(k))
+    end
   end
   local self = setmetatable({
     url = url, u = u, prefix = prefix, max_len = max_len,
@@ -125,6 +128,7 @@ function Backend.new(opts)
     env = opts.env or require("sse.redis.conn").env,
     name = opts.name or "sse",
     on_event = opts.on_event,
+    log = opts.log,
     keys = { meta = prefix .. "meta", log = prefix .. "log" },
     channel = prefix .. "events",
     sha = {},
@@ -146,7 +150,11 @@ function Backend.new(opts)
 end
 
 function Backend:_warn(msg)
-  io.stderr:write("sse.redis: ", msg, "\n")
+  if self.log then
+    pcall(self.log, msg)
+  else
+    io.stderr:write("sse.redis: ", msg, "\n")
+  end
 end
 
 -- Connections -----------------------------------------------------------
@@ -158,7 +166,7 @@ function Backend:_dial(link)
     host = u.host, port = u.port, db = u.db, username = u.username, password = u.password,
     timeout = self.timeout, name = self.name .. "-" .. link.name,
     on_close = function(err) self:_lost(link, err) end,
-  }, function(conn, err)
+  }, function(conn)
     if not conn then return end -- on_close follows with the reason
     link.attempts = 0
     if link.name == "cmd" then self:_cmd_ready(conn) else self:_sub_ready(conn) end

@@ -281,7 +281,10 @@ Conn.env = {
     local h = uv.new_timer()
     local guarded = function() safe(fn) end
     return {
-      start = function(_, ms, rep) h:stop(); h:start(math.max(0, math.floor(ms)), rep and math.floor(rep) or 0, guarded) end,
+      start = function(_, ms, rep)
+        h:stop()
+        h:start(math.max(0, math.floor(ms)), rep and math.floor(rep) or 0, guarded)
+      end,
       stop = function() h:stop() end,
       close = function() close_handle(h) end,
     }

@@ -129,7 +129,8 @@ function Follower:sync()
   if not b:_ready() then return end
   self.syncing, self.resync = true, false
   self.stats.catchups = self.stats.catchups + 1
-  if self.epoch == nil then
+  if self.epoch == nil and not self.empty then
+    -- the first start: join at the head
     return b:_call(function(r, err)
       if err then return self:_sync_failed(err) end
       if r[1] then
@@ -141,14 +142,15 @@ function Follower:sync()
     end, "HMGET", b.keys.meta, "epoch", "seq")
   end
   local function page()
-    b:_read(self.epoch, self.pos, nil, nil, function(r, err)
+    -- an empty Redis when we looked: from the start of whatever epoch it has now
+    b:_read(self.epoch or "*", self.pos, nil, nil, function(r, err)
       if err then return self:_sync_failed(err) end
-      if not r.epoch then return self:_sync_done() end -- an empty Redis
-      if r.epoch ~= self.epoch or r.gap ~= "" then
+      if not r.epoch then return self:_sync_done() end -- still empty
+      if r.gap ~= "" or (self.epoch and r.epoch ~= self.epoch) then
         local oldest = r.oldest > 0 and id_of(r.epoch, r.oldest) or nil
         self:_gap(self:last_id(), oldest, id_of(r.epoch, r.head))
-        if r.epoch ~= self.epoch then self.epoch, self.pos = r.epoch, 0 end
       end
+      if r.epoch ~= self.epoch then self.epoch, self.pos, self.empty = r.epoch, 0, false end
       local n = #r.frames
       for i = 1, n do
         local seq = r.seqs[i]

@@ -78,7 +78,8 @@ return {id, 1, seq, epoch}
 
 --- READ: the events after a position, for a client's replay or a
 -- follower's catch-up. KEYS meta, log; ARGV:
---   1 the epoch of the position ("" for a malformed id), 2 its seq,
+--   1 the epoch of the position ("" for a malformed id, "*" for whatever
+--     epoch Redis has: a follower that saw none yet), 2 its seq,
 --   3 max_len (the window: only the newest max_len ids count as kept),
 --   4 ttl in ms (0: none; older entries are gone),
 --   5, 6 the epoch and seq of the follower's position ("" : no bound): a
@@ -97,10 +98,11 @@ if not epoch then return {false, 0, 0, ARGV[1] == '' and 'malformed' or 'epoch',
 local max_len, ttl, page = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[7])
 local lo = head - max_len + 1
 if lo < 1 then lo = 1 end
-local gap, from = '', 0
-if ARGV[1] == '' then
+local gap, from, pos_epoch = '', 0, ARGV[1]
+if pos_epoch == '*' then pos_epoch = epoch end
+if pos_epoch == '' then
   gap, from = 'malformed', lo
-elseif ARGV[1] ~= epoch then
+elseif pos_epoch ~= epoch then
   gap, from = 'epoch', lo
 else
   local last = tonumber(ARGV[2])
@@ -135,7 +137,9 @@ if from <= upto then
     local f, d, ts, topic = e[2], nil, 0, nil
     for i = 1, #f, 2 do
       local k = f[i]
-      if k == 'd' then d = f[i + 1] elseif k == 'ts' then ts = tonumber(f[i + 1]) elseif k == 't' then topic = f[i + 1] end
+      if k == 'd' then d = f[i + 1]
+      elseif k == 'ts' then ts = tonumber(f[i + 1])
+      elseif k == 't' then topic = f[i + 1] end
     end
     if seq > expect and gap == '' then gap = 'evicted' end
     if ts < cutoff then
