@@ -8,7 +8,7 @@ PROFILE=${1:-test}
 PKGS="build-essential pkg-config lua5.4 liblua5.4-dev lua-luv libuv1-dev lua-cjson"
 if [ "$PROFILE" = test ]; then
   PKGS="$PKGS lua-luv-dev lua-busted lua-check luarocks luajit2 libluajit2-5.1-dev
-nginx libnginx-mod-http-lua libnginx-mod-nchan redis-server valgrind clang libclang-rt-14-dev
+nginx libnginx-mod-http-lua libnginx-mod-nchan redis-server redis-tools valgrind clang libclang-rt-14-dev
 curl procps chromium iproute2 python3"
   # Node.js and npm (for the headless-browser test) may come from another
   # repository (nodesource bundles npm): install Debian's only when missing.
