@@ -48,6 +48,11 @@ build = {
     ["sse.http"] = "lua/sse/http.lua",
     ["sse.app"] = "lua/sse/app/init.lua",
     ["sse.app.main"] = "lua/sse/app/main.lua",
+    ["sse.redis"] = "lua/sse/redis/init.lua",
+    ["sse.redis.backend"] = "lua/sse/redis/backend.lua",
+    ["sse.redis.conn"] = "lua/sse/redis/conn.lua",
+    ["sse.redis.follower"] = "lua/sse/redis/follower.lua",
+    ["sse.redis.scripts"] = "lua/sse/redis/scripts.lua",
   },
   install = {
     -- the demo hub's page, found beside sse.app on the Lua search path
