@@ -31,6 +31,11 @@ CORE_HDRS  := $(wildcard csrc/core/*.h)
 BIND_HDRS  := $(wildcard csrc/lua/*.h)
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS) $(BIND_SRCS))
 
+# sse.jwt_core (JWT verification with libcrypto): a module of its own, so
+# sse.core does not link libcrypto (mk/jwt.mk)
+include mk/jwt.mk
+MODULES    := $(MODULE) $(JWT_MODULE)
+
 # C unit tests of the plain data structures, no Lua involved.
 CTESTS     := encode parse httphead ring hub resp
 CTEST_BINS := $(patsubst %,$(BUILD)/ctest/test_%,$(CTESTS))
@@ -51,7 +56,7 @@ PORT ?= 8080
 .PHONY: print-srcs all help test check ctest lint spec spec-luajit spec-san rock-test browser install uninstall \
         run bench bench-encode bench-replay bench-hub bench-fanout bench-fanout-short bench-fanout-hold clean deps
 
-all: $(MODULE)
+all: $(MODULES)
 
 help:
 	@echo "make               build $(MODULE) for LUA=$(LUA)"
@@ -68,6 +73,7 @@ help:
 	@echo "make run           start the demo hub (HOST=$(HOST) PORT=$(PORT) ARGS='--token T ...')"
 	@echo "make bench         benchmarks that print figures (encode, replay, hub);"
 	@echo "                   make bench-fanout: the fan-out benchmark against Nchan"
+	@echo "                   make bench-jwt: the cost of verifying one token per algorithm"
 	@echo "make install       install into PREFIX=$(PREFIX)"
 
 $(BUILD)/obj/%.o: csrc/%.c $(CORE_HDRS) $(BIND_HDRS)
@@ -80,7 +86,7 @@ $(MODULE): $(OBJS)
 
 # the C sources, for .ci/rock-test.sh (the rockspec must list them all)
 print-srcs:
-	@echo $(CORE_SRCS) $(BIND_SRCS)
+	@echo $(CORE_SRCS) $(BIND_SRCS) $(JWT_SRCS)
 
 # --- tests ---------------------------------------------------------------
 deps:
@@ -95,13 +101,13 @@ $(BUILD)/ctest/test_%: csrc/test/test_%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu99 $(WARN) -O1 -g $(SAN_FLAGS) -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
 
-ctest: $(CTEST_BINS)
-	@set -e; for t in $(CTEST_BINS); do echo "== $$t"; $$t; done
+ctest: $(CTEST_BINS) $(JWT_CTEST)
+	@set -e; for t in $(CTEST_BINS) $(JWT_CTEST); do echo "== $$t"; $$t; done
 
 lint:
 	luacheck -q lua spec bin/sse-hub $(shell find bench examples -name "*.lua")
 
-spec: $(MODULE)
+spec: $(MODULES)
 	$(TEST_ENV) $(BUSTED) --lua=$(LUA) spec
 
 spec-luajit:
@@ -127,13 +133,15 @@ browser:
 # beside sse.app on the Lua search path), relative to lua/
 LUA_FILES  := $(patsubst lua/%,%,$(shell find lua/sse -name '*.lua' -o -name '*.html'))
 
-install: $(MODULE)
+install: $(MODULES)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/sse
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/sse/core.so
+	install -m 755 $(JWT_MODULE) $(DESTDIR)$(LUA_LIBDIR)/sse/jwt_core.so
 	@set -e; for f in $(LUA_FILES); do install -D -m 644 lua/$$f $(DESTDIR)$(LUA_SHAREDIR)/$$f; done
 
 uninstall:
-	rm -rf $(DESTDIR)$(LUA_LIBDIR)/sse/core.so $(DESTDIR)$(LUA_SHAREDIR)/sse
+	rm -rf $(DESTDIR)$(LUA_LIBDIR)/sse/core.so $(DESTDIR)$(LUA_LIBDIR)/sse/jwt_core.so \
+	  $(DESTDIR)$(LUA_SHAREDIR)/sse
 
 # --- run and bench -------------------------------------------------------
 run:
