@@ -5,11 +5,11 @@ set -e
 # Profiles: "run" (build and start the demo hub) or "test" (everything the
 # checks, benchmarks and peers need; the default).
 PROFILE=${1:-test}
-PKGS="build-essential pkg-config lua5.4 liblua5.4-dev lua-luv libuv1-dev lua-cjson"
+PKGS="build-essential pkg-config lua5.4 liblua5.4-dev lua-luv libuv1-dev lua-cjson libssl-dev"
 if [ "$PROFILE" = test ]; then
   PKGS="$PKGS lua-luv-dev lua-busted lua-check luarocks luajit2 libluajit2-5.1-dev
 nginx libnginx-mod-http-lua libnginx-mod-nchan redis-server redis-tools valgrind clang libclang-rt-14-dev
-curl procps chromium iproute2 python3"
+curl procps chromium iproute2 python3 openssl python3-jwt python3-cryptography"
   # Node.js and npm (for the headless-browser test) may come from another
   # repository (nodesource bundles npm): install Debian's only when missing.
   command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"

@@ -27,5 +27,9 @@ lua5.4 -e '
   assert(package.searchpath("sse.core", package.cpath):find("sse-rock", 1, true))
   local out = sse.encode({ id = "1", data = "a\nb" })
   assert(out == "id: 1\ndata: a\ndata: b\n\n", out)
+  assert(package.searchpath("sse.jwt_core", package.cpath):find("sse-rock", 1, true))
+  local jc = require("sse.jwt_core")
+  local v = jc.verifier({ assert(jc.key_secret(("k"):rep(32))) }, { "HS256" }, 8192, 0, true)
+  assert(select(2, v:verify("a.b.c", 0)) == "bad base64url in header")
   print("rock-test: require(\"sse\") " .. sse.version .. " works from the rock tree")
 '

@@ -18,6 +18,8 @@ dependencies = {
 }
 external_dependencies = {
   LIBUV = { header = "uv.h", library = "uv" },
+  -- sse.jwt_core only (JWT signatures); Debian: libssl-dev
+  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
 }
 build = {
   type = "builtin",
@@ -37,6 +39,14 @@ build = {
       libraries = { "uv" },
       defines = { "SSE_VERSION=\"0.1.0\"" },
     },
+    -- JWT verification: a module of its own, so sse.core never links libcrypto
+    -- (keep in step with JWT_SRCS in mk/jwt.mk)
+    ["sse.jwt_core"] = {
+      sources = { "csrc/core/jwt.c", "csrc/core/json.c", "csrc/lua/lua_jwt.c" },
+      incdirs = { "csrc/core", "csrc/lua", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)" },
+      libraries = { "crypto", "m" },
+    },
     ["sse"] = "lua/sse/init.lua",
     ["sse.event"] = "lua/sse/event.lua",
     ["sse.builder"] = "lua/sse/builder.lua",
@@ -53,6 +63,8 @@ build = {
     ["sse.redis.conn"] = "lua/sse/redis/conn.lua",
     ["sse.redis.follower"] = "lua/sse/redis/follower.lua",
     ["sse.redis.scripts"] = "lua/sse/redis/scripts.lua",
+    ["sse.jwt"] = "lua/sse/jwt.lua",
+    ["sse.auth"] = "lua/sse/auth.lua",
   },
   install = {
     -- the demo hub's page, found beside sse.app on the Lua search path
