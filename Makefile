@@ -66,6 +66,7 @@ help:
 	@echo "make spec-san      the specs against an ASan+UBSan build"
 	@echo "make ctest         C unit tests of the core under ASan+UBSan"
 	@echo "make browser       the dashboard in headless Chromium (spec/browser/)"
+	@echo "make interop       our streams read by eventsource-parser, npm eventsource, Chromium"
 	@echo "make fuzz          libFuzzer on every target (FUZZ_TIME=s); fuzz-short for CI"
 	@echo "make valgrind      end-to-end specs under valgrind memcheck"
 	@echo "make fault         fault and abuse specs (SSE_FAULT_FULL=1: the full form)"
@@ -93,7 +94,7 @@ deps:
 	@sh .ci/deps.sh
 
 test: deps
-	$(MAKE) all lint ctest spec spec-luajit spec-san rock-test browser
+	$(MAKE) all lint ctest spec spec-luajit spec-san rock-test browser interop
 
 check: test
 
@@ -204,3 +205,4 @@ clean:
 
 # fuzzing, valgrind and fault specs (issue 6)
 include mk/robust.mk
+include mk/interop.mk
