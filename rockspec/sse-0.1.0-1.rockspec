@@ -65,6 +65,7 @@ build = {
     ["sse.redis.scripts"] = "lua/sse/redis/scripts.lua",
     ["sse.jwt"] = "lua/sse/jwt.lua",
     ["sse.auth"] = "lua/sse/auth.lua",
+    ["sse.deadlines"] = "lua/sse/deadlines.lua",
   },
   install = {
     -- the demo hub's page, found beside sse.app on the Lua search path
