@@ -25,7 +25,7 @@ BUILD      ?= build/$(LUA)$(if $(SAN),-san)
 MODULE     := $(BUILD)/sse/core.so
 
 # Plain C data structures (no Lua), then the Lua bindings.
-CORE_SRCS  := $(addprefix csrc/core/,encode.c frame.c parse.c httphead.c ring.c hub.c resp.c)
+CORE_SRCS  := $(addprefix csrc/core/,utf8.c encode.c frame.c parse.c httphead.c ring.c hub.c resp.c)
 BIND_SRCS  := $(addprefix csrc/lua/,lsse.c lua_encode.c lua_parse.c lua_http.c lua_ring.c lua_hub.c lua_resp.c)
 CORE_HDRS  := $(wildcard csrc/core/*.h)
 BIND_HDRS  := $(wildcard csrc/lua/*.h)
@@ -37,7 +37,7 @@ include mk/jwt.mk
 MODULES    := $(MODULE) $(JWT_MODULE)
 
 # C unit tests of the plain data structures, no Lua involved.
-CTESTS     := encode parse httphead ring hub resp
+CTESTS     := utf8 encode parse httphead ring hub resp
 CTEST_BINS := $(patsubst %,$(BUILD)/ctest/test_%,$(CTESTS))
 
 PREFIX     ?= /usr/local
@@ -98,7 +98,7 @@ test: deps
 
 check: test
 
-$(BUILD)/ctest/test_%: csrc/test/test_%.c $(CORE_SRCS) $(CORE_HDRS)
+$(BUILD)/ctest/test_%: csrc/test/test_%.c csrc/test/check.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu99 $(WARN) -O1 -g $(SAN_FLAGS) -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
 

@@ -27,7 +27,7 @@ build = {
     ["sse.core"] = {
       -- keep in step with CORE_SRCS and BIND_SRCS in the Makefile (checked by .ci/rock-test.sh)
       sources = {
-        "csrc/core/encode.c", "csrc/core/frame.c", "csrc/core/parse.c",
+        "csrc/core/utf8.c", "csrc/core/encode.c", "csrc/core/frame.c", "csrc/core/parse.c",
         "csrc/core/httphead.c", "csrc/core/ring.c", "csrc/core/hub.c",
         "csrc/core/resp.c",
         "csrc/lua/lsse.c", "csrc/lua/lua_encode.c", "csrc/lua/lua_parse.c",

@@ -1,6 +1,7 @@
 /* encode.c - SSE wire encoding (see encode.h).
  *
- * Two passes: sse_encode_check() validates and measures, sse_encode_write()
+ * Two passes: sse_encode_check() validates and measures (one scan of each
+ * multi-line field for UTF-8 and line ends together), sse_encode_write()
  * copies. Both scan with 16-byte SSE2 blocks where available, so a long
  * single-line payload costs about two memchr-speed passes and one memcpy. */
 #include "encode.h"
@@ -30,51 +31,45 @@ static size_t find_eol(const char *p, size_t n) {
   return n;
 }
 
-/* Count line ends (CRLF, LF, bare CR; CRLF counts once) and the bytes they
- * take, so the encoded size is known before anything is written. */
-static void count_eols(const char *p, size_t n, size_t *lines, size_t *eol_bytes) {
-  size_t i = 0, nl = 0, nb = 0;
+/* One pass over a multi-line field: counts its line ends (CRLF, LF, bare CR;
+ * CRLF counts once) and the bytes they take, so the encoded size is known
+ * before anything is written, and with utf8 validates it too. Blocks of 16
+ * bytes holding neither a line end nor (with utf8) a byte >= 0x80 are
+ * skipped whole. Returns n, or the offset of the first invalid byte. */
+static size_t scan_text(const char *s, size_t n, int utf8, size_t *lines, size_t *eol_bytes) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, nl = 0, nb = 0, len;
+#ifdef SSE_HAVE_SSE2
+  const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+#endif
   while (i < n) {
-    size_t k = find_eol(p + i, n - i);
-    i += k;
+#ifdef SSE_HAVE_SSE2
+    while (i + 16 <= n) {
+      __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+      unsigned m = (unsigned)_mm_movemask_epi8(
+          _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+      if (utf8) m |= (unsigned)_mm_movemask_epi8(v);
+      if (m) { i += (size_t)__builtin_ctz(m); break; }
+      i += 16;
+    }
     if (i >= n) break;
-    if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n') { i += 2; nb += 2; }
-    else { i += 1; nb += 1; }
-    nl++;
+#endif
+    unsigned char c = p[i];
+    if (c == '\n') {
+      nl++; nb++; i++;
+    } else if (c == '\r') {
+      size_t k = (i + 1 < n && p[i + 1] == '\n') ? 2 : 1;
+      nl++; nb += k; i += k;
+    } else if (c < 0x80 || !utf8) {
+      i++;
+    } else if (sse_utf8_seq(p + i, n - i, &len) == SSE_UTF8_OK) {
+      i += len;
+    } else {
+      return i;
+    }
   }
   *lines = nl;
   *eol_bytes = nb;
-}
-
-size_t sse_utf8_valid_prefix(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0;
-  while (i < n) {
-#ifdef SSE_HAVE_SSE2
-    /* ASCII fast path: skip whole 16-byte blocks with no high bit set. */
-    while (i + 16 <= n &&
-           _mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + i))) == 0)
-      i += 16;
-#endif
-    if (i >= n) break;
-    unsigned c = p[i];
-    if (c < 0x80) { i++; continue; }
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c == 0xE0) { need = 2; lo = 0xA0; }            /* no overlongs */
-    else if (c == 0xED) { need = 2; hi = 0x9F; }            /* no surrogates */
-    else if (c >= 0xE1 && c <= 0xEF) need = 2;
-    else if (c == 0xF0) { need = 3; lo = 0x90; }            /* no overlongs */
-    else if (c >= 0xF1 && c <= 0xF3) need = 3;
-    else if (c == 0xF4) { need = 3; hi = 0x8F; }            /* <= U+10FFFF */
-    else return i;
-    if (n - i <= need) return i;
-    if (p[i + 1] < lo || p[i + 1] > hi) return i;
-    for (size_t k = 2; k <= need; k++)
-      if ((p[i + k] & 0xC0) != 0x80) return i;
-    i += need + 1;
-  }
   return n;
 }
 
@@ -104,13 +99,17 @@ static int add_size(size_t *a, size_t b) {
   return 1;
 }
 
-/* Size of "<prefix><line>\n" for every line of a multi-line field. */
-static int multiline_size(const sse_str *s, size_t prefix, size_t *total) {
-  size_t lines, eolb;
-  count_eols(s->p, s->n, &lines, &eolb);
+/* Checks a multi-line field (with utf8: UTF-8) and adds the size of
+ * "<prefix><line>\n" for each of its lines to *total. */
+static int multiline_check(const sse_str *s, const char *field, size_t prefix, int utf8,
+                           size_t *total, sse_encode_err *err) {
+  size_t lines = 0, eolb = 0, off = scan_text(s->p, s->n, utf8, &lines, &eolb);
+  if (off != s->n) return fail(err, SSE_E_UTF8, field, off);
   lines += 1;
-  if (lines > SIZE_MAX / (prefix + 1)) return 0;
-  return add_size(total, lines * (prefix + 1)) && add_size(total, s->n - eolb);
+  if (lines > SIZE_MAX / (prefix + 1) || !add_size(total, lines * (prefix + 1)) ||
+      !add_size(total, s->n - eolb))
+    return fail(err, SSE_E_TOOBIG, field, 0);
+  return SSE_OK;
 }
 
 static int retry_digits(long long v) {
@@ -125,12 +124,10 @@ int sse_encode_check(const sse_event *ev, int check_utf8, size_t *len,
   int code = 0;
   size_t off;
 
-  if (ev->comment.p) {
-    if (check_utf8 && (off = sse_utf8_valid_prefix(ev->comment.p, ev->comment.n)) != ev->comment.n)
-      return fail(err, SSE_E_UTF8, "comment", off);
-    if (!multiline_size(&ev->comment, 2, &total)) /* ": text" per line */
-      return fail(err, SSE_E_TOOBIG, "comment", 0);
-  }
+  int rc;
+  /* ": text" per line */
+  if (ev->comment.p && (rc = multiline_check(&ev->comment, "comment", 2, check_utf8, &total, err)))
+    return rc;
   if (ev->event.p) {
     if ((off = find_forbidden(ev->event.p, ev->event.n, &code)) != ev->event.n)
       return fail(err, code, "event", off);
@@ -153,12 +150,8 @@ int sse_encode_check(const sse_event *ev, int check_utf8, size_t *len,
   } else if (ev->retry != -1) {
     return fail(err, SSE_E_RETRY, "retry", 0);
   }
-  if (ev->data.p) {
-    if (check_utf8 && (off = sse_utf8_valid_prefix(ev->data.p, ev->data.n)) != ev->data.n)
-      return fail(err, SSE_E_UTF8, "data", off);
-    if (!multiline_size(&ev->data, 6, &total))
-      return fail(err, SSE_E_TOOBIG, "data", 0);
-  }
+  if (ev->data.p && (rc = multiline_check(&ev->data, "data", 6, check_utf8, &total, err)))
+    return rc;
   *len = total;
   return SSE_OK;
 }

@@ -10,11 +10,8 @@
 #include <stddef.h>
 
 #include "sse_limits.h"
-
-typedef struct sse_str {
-  const char *p; /* NULL when the field is absent */
-  size_t n;
-} sse_str;
+#include "sse_str.h" /* a field: p NULL when absent */
+#include "utf8.h"
 
 typedef struct sse_event {
   sse_str id;
@@ -51,8 +48,5 @@ size_t sse_encode_write(const sse_event *ev, char *out);
 
 /* Human-readable message for err, written into buf (always NUL-terminated). */
 void sse_encode_errmsg(const sse_encode_err *err, char *buf, size_t cap);
-
-/* Length of the longest valid UTF-8 prefix of p[0..n) (n when all valid). */
-size_t sse_utf8_valid_prefix(const char *p, size_t n);
 
 #endif

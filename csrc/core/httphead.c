@@ -1,5 +1,6 @@
 /* httphead.c - strict HTTP/1.1 heads and query strings (see httphead.h). */
 #include "httphead.h"
+#include "utf8.h"
 
 #include <string.h>
 
@@ -113,46 +114,6 @@ static int ieq(const char *p, size_t n, const char *lit) {
   return lit[i] == 0;
 }
 
-/* --- UTF-8 ------------------------------------------------------------- */
-
-typedef struct utf8_state {
-  int need;           /* continuation bytes still expected */
-  unsigned char lo, hi; /* range allowed for the next continuation byte */
-} utf8_state;
-
-/* Feed one byte; returns 0 when the sequence so far can still be valid. */
-static int utf8_feed(utf8_state *s, unsigned char b) {
-  if (s->need) {
-    if (b < s->lo || b > s->hi) return -1;
-    s->need--;
-    s->lo = 0x80;
-    s->hi = 0xbf;
-    return 0;
-  }
-  if (b < 0x80) return 0;
-  s->lo = 0x80;
-  s->hi = 0xbf;
-  if (b >= 0xc2 && b <= 0xdf) s->need = 1;
-  else if (b == 0xe0) { s->need = 2; s->lo = 0xa0; }
-  else if (b == 0xed) { s->need = 2; s->hi = 0x9f; }
-  else if (b >= 0xe1 && b <= 0xef) s->need = 2;
-  else if (b == 0xf0) { s->need = 3; s->lo = 0x90; }
-  else if (b >= 0xf1 && b <= 0xf3) s->need = 3;
-  else if (b == 0xf4) { s->need = 3; s->hi = 0x8f; }
-  else return -1;
-  return 0;
-}
-
-int sse_http_utf8_valid(const char *p, size_t n) {
-  utf8_state s = {0, 0x80, 0xbf};
-  for (size_t i = 0; i < n; i++) {
-    unsigned char b = (unsigned char)p[i];
-    if (b < 0x80 && !s.need) continue;
-    if (utf8_feed(&s, b)) return 0;
-  }
-  return s.need == 0;
-}
-
 /* --- path and query decoding ------------------------------------------ */
 
 /* 1 when the segment of length len holding dots '.' bytes is "." or "..". */
@@ -161,7 +122,7 @@ static int is_dot_segment(size_t len, size_t dots) {
 }
 
 int sse_http_decode_path(const char *p, size_t n, char *out, size_t *out_len) {
-  utf8_state u = {0, 0x80, 0xbf};
+  sse_utf8_stream u = SSE_UTF8_STREAM_INIT;
   size_t o = 0, seg_len = 0, seg_dots = 0;
   int first = 1; /* the text before the first '/' is not a segment */
   for (size_t i = 0; i < n; i++) {
@@ -174,7 +135,7 @@ int sse_http_decode_path(const char *p, size_t n, char *out, size_t *out_len) {
       i += 2;
     }
     if (c == 0) return SSE_HTTP_E_PATH_NUL;
-    if (utf8_feed(&u, c)) return SSE_HTTP_E_PATH_UTF8;
+    if (sse_utf8_stream_feed(&u, c)) return SSE_HTTP_E_PATH_UTF8;
     if (c == '/') {
       if (!first && is_dot_segment(seg_len, seg_dots)) return SSE_HTTP_E_PATH_DOT;
       first = 0;
@@ -186,7 +147,7 @@ int sse_http_decode_path(const char *p, size_t n, char *out, size_t *out_len) {
     if (out) out[o] = (char)c;
     o++;
   }
-  if (u.need) return SSE_HTTP_E_PATH_UTF8;
+  if (!sse_utf8_stream_done(&u)) return SSE_HTTP_E_PATH_UTF8;
   if (!first && is_dot_segment(seg_len, seg_dots)) return SSE_HTTP_E_PATH_DOT;
   *out_len = o;
   return 0;
@@ -213,7 +174,7 @@ int sse_http_decode_form(const char *p, size_t n, char *out, size_t *out_len) {
 }
 
 int sse_http_query_next(const char *qs, size_t n, size_t *pos,
-                        sse_http_str *key, sse_http_str *value) {
+                        sse_str *key, sse_str *value) {
   size_t i = *pos;
   while (i < n) {
     const char *amp = memchr(qs + i, '&', n - i);
@@ -243,7 +204,7 @@ int sse_http_query_next(const char *qs, size_t n, size_t *pos,
 int sse_http_query_check(const char *qs, size_t n, size_t max_pairs,
                          size_t *npairs) {
   size_t pos = 0, count = 0, dummy;
-  sse_http_str k, v;
+  sse_str k, v;
   while (sse_http_query_next(qs, n, &pos, &k, &v)) {
     if (++count > max_pairs) return SSE_HTTP_E_QUERY_PAIRS;
     if (sse_http_decode_form(k.p, k.n, NULL, &dummy) ||
@@ -312,7 +273,7 @@ typedef struct line_iter {
 
 /* Next line (without its LF and a CR before it) into *ln. Returns 0 when
  * none is left. */
-static int next_line(line_iter *it, sse_http_str *ln) {
+static int next_line(line_iter *it, sse_str *ln) {
   if (it->pos >= it->end) return 0;
   const char *s = it->buf + it->pos;
   const char *lf = memchr(s, '\n', it->end - it->pos);
@@ -328,7 +289,7 @@ static int next_line(line_iter *it, sse_http_str *ln) {
  * Returns 0 and the count in *count, or a negative code. */
 static int parse_headers(line_iter *it, sse_http_header *hdrs, size_t max,
                          size_t *count) {
-  sse_http_str ln;
+  sse_str ln;
   size_t k = 0;
   while (next_line(it, &ln)) {
     if (ln.n == 0) {
@@ -403,7 +364,7 @@ static void connection_options(const char *p, size_t n, int *conn_close,
 
 /* Parse the request-line ln into r (method, target, path, query, minor,
  * path_len). Returns 0 or a negative code. */
-static int parse_request_line(sse_http_str ln, sse_http_request *r) {
+static int parse_request_line(sse_str ln, sse_http_request *r) {
   const char *p = ln.p, *e = ln.p + ln.n;
   const char *sp1 = memchr(p, ' ', ln.n);
   if (!sp1 || sp1 == p) return SSE_HTTP_E_REQUEST_LINE;
@@ -416,7 +377,7 @@ static int parse_request_line(sse_http_str ln, sse_http_request *r) {
   if (minor < 0) return minor;
   size_t mn = (size_t)(sp1 - p), tn = (size_t)(sp2 - t);
   if (!is_token(p, mn)) return SSE_HTTP_E_METHOD;
-  sse_http_str path = {t, tn}, query = {t + tn, 0};
+  sse_str path = {t, tn}, query = {t + tn, 0};
   if (tn == 1 && t[0] == '*') {
     if (mn != 7 || memcmp(p, "OPTIONS", 7) != 0) return SSE_HTTP_E_TARGET;
   } else {
@@ -456,7 +417,7 @@ int sse_http_parse_request(const char *buf, size_t len,
 
   line_iter it = {buf, leading_empty_line(buf, len), head};
   sse_http_request r;
-  sse_http_str ln;
+  sse_str ln;
   next_line(&it, &ln);
   if ((rc = parse_request_line(ln, &r))) return rc;
   size_t n;
@@ -465,7 +426,7 @@ int sse_http_parse_request(const char *buf, size_t len,
   long long clen = -1;
   int hosts = 0, te = 0, conn_close = 0, ka = 0;
   for (size_t i = 0; i < n; i++) {
-    sse_http_str nm = hdrs[i].name, val = hdrs[i].value;
+    sse_str nm = hdrs[i].name, val = hdrs[i].value;
     if (ieq(nm.p, nm.n, "content-length")) {
       long long v = parse_length(val.p, val.n);
       if (v < 0) return SSE_HTTP_E_CONTENT_LENGTH;
@@ -504,7 +465,7 @@ int sse_http_parse_response(const char *buf, size_t len,
   if (head == 0) return SSE_HTTP_INCOMPLETE;
 
   line_iter it = {buf, leading_empty_line(buf, len), head};
-  sse_http_str ln;
+  sse_str ln;
   next_line(&it, &ln);
   /* HTTP-version SP 3DIGIT [SP reason-phrase] */
   if (ln.n < 12 || ln.p[8] != ' ') return SSE_HTTP_E_STATUS_LINE;
@@ -517,7 +478,7 @@ int sse_http_parse_response(const char *buf, size_t len,
     status = status * 10 + (ln.p[i] - '0');
   }
   if (status < 100 || status > 599) return SSE_HTTP_E_STATUS_CODE;
-  sse_http_str reason = {ln.p + ln.n, 0};
+  sse_str reason = {ln.p + ln.n, 0};
   if (ln.n > 12) {
     if (ln.p[12] != ' ') return SSE_HTTP_E_STATUS_CODE;
     reason.p = ln.p + 13;

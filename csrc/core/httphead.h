@@ -28,19 +28,17 @@
 
 #include <stddef.h>
 
+#include "sse_str.h"
+
 #define SSE_HTTP_MAX_HEAD_BYTES 8192
 #define SSE_HTTP_MAX_HEADERS 64
 #define SSE_HTTP_MAX_QUERY_PAIRS 256
 #define SSE_HTTP_MAX_CONTENT_LENGTH 9007199254740992LL /* 2^53 */
 
-typedef struct sse_http_str {
-  const char *p;
-  size_t n;
-} sse_http_str;
 
 typedef struct sse_http_header {
-  sse_http_str name;  /* as received (not lowercased) */
-  sse_http_str value; /* OWS-trimmed */
+  sse_str name;  /* as received (not lowercased) */
+  sse_str value; /* OWS-trimmed */
 } sse_http_header;
 
 typedef struct sse_http_limits {
@@ -49,10 +47,10 @@ typedef struct sse_http_limits {
 } sse_http_limits;
 
 typedef struct sse_http_request {
-  sse_http_str method;
-  sse_http_str target;   /* the raw request-target */
-  sse_http_str path;     /* raw (still percent-encoded) target before '?' */
-  sse_http_str query;    /* raw target after the first '?' ("" when none) */
+  sse_str method;
+  sse_str target;   /* the raw request-target */
+  sse_str path;     /* raw (still percent-encoded) target before '?' */
+  sse_str query;    /* raw target after the first '?' ("" when none) */
   size_t path_len;       /* length of the decoded path */
   int minor;             /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
   int keep_alive;        /* 1 when the connection may serve another request */
@@ -65,7 +63,7 @@ typedef struct sse_http_request {
 typedef struct sse_http_response {
   int status;            /* 100..599 */
   int minor;             /* 0 or 1 */
-  sse_http_str reason;   /* may be empty */
+  sse_str reason;   /* may be empty */
   size_t head_bytes;
   size_t nheaders;
   sse_http_header *headers;
@@ -160,16 +158,12 @@ int sse_http_decode_form(const char *p, size_t n, char *out, size_t *out_len);
  * no '='; both still encoded), advancing *pos. Returns 1 for a pair, 0 at
  * the end (outputs untouched). */
 int sse_http_query_next(const char *qs, size_t n, size_t *pos,
-                        sse_http_str *key, sse_http_str *value);
+                        sse_str *key, sse_str *value);
 
 /* Check a whole query string: every escape valid, at most max_pairs pairs.
  * Returns 0 and stores the pair count in *npairs, or SSE_HTTP_E_QUERY_ESCAPE
  * / SSE_HTTP_E_QUERY_PAIRS with *npairs untouched. */
 int sse_http_query_check(const char *qs, size_t n, size_t max_pairs,
                          size_t *npairs);
-
-/* 1 when the n bytes at p are valid UTF-8 (no overlongs, no surrogates,
- * nothing above U+10FFFF), else 0. */
-int sse_http_utf8_valid(const char *p, size_t n);
 
 #endif

@@ -2,8 +2,8 @@
  *
  * Build and run (from the repository root):
  *   clang -g -O1 -std=gnu99 -fsanitize=fuzzer,address,undefined \
- *     -fno-sanitize-recover=all -Icsrc \
- *     csrc/fuzz/fuzz_encode.c csrc/core/encode.c -o build/fuzz_encode
+ *     -fno-sanitize-recover=all -Icsrc/core \
+ *     csrc/fuzz/fuzz_encode.c csrc/core/encode.c csrc/core/utf8.c -o build/fuzz_encode
  *   build/fuzz_encode -max_total_time=60 csrc/fuzz/corpus/encode
  *
  * The input is an event: a flags byte (which fields are present, check_utf8,
@@ -22,8 +22,9 @@
  *   the bytes hold no CR and exactly one blank line, at the end, so no
  *   value can start a second event;
  * - sse_encode_errmsg fits any buffer size and always NUL-terminates;
- * - sse_utf8_valid_prefix agrees with a code-point decoder on the whole
- *   input at every start offset 0..15 (the SSE2 blocks and the byte tail). */
+ * - sse_utf8_valid_prefix (utf8.c) agrees with a code-point decoder on the
+ *   whole input at every start offset 0..15 (the SSE2 blocks and the byte
+ *   tail), and so do the byte-at-a-time form and sse_utf8_seq. */
 #include "encode.h"
 
 #include <stdint.h>
@@ -206,11 +207,24 @@ static sse_str take_field(const uint8_t *data, size_t size, size_t *pos) {
   return s;
 }
 
+/* utf8.c against the reference: the prefix at every start offset, the
+ * byte-at-a-time form, and sse_utf8_seq at the first bad byte (a valid
+ * sequence never, a bad one never longer than what is left). */
 static void check_utf8_offsets(const uint8_t *data, size_t size) {
   for (size_t off = 0; off < 16 && off <= size; off++) {
     size_t a = sse_utf8_valid_prefix((const char *)data + off, size - off);
     size_t b = ref_utf8(data + off, size - off);
     if (a != b) abort();
+  }
+  sse_utf8_stream st = SSE_UTF8_STREAM_INIT;
+  size_t fed = 0, good = ref_utf8(data, size);
+  while (fed < size && sse_utf8_stream_feed(&st, data[fed]) == 0) fed++;
+  if ((good == size) != (fed == size && sse_utf8_stream_done(&st))) abort();
+  if (fed < good) abort(); /* the stream may not stop inside the valid prefix */
+  if (good < size) {
+    size_t len = 0;
+    int rc = sse_utf8_seq(data + good, size - good, &len);
+    if (rc == SSE_UTF8_OK || len < 1 || len > 3 || len > size - good) abort();
   }
 }
 

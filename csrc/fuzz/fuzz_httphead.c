@@ -21,6 +21,7 @@
  * - the query of an accepted request (and the raw input) checks, iterates
  *   and decodes consistently; responses obey the same slice rules. */
 #include "httphead.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -51,7 +52,7 @@ static size_t ref_head_end(const char *b, size_t n) {
 }
 
 /* 1 when s lies within [base, base + n). */
-static int inside(sse_http_str s, const char *base, size_t n) {
+static int inside(sse_str s, const char *base, size_t n) {
   return s.p >= base && s.p <= base + n && s.n <= (size_t)(base + n - s.p);
 }
 
@@ -84,7 +85,7 @@ static void check_query(const char *qs, size_t n, size_t max_pairs) {
   }
   char *out = malloc(n ? n : 1);
   size_t pos = 0, count = 0;
-  sse_http_str k, v;
+  sse_str k, v;
   while (sse_http_query_next(qs, n, &pos, &k, &v)) {
     count++;
     REQUIRE(inside(k, qs, n) && inside(v, qs, n));
@@ -108,7 +109,7 @@ static void check_path(const char *p, size_t n) {
   if (r1 == 0) {
     REQUIRE(l1 <= n);
     REQUIRE(!memchr(out, 0, l1));
-    REQUIRE(sse_http_utf8_valid(out, l1));
+    REQUIRE(sse_utf8_valid(out, l1));
   } else {
     REQUIRE(r1 == SSE_HTTP_E_PATH_ESCAPE || r1 == SSE_HTTP_E_PATH_NUL ||
             r1 == SSE_HTTP_E_PATH_UTF8 || r1 == SSE_HTTP_E_PATH_DOT);
@@ -154,7 +155,7 @@ static void check_request(const char *buf, size_t len, const sse_http_limits *li
     char *out = malloc(r.path.n ? r.path.n : 1);
     size_t pl = 0;
     REQUIRE(sse_http_decode_path(r.path.p, r.path.n, out, &pl) == 0);
-    REQUIRE(pl == r.path_len && !memchr(out, 0, pl) && sse_http_utf8_valid(out, pl));
+    REQUIRE(pl == r.path_len && !memchr(out, 0, pl) && sse_utf8_valid(out, pl));
     free(out);
     check_query(r.query.p, r.query.n, SSE_HTTP_MAX_QUERY_PAIRS);
   }
@@ -227,6 +228,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   check_path(buf, size);
   check_query(buf, size, 1 + b % 16);
-  REQUIRE(sse_http_utf8_valid(buf, size) == 0 || sse_http_utf8_valid(buf, size) == 1);
+  REQUIRE(sse_utf8_valid(buf, size) == 0 || sse_utf8_valid(buf, size) == 1);
   return 0;
 }

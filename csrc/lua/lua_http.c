@@ -100,7 +100,7 @@ static void push_headers(lua_State *L, const sse_http_header *h, size_t n) {
 }
 
 /* Set t[k] = the string s (t at the top of the stack). */
-static void set_str(lua_State *L, const char *k, sse_http_str s) {
+static void set_str(lua_State *L, const char *k, sse_str s) {
   lua_pushlstring(L, s.p, s.n);
   lua_setfield(L, -2, k);
 }
@@ -168,7 +168,7 @@ static int l_parse_request(lua_State *L) {
 }
 
 /* Decode the query component s into the scratch buffer and push it. */
-static void push_form(lua_State *L, sse_http_str s, char *scratch) {
+static void push_form(lua_State *L, sse_str s, char *scratch) {
   size_t n = 0;
   sse_http_decode_form(s.p, s.n, scratch, &n); /* validated: cannot fail */
   lua_pushlstring(L, scratch, n);
@@ -188,7 +188,7 @@ static int l_parse_query(lua_State *L) {
   lua_createtable(L, 0, (int)(npairs < 64 ? npairs : 64));
   int t = lua_gettop(L);
   size_t pos = 0;
-  sse_http_str k, v;
+  sse_str k, v;
   while (sse_http_query_next(qs, len, &pos, &k, &v)) {
     push_form(L, k, scratch);
     lua_pushvalue(L, -1);

@@ -6,17 +6,7 @@
 
 #include "resp.h"
 
-static int failures, checks;
-
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    checks++;                                                              \
-    if (!(cond)) {                                                         \
-      failures++;                                                          \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,     \
-              #cond);                                                      \
-    }                                                                      \
-  } while (0)
+#include "check.h"
 
 /* Scans s (whole) with max_bytes; returns the status, *end the length. */
 static int scan(const char *s, size_t max, size_t *end) {
@@ -124,6 +114,5 @@ int main(void) {
   test_resume();
   test_walk();
   test_command();
-  printf("test_resp: %d checks, %d failures\n", checks, failures);
-  return failures ? 1 : 0;
+  return check_summary("test_resp");
 }
