@@ -121,24 +121,14 @@ static int field_type_error(lua_State *L, const char *field, const char *what, i
   return -1;
 }
 
-/* Reads the event at idx into ev and *check_utf8 (see the rule at the top).
- * Returns 0, or -1 with the reason pushed (the text inside "bad argument
- * ... (...)"). Either way it leaves values on the stack that anchor ev's
- * strings; it runs no Lua code. */
-static int read_event(lua_State *L, int idx, sse_event *ev, int *check_utf8) {
-  static const sse_str none = {NULL, 0};
-  idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    lua_pushfstring(L, "event (table or sse.Event) expected, got %s", luaL_typename(L, idx));
-    return -1;
-  }
-  luaL_checkstack(L, NSLOTS + 4, "event fields");
-  lua_rawgeti(L, idx, 1);
-  if (lua_type(L, -1) == LUA_TTABLE && is_event_object(L, idx)) idx = lua_gettop(L); /* anchored */
-  else lua_pop(L, 1);
+static const sse_str none = {NULL, 0};
 
-  /* one stack slot per field, in a fixed order, so the checks below run in
-   * that order whatever order the table yields its keys in */
+/* The slow, deterministic reading of a fields table at idx that read_event
+ * found bad: the same rule, checked in a fixed order whatever order the
+ * table yields its keys in, so the error is the same on every run and Lua.
+ * Returns -1 with the reason pushed (0 if it finds nothing wrong). */
+static int explain_event(lua_State *L, int idx) {
+  /* one stack slot per field, in a fixed order */
   int base = lua_gettop(L) + 1;
   lua_settop(L, base + NSLOTS - 1);
   lua_pushnil(L);
@@ -155,77 +145,117 @@ static int read_event(lua_State *L, int idx, sse_event *ev, int *check_utf8) {
     }
   }
 
-  int u = base + F_UNKNOWN;
-  if (lua_type(L, u) == LUA_TSTRING) {
-    lua_pushfstring(L, "unknown event field '%s'", lua_tostring(L, u));
+  int s = base + F_UNKNOWN;
+  if (lua_type(L, s) == LUA_TSTRING) {
+    lua_pushfstring(L, "unknown event field '%s'", lua_tostring(L, s));
     return -1;
   }
-  if (!lua_isnil(L, u)) {
-    lua_pushfstring(L, "event fields are named by strings, got a %s key", luaL_typename(L, u));
+  if (!lua_isnil(L, s)) {
+    lua_pushfstring(L, "event fields are named by strings, got a %s key", luaL_typename(L, s));
     return -1;
   }
 
-  ev->id = ev->event = ev->data = ev->comment = none;
-  ev->retry = -1;
-  *check_utf8 = 1;
-
-  int s = base + F_ID;
+  long long v;
+  s = base + F_ID;
   int t = lua_type(L, s);
-  if (t == LUA_TSTRING) {
-    ev->id.p = lua_tolstring(L, s, &ev->id.n);
-  } else if (t == LUA_TNUMBER) {
-    long long v;
-    if (!check_uint(L, s, SSE_ID_INT_MAX, &v)) {
-      char max[24];
-      snprintf(max, sizeof max, "%lld", (long long)SSE_ID_INT_MAX);
-      lua_pushfstring(L, "field 'id' must be a string or an integer from 0 to %s", max);
-      return -1;
-    }
-    char digits[24];
-    int n = 0;
-    do { digits[sizeof digits - 1 - n++] = (char)('0' + v % 10); v /= 10; } while (v);
-    lua_pushlstring(L, digits + sizeof digits - n, (size_t)n);
-    lua_replace(L, s); /* anchored in its slot */
-    ev->id.p = lua_tolstring(L, s, &ev->id.n);
-  } else if (t != LUA_TNIL) {
-    return field_type_error(L, "id", "string or integer", s);
+  if (t == LUA_TNUMBER && !check_uint(L, s, SSE_ID_INT_MAX, &v)) {
+    char max[24];
+    snprintf(max, sizeof max, "%lld", (long long)SSE_ID_INT_MAX);
+    lua_pushfstring(L, "field 'id' must be a string or an integer from 0 to %s", max);
+    return -1;
   }
+  if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TNUMBER)
+    return field_type_error(L, "id", "string or integer", s);
 
   static const char *const names[] = {"event", "data", "comment"};
-  sse_str *const strs[] = {&ev->event, &ev->data, &ev->comment};
   for (int k = 0; k < 3; k++) {
     s = base + F_EVENT + k;
     t = lua_type(L, s);
-    if (t == LUA_TSTRING) {
-      strs[k]->p = lua_tolstring(L, s, &strs[k]->n);
-    } else if (t != LUA_TNIL) {
-      if (k == 1) {
-        lua_pushfstring(L, "field 'data': string expected, got %s (use sse.Event.json for other values)",
-                        luaL_typename(L, s));
-        return -1;
-      }
-      return field_type_error(L, names[k], "string", s);
+    if (t == LUA_TNIL || t == LUA_TSTRING) continue;
+    if (k == 1) {
+      lua_pushfstring(L, "field 'data': string expected, got %s (use sse.Event.json for other values)",
+                      luaL_typename(L, s));
+      return -1;
     }
+    return field_type_error(L, names[k], "string", s);
   }
 
   s = base + F_RETRY;
   t = lua_type(L, s);
-  if (t == LUA_TNUMBER) {
-    if (!check_uint(L, s, SSE_RETRY_MAX, &ev->retry)) {
-      char msg[96];
-      sse_encode_err err = {SSE_E_RETRY, "retry", 0};
-      sse_encode_errmsg(&err, msg, sizeof msg);
-      lua_pushstring(L, msg);
-      return -1;
-    }
-  } else if (t != LUA_TNIL) {
-    return field_type_error(L, "retry", "integer", s);
+  if (t == LUA_TNUMBER && !check_uint(L, s, SSE_RETRY_MAX, &v)) {
+    char msg[96];
+    sse_encode_err err = {SSE_E_RETRY, "retry", 0};
+    sse_encode_errmsg(&err, msg, sizeof msg);
+    lua_pushstring(L, msg);
+    return -1;
   }
+  if (t != LUA_TNIL && t != LUA_TNUMBER) return field_type_error(L, "retry", "integer", s);
 
   s = base + F_UTF8;
   t = lua_type(L, s);
-  if (t == LUA_TBOOLEAN) *check_utf8 = lua_toboolean(L, s);
-  else if (t != LUA_TNIL) return field_type_error(L, "check_utf8", "boolean", s);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN) return field_type_error(L, "check_utf8", "boolean", s);
+  return 0;
+}
+
+/* Pushes the decimal digits of v >= 0 and returns them (anchored there). */
+static const char *push_decimal(lua_State *L, long long v, size_t *n) {
+  char digits[24];
+  int k = 0;
+  do { digits[sizeof digits - 1 - k++] = (char)('0' + v % 10); v /= 10; } while (v);
+  lua_pushlstring(L, digits + sizeof digits - k, (size_t)k);
+  return lua_tolstring(L, -1, n);
+}
+
+/* Reads the event at idx into ev and *check_utf8 (see the rule at the top).
+ * Returns 0, or -1 with the reason pushed (the text inside "bad argument
+ * ... (...)"). Either way it leaves values on the stack that anchor ev's
+ * strings; it runs no Lua code. One pass over the table; a bad table is
+ * then explained by explain_event. */
+static int read_event(lua_State *L, int idx, sse_event *ev, int *check_utf8) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lua_pushfstring(L, "event (table or sse.Event) expected, got %s", luaL_typename(L, idx));
+    return -1;
+  }
+  luaL_checkstack(L, NSLOTS + 4, "event fields");
+  lua_rawgeti(L, idx, 1);
+  if (lua_type(L, -1) == LUA_TTABLE && is_event_object(L, idx)) idx = lua_gettop(L); /* anchored */
+  else lua_pop(L, 1);
+
+  int top = lua_gettop(L), bad = 0;
+  long long id_num = -1;
+  ev->id = ev->event = ev->data = ev->comment = none;
+  ev->retry = -1;
+  *check_utf8 = 1;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int t = lua_type(L, -1);
+    sse_str *str = NULL;
+    switch (field_of(L, -2)) {
+    case F_ID:
+      if (t == LUA_TSTRING) str = &ev->id;
+      else bad = t != LUA_TNUMBER || !check_uint(L, -1, SSE_ID_INT_MAX, &id_num);
+      break;
+    case F_EVENT: str = &ev->event; bad = t != LUA_TSTRING; break;
+    case F_DATA: str = &ev->data; bad = t != LUA_TSTRING; break;
+    case F_COMMENT: str = &ev->comment; bad = t != LUA_TSTRING; break;
+    case F_RETRY: bad = t != LUA_TNUMBER || !check_uint(L, -1, SSE_RETRY_MAX, &ev->retry); break;
+    case F_UTF8:
+      bad = t != LUA_TBOOLEAN;
+      *check_utf8 = lua_toboolean(L, -1);
+      break;
+    default: bad = 1;
+    }
+    if (bad) break;
+    if (str) str->p = lua_tolstring(L, -1, &str->n);
+    lua_insert(L, -2); /* the value stays below the key: it anchors ev's pointer */
+  }
+  if (bad) {
+    lua_settop(L, top);
+    if (explain_event(L, idx) == 0) lua_pushliteral(L, "invalid event");
+    return -1;
+  }
+  if (id_num >= 0) ev->id.p = push_decimal(L, id_num, &ev->id.n);
   return 0;
 }
 
