@@ -5,7 +5,7 @@
 # (and per client), the wall time of the storm, connect -> caught up per client.
 #
 #   bench/storm.sh                  10,000 clients x 100 events, 3 runs per server
-#   STORM_SHORT=1 bench/storm.sh    1,000 clients x 100 events, 1 run (CI)
+#   STORM_SHORT=1 bench/storm.sh    1,000 clients x 100 events, sse and nchan, 1 run (CI)
 #   BENCH_BEFORE=main bench/storm.sh     adds the sse-before column (main's library)
 #
 # Environment: STORM_N (10000), STORM_REPLAY (100), STORM_PENDING (handshakes in
@@ -20,7 +20,7 @@
 # Server CPU is counted from the first storm connect until the server is idle
 # again, so it includes accepting and parsing each connection.
 if [ "${STORM_SHORT:-0}" = 1 ]; then
-	: "${STORM_N:=1000}" "${BENCH_RUNS:=1}"
+	: "${STORM_N:=1000}" "${BENCH_RUNS:=1}" "${BENCH_SERVERS:=sse nchan}"
 fi
 N=${STORM_N:-10000}
 REPLAY=${STORM_REPLAY:-100}
