@@ -66,6 +66,8 @@ build = {
     ["sse.jwt"] = "lua/sse/jwt.lua",
     ["sse.auth"] = "lua/sse/auth.lua",
     ["sse.deadlines"] = "lua/sse/deadlines.lua",
+    ["sse.app.json"] = "lua/sse/app/json.lua",
+    ["sse.app.auth"] = "lua/sse/app/auth.lua",
   },
   install = {
     -- the demo hub's page, found beside sse.app on the Lua search path

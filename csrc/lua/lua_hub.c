@@ -10,6 +10,7 @@
 #include "lsse.h"
 #include "hub.h"
 
+#include <stdlib.h>
 #include <string.h>
 #if defined(__linux__)
 #include <netinet/in.h>
@@ -422,6 +423,98 @@ static int l_hub_topics(lua_State *L) {
   return 1;
 }
 
+/* The n busiest topics, kept in a min-heap whose root is the least busy of
+ * them (fewest subscribers; among equals, the greatest name). */
+typedef struct {
+  const char *name;
+  size_t len;
+  size_t count;
+} top_entry;
+
+typedef struct {
+  top_entry *e;
+  size_t n, cap;
+} top_heap;
+
+/* Does a rank before b (more subscribers, then the smaller name)? */
+static int top_before(const top_entry *a, const top_entry *b) {
+  if (a->count != b->count) return a->count > b->count;
+  size_t m = a->len < b->len ? a->len : b->len;
+  int c = memcmp(a->name, b->name, m);
+  return c != 0 ? c < 0 : a->len < b->len;
+}
+
+static void top_sift_down(top_heap *h, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, w = i;
+    if (l < h->n && top_before(&h->e[w], &h->e[l])) w = l;
+    if (r < h->n && top_before(&h->e[w], &h->e[r])) w = r;
+    if (w == i) return;
+    top_entry t = h->e[i];
+    h->e[i] = h->e[w];
+    h->e[w] = t;
+    i = w;
+  }
+}
+
+/* sse_hub_each_topic callback: keep the topic if it is among the n best. */
+static void top_add(const char *name, size_t len, size_t count, void *ud) {
+  top_heap *h = (top_heap *)ud;
+  top_entry x = {name, len, count};
+  if (h->n < h->cap) {
+    size_t i = h->n++;
+    h->e[i] = x;
+    while (i > 0) { /* sift up: the least busy rises to the root */
+      size_t p = (i - 1) / 2;
+      if (!top_before(&h->e[p], &h->e[i])) break;
+      top_entry t = h->e[p];
+      h->e[p] = h->e[i];
+      h->e[i] = t;
+      i = p;
+    }
+  } else if (h->cap > 0 && top_before(&x, &h->e[0])) {
+    h->e[0] = x;
+    top_sift_down(h, 0);
+  }
+}
+
+static int top_cmp(const void *a, const void *b) {
+  const top_entry *x = (const top_entry *)a, *y = (const top_entry *)b;
+  return top_before(x, y) ? -1 : top_before(y, x) ? 1 : 0;
+}
+
+/* hub:top_topics(n) -> { {topic, count}, ... }: the n topics with the most
+ * subscribers, most first (ties by name), in O(topics * log n) without a Lua
+ * value per topic. n is an integer in 0..SSE_TOP_TOPICS_MAX (checked by the
+ * Lua layer too); the heap is Lua-owned memory, so a raise leaks nothing. */
+#define SSE_TOP_TOPICS_MAX 10000
+static int l_hub_top_topics(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (n < 0 || n > SSE_TOP_TOPICS_MAX)
+    return lsse_argerror(L, 1, "top_topics", "integer in 0..%d expected", SSE_TOP_TOPICS_MAX);
+  top_heap h = {NULL, 0, (size_t)n};
+  h.e = (top_entry *)lua_newuserdata(L, (n > 0 ? (size_t)n : 1) * sizeof(top_entry));
+  sse_hub_each_topic(u->h, top_add, &h);
+  qsort(h.e, h.n, sizeof *h.e, top_cmp);
+  lua_createtable(L, (int)h.n, 0);
+  for (size_t i = 0; i < h.n; i++) {
+    lua_createtable(L, 2, 0);
+    lua_pushlstring(L, h.e[i].name, h.e[i].len);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, (lua_Integer)h.e[i].count);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+/* hub:topic_total() -> number of topics with at least one subscriber */
+static int l_hub_topic_total(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)sse_hub_topics(check_hub(L, 1)->h));
+  return 1;
+}
+
 static int l_hub_alive(lua_State *L) {
   lhub *u = (lhub *)luaL_checkudata(L, 1, HUB_MT);
   lua_pushboolean(L, u->h != NULL);
@@ -458,6 +551,8 @@ void lsse_open_hub(lua_State *L) {
       {"count", l_hub_count},
       {"topic_count", l_hub_topic_count},
       {"topics", l_hub_topics},
+      {"top_topics", l_hub_top_topics},
+      {"topic_total", l_hub_topic_total},
       {"alive", l_hub_alive},
       {"close", hub_gc},
       {NULL, NULL}};

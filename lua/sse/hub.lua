@@ -318,6 +318,26 @@ function Hub:topics()
   return self._core:topics()
 end
 
+--- The n topics with the most subscribers (0 <= n <= 10000), most first,
+-- ties by name: { {topic = name, subscribers = count}, ... }. O(topics)
+-- in C, one Lua table per topic returned: cheap enough for a stats page.
+function Hub:top_topics(n)
+  check_self(self, "top_topics")
+  if type(n) ~= "number" or n ~= math.floor(n) or n < 0 or n > 10000 then
+    error(("bad argument #1 to 'top_topics' (integer in 0..10000 expected, got %s)"):format(
+      type(n) == "number" and tostring(n) or type(n)), 2)
+  end
+  local list = self._core:top_topics(n)
+  for i, e in ipairs(list) do list[i] = { topic = e[1], subscribers = e[2] } end
+  return list
+end
+
+--- Number of topics with at least one subscriber.
+function Hub:topic_total()
+  check_self(self, "topic_total")
+  return self._core:topic_total()
+end
+
 function Hub:replayer()
   return self._replayer
 end

@@ -163,8 +163,9 @@ async function hubSubscribed() {
   let last = null;
   await until(async () => {
     last = (await http('GET', 'stats')).json;
-    return last && last.topics && last.topics.alpha === 1 && last.topics.beta === 1;
-  }, 'the hub to count one subscriber on alpha and on beta', () => JSON.stringify(last && last.topics));
+    const count = (t) => ((last && last.top_topics) || []).find((e) => e.topic === t)?.subscribers;
+    return count('alpha') === 1 && count('beta') === 1;
+  }, 'the hub to count one subscriber on alpha and on beta', () => JSON.stringify(last && last.top_topics));
 }
 
 // Waits until every given id is on the page; returns the rows.
@@ -210,6 +211,12 @@ const steps = [
     eq(await page.title(), 'sse hub', 'page title');
     await until(async () => (await text('#hub-status')).startsWith('online'), 'the stats panel to reach the hub',
                 () => text('#hub-status'));
+    // the hub has a token: /stats is closed to a page that has not entered it
+    eq((await http('GET', 'stats', undefined, { token: null })).status, 401, 'GET /stats without the token');
+    check((await text('#hub-status')).includes('token'), `status before the token: ${await text('#hub-status')}`);
+    await page.fill('#token', TOKEN);
+    await until(async () => (await text('#hub-status')).startsWith('online \u00b7 up'), 'the stats with the token',
+                () => text('#hub-status'));
   }],
 
   ['connect to alpha,beta: one open stream per topic', async () => {
@@ -244,6 +251,7 @@ const steps = [
   }],
 
   ['the page form publishes (401 without the token, then the id it got)', async () => {
+    await page.fill('#token', '');
     await page.fill('#pub-topic', 'beta');
     await page.fill('#pub-event', 'greeting');
     await page.fill('#pub-data', 'from the form');

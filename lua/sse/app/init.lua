@@ -5,12 +5,14 @@
 --   GET  /                       the dashboard page
 --   GET  /events?topic=a&topic=b  subscribe (Last-Event-ID or ?lastEventId= resumes)
 --   POST /publish                JSON or form: topic, event, data, retry -> {"id": ...}
---   GET  /stats                  JSON counters
+--   GET  /stats[?top=N]          JSON counters and the N busiest topics
 --   POST /admin/disconnect       closes every stream (clients resume)
 local uv = require("luv")
 local sse = require("sse")
 local core = require("sse.core")
 local cjson = require("cjson")
+local J = require("sse.app.json")
+local auth = require("sse.app.auth")
 
 local M = {}
 
@@ -28,14 +30,13 @@ M.DEFAULTS = {
   max_topics = 32,          -- topics one connection may subscribe to
   max_topic_bytes = 128,
   max_event_types = 64,     -- distinct event types listed in /stats
+  stats_top = 20,           -- topics listed by /stats without ?top=
+  stats_top_max = 100,      -- most topics /stats lists (?top=N)
   default_topic = "default",
   -- passed to sse.http (nil: its defaults)
   head_timeout = nil, idle_timeout = nil, max_head_bytes = nil, max_body_bytes = nil,
 }
 local HTTP_OPTIONS = { "head_timeout", "idle_timeout", "max_head_bytes", "max_body_bytes" }
-
-local json = cjson.new()
-json.encode_sparse_array(true)
 
 local function argerror(msg)
   error("bad argument #1 to 'new' (" .. msg .. ")", 3)
@@ -73,29 +74,38 @@ local function request_topics(self, q)
   return list
 end
 
-local function json_error(res, status, msg)
-  res:status(status):json({ error = msg })
+-- An answer with a JSON body whose key order is fixed (J.obj).
+local function json_answer(res, value)
+  res:header("Content-Type", "application/json"):send(J.encode(value))
 end
 
+local function json_error(res, status, msg)
+  res:status(status)
+  json_answer(res, J.obj("error", msg))
+end
+
+-- With a token configured: is the request's bearer token it? Answers 401
+-- when not.
 local function authorized(self, req, res)
   local token = self.opts.token
   if not token then return true end
-  local auth = req.headers.authorization
-  if auth == "Bearer " .. token then return true end
+  if auth.check(req.headers.authorization, token) then return true end
   res:status(401):header("WWW-Authenticate", 'Bearer realm="sse"')
-  res:json({ error = "missing or wrong bearer token" })
+  json_answer(res, J.obj("error", "missing or wrong bearer token"))
   return false
 end
 
--- Fields of a publish request, or nil, message.
+local FIELDS = { topic = true, event = true, data = true, retry = true }
+
+-- Fields of a publish request, or nil, message. A JSON body's non-string
+-- data is the text the publisher wrote (sse.app.json), not a re-encoding.
 local function publish_fields(req)
   local ctype = (req.headers["content-type"] or ""):lower()
   local body = req.body or ""
-  local f
+  local f, texts
   if ctype:find("json", 1, true) or (ctype == "" and body:match("^%s*{")) then
-    local ok, v = pcall(json.decode, body)
-    if not ok or type(v) ~= "table" or v[1] ~= nil then return nil, "body must be a JSON object" end
-    f = v
+    f, texts = J.decode_object(body)
+    if not f then return nil, texts end
   elseif ctype == "" or ctype:find("application/x-www-form-urlencoded", 1, true) then
     local q, _, msg = core.http_parse_query(body, 64)
     if not q then return nil, msg end
@@ -107,14 +117,14 @@ local function publish_fields(req)
     return nil, "unsupported Content-Type (use application/json or a form)"
   end
   for k in pairs(f) do
-    if k ~= "topic" and k ~= "event" and k ~= "data" and k ~= "retry" then
+    if not FIELDS[k] then
       if k == "id" then return nil, "ids are assigned by the hub" end
       return nil, ("unknown field '%s'"):format(tostring(k))
     end
   end
   local data = f.data
   if data == nil or data == cjson.null then return nil, "field 'data' is required" end
-  if type(data) ~= "string" then data = json.encode(data) end
+  if type(data) ~= "string" then data = texts.data end
   local topic = f.topic
   if topic ~= nil and type(topic) ~= "string" then return nil, "field 'topic' must be a string" end
   local event = f.event
@@ -128,6 +138,16 @@ local function publish_fields(req)
     retry = math.floor(retry)
   end
   return { topic = topic, event = event ~= "" and event or nil, data = data, retry = retry }
+end
+
+-- ?top=N of /stats: the default, or an integer in 0..max; nil, message.
+local function stats_top(self, q)
+  local v = q.top
+  if v == nil then return self.opts.stats_top end
+  local max = self.opts.stats_top_max
+  local n = type(v) == "string" and v:match("^%d+$") and tonumber(v)
+  if not n or n > max then return nil, ("query 'top' must be an integer in 0..%d"):format(max) end
+  return n
 end
 
 --- Where the dashboard page is: dashboard.html beside this module, found on
@@ -159,15 +179,25 @@ function M.new(opts)
   local o = {}
   for k, v in pairs(M.DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do
-    local known = M.DEFAULTS[k] ~= nil or k == "token" or k == "cors" or k == "dashboard" or k == "log"
+    local known = M.DEFAULTS[k] ~= nil or k == "token" or k == "cors" or k == "cors_credentials"
+      or k == "dashboard" or k == "log"
     for _, h in ipairs(HTTP_OPTIONS) do known = known or k == h end
     if not known then
       argerror(("unknown option '%s'"):format(tostring(k)))
     end
     o[k] = v
   end
-  if o.token ~= nil and (type(o.token) ~= "string" or o.token == "") then
-    argerror("option 'token' must be a non-empty string")
+  if o.token ~= nil and (type(o.token) ~= "string" or not o.token:find(auth.TOKEN68)) then
+    argerror("option 'token' must be a bearer token: letters, digits and -._~+/ (then '=' padding)")
+  end
+  if o.cors_credentials ~= nil then
+    if type(o.cors_credentials) ~= "boolean" then argerror("option 'cors_credentials' must be a boolean") end
+    if o.cors_credentials and not o.cors then argerror("option 'cors_credentials' needs 'cors' (the origins)") end
+    for _, origin in ipairs(o.cors_credentials and o.cors or {}) do
+      if origin == "*" then
+        argerror("option 'cors_credentials' needs a list of origins, not '*'")
+      end
+    end
   end
   local self = setmetatable({ opts = o, event_types = { message = true }, ntypes = 1,
                               started = uv.now(), closed_bytes = 0 }, { __index = M })
@@ -176,7 +206,8 @@ function M.new(opts)
   self.hub = sse.Hub.new({ replayer = self.replayer, outbox_limit = o.outbox_limit,
                            slow_policy = o.slow_policy, keepalive = o.keepalive })
   local hopts = { host = o.host, port = o.port, max_connections = o.max_connections,
-                  cors = o.cors and { origins = o.cors } or nil, log = o.log }
+                  cors = o.cors and { origins = o.cors, credentials = o.cors_credentials } or nil,
+                  log = o.log }
   for _, h in ipairs(HTTP_OPTIONS) do hopts[h] = o[h] end
   self.http = sse.http.new(hopts)
   local page = o.dashboard
@@ -228,21 +259,27 @@ function M:_routes()
       self.event_types[etype] = true
       self.ntypes = self.ntypes + 1
     end
-    res:json({ id = id, topic = topic, subscribers = n })
+    json_answer(res, J.obj("id", id, "topic", topic, "subscribers", n))
   end)
 
-  http:get("/stats", function(_, res)
-    res:header("Cache-Control", "no-cache"):json(self:stats())
+  http:get("/stats", function(req, res)
+    if not authorized(self, req, res) then return end
+    local top, err = stats_top(self, req.query)
+    if not top then return json_error(res, 400, err) end
+    res:header("Cache-Control", "no-cache")
+    json_answer(res, self:_stats_json(top))
   end)
 
   http:post("/admin/disconnect", function(req, res)
     if not authorized(self, req, res) then return end
-    res:json({ closed = self:disconnect_all() })
+    json_answer(res, J.obj("closed", self:disconnect_all()))
   end)
 end
 
---- Counters, as /stats shows them.
-function M:stats()
+--- Counters, as /stats shows them: a plain table (top: how many of the
+-- busiest topics to list, default opts.stats_top). Bounded whatever the
+-- number of topics: their count, and the busiest ones found in C.
+function M:stats(top)
   local hub, r = self.hub, self.replayer
   local types = {}
   for t in pairs(self.event_types) do types[#types + 1] = t end
@@ -251,15 +288,16 @@ function M:stats()
   for _, s in pairs(hub._streams) do sent = sent + s._sub:stats().bytes_sent end
   return {
     connections = hub:connection_count(),
-    topics = hub:topics(),
+    topics = hub:topic_total(),
+    top_topics = hub:top_topics(top or self.opts.stats_top),
     published = hub.stats.published,
     deliveries = hub.stats.deliveries,
     bytes_sent = sent,
     slow_closed = hub.stats.slow_closed,
     event_types = types,
     replay = {
-      first_id = r:first_id() or cjson.null,
-      last_id = r:last_id() or cjson.null,
+      first_id = r:first_id(),
+      last_id = r:last_id(),
       length = r:len(),
       bytes = r:bytes(),
       max_events = self.opts.replay_events,
@@ -267,6 +305,26 @@ function M:stats()
     },
     uptime = (uv.now() - self.started) / 1000,
   }
+end
+
+-- The /stats answer, keys in the README's order.
+function M:_stats_json(top)
+  local s = self:stats(top)
+  local tops = {}
+  for i, e in ipairs(s.top_topics) do tops[i] = J.obj("topic", e.topic, "subscribers", e.subscribers) end
+  local r = s.replay
+  return J.obj(
+    "connections", s.connections,
+    "topics", s.topics,
+    "top_topics", J.arr(tops),
+    "published", s.published,
+    "deliveries", s.deliveries,
+    "bytes_sent", s.bytes_sent,
+    "slow_closed", s.slow_closed,
+    "event_types", J.arr(s.event_types),
+    "replay", J.obj("first_id", r.first_id, "last_id", r.last_id, "length", r.length, "bytes", r.bytes,
+      "max_events", r.max_events, "ttl", r.ttl),
+    "uptime", s.uptime)
 end
 
 --- Closes every stream gracefully; clients reconnect and resume.
