@@ -766,3 +766,49 @@ describe("sse.http res:sse", function()
     late:close()
   end)
 end)
+
+describe("sse.http (issue 9)", function()
+  it("ends an HTTP/1.0 stream with the connection, and says so: Connection: close", function()
+    local _, port = serve(nil, function(app)
+      app:get("/events", function(_, res) res:sse():send_data("one") end)
+    end)
+    for _, v in ipairs({ "1.0", "1.1" }) do
+      local c = connect(port)
+      c:send("GET /events HTTP/" .. v .. "\r\nHost: x\r\n\r\n")
+      assert.is_true(C.wait(function() return c.buf:find("data: one\n\n", 1, true) ~= nil end, 1000))
+      local head = c.buf:match("^(.-\r\n)\r\n")
+      assert.are.equal(v == "1.0" and "close" or "keep-alive", head:match("\r\nConnection: ([^\r]*)\r\n"), head)
+      c:close()
+    end
+  end)
+
+  it("buffers a request body in time linear in its size, whatever the size of the pieces", function()
+    -- The server's CPU time for bodies of 512 KiB and 2 MiB read in small
+    -- pieces (a 4 KB receive buffer on the server's sockets): linear work
+    -- gives a ratio near 4, joining the pieces by repeated concatenation
+    -- near 16.
+    local got = {}
+    local app, port = serve({ max_body_bytes = 4 * 1024 * 1024 }, function(a)
+      a:post("/body", function(req, res)
+        got[#got + 1] = req.body
+        res:send("ok")
+      end)
+    end)
+    app._tcp:recv_buffer_size(4096) -- accepted sockets inherit it
+    local function cpu(size)
+      local body = ("x"):rep(size)
+      local c = connect(port)
+      local t0 = os.clock()
+      local r = c:request(C.post("/body", body), 20000)
+      local used = os.clock() - t0
+      c:close()
+      assert.are.equal(200, r.status)
+      assert.are.equal(body, got[#got])
+      return used
+    end
+    cpu(64 * 1024) -- warm up
+    local small, large = cpu(512 * 1024), cpu(2048 * 1024)
+    assert.is_true(large / small < 8, ("CPU %.3f s for 512 KiB, %.3f s for 2 MiB: ratio %.1f"):format(
+      small, large, large / small))
+  end)
+end)

@@ -370,7 +370,7 @@ local on_read, process, after_response
 local function close_conn(self, conn)
   if conn.closed then return end
   conn.closed = true
-  conn.buf, conn.req = nil, nil
+  conn.buf, conn.req, conn.parts = nil, nil, nil
   self._conns[conn] = nil
   if conn.refused then
     self._nrefused = self._nrefused - 1
@@ -386,7 +386,7 @@ end
 local function linger(self, conn)
   if conn.closed or conn.state == LINGER then return end
   conn.state = LINGER
-  conn.buf, conn.req = nil, nil
+  conn.buf, conn.req, conn.parts = nil, nil, nil
   -- the client gets idle_timeout to take a long answer, then M.LINGER
   conn.deadline = uv.now() + self._idle_ms
   if conn.paused then
@@ -489,8 +489,15 @@ function on_read(self, conn, err, data)
     -- a body must keep moving, and at 1 KB/s at least past head_timeout
     conn.deadline = math.min(uv.now() + self._head_ms, conn.body_deadline)
   end
-  local buf = conn.buf
-  conn.buf = buf == "" and data or buf .. data
+  if st == BODY then
+    -- body bytes are kept as a list of chunks, joined once (linear time)
+    local parts = conn.parts
+    parts[#parts + 1] = data
+    conn.have = conn.have + #data
+  else
+    local buf = conn.buf
+    conn.buf = buf == "" and data or buf .. data -- a head: at most max_head_bytes
+  end
   process(self, conn)
   if conn.closed or conn.state == LINGER or conn.stream then return end
   -- a client pipelining without reading its answers is not read further
@@ -528,20 +535,32 @@ function process(self, conn)
           conn.tcp:write("HTTP/1.1 100 Continue\r\n\r\n")
         end
       end
-      conn.req, conn.head_len, conn.need = req, n, n + len
-      conn.state = BODY
-      if #buf < n + len then
-        conn.body_deadline = uv.now() + self._head_ms + len
-        conn.deadline = math.min(uv.now() + self._head_ms, conn.body_deadline)
+      conn.req, conn.need, conn.scanned = req, len, 0
+      if len == 0 then
+        conn.buf = #buf > n and buf:sub(n + 1) or ""
+      else
+        local rest = #buf > n and buf:sub(n + 1) or ""
+        conn.buf, conn.parts, conn.have = "", { rest }, #rest
+        conn.state = BODY
+        if #rest < len then
+          conn.body_deadline = uv.now() + self._head_ms + len
+          conn.deadline = math.min(uv.now() + self._head_ms, conn.body_deadline)
+          return
+        end
       end
     end
-    -- BODY
-    local buf, need = conn.buf, conn.need
-    if #buf < need then return end
-    local req, n = conn.req, conn.head_len
-    req.body = need > n and buf:sub(n + 1, need) or ""
-    conn.buf = #buf > need and buf:sub(need + 1) or ""
-    conn.req, conn.scanned = nil, 0
+    local req, need = conn.req, conn.need
+    if need == 0 then
+      req.body = ""
+    else
+      -- BODY: complete once `need` bytes are in conn.parts
+      if conn.have < need then return end
+      local all = table.concat(conn.parts)
+      conn.parts, conn.have = nil, nil
+      req.body = #all > need and all:sub(1, need) or all
+      conn.buf = #all > need and all:sub(need + 1) or ""
+    end
+    conn.req = nil
     self:_dispatch(conn, req)
     if conn.closed or conn.state == LINGER or conn.stream then return end
     if conn.buf == "" then
@@ -836,7 +855,8 @@ function Response:sse(opts)
     end
   end
   self:_cors_lines(t)
-  t[#t + 1] = "Connection: keep-alive\r\n\r\n"
+  -- HTTP/1.0 has no chunked coding: the stream's end is the connection's
+  t[#t + 1] = req.version == "1.0" and "Connection: close\r\n\r\n" or "Connection: keep-alive\r\n\r\n"
   local tcp = conn.tcp
   local sok, stream = pcall(Stream.new, {
     handle = tcp, last_event_id = req.last_event_id,

@@ -34,12 +34,29 @@ function M.sleep(ms)
   M.wait(function() return false end, ms)
 end
 
+-- What a client received is kept as a list of chunks (c.parts, c.len
+-- bytes); c.buf joins them when read and replaces them when assigned, so a
+-- spec reading megabytes does not pay a concatenation per read.
 local Client = {}
-Client.__index = Client
+Client.__index = function(c, k)
+  if k == "buf" then
+    local s = table.concat(c.parts)
+    c.parts = { s }
+    return s
+  end
+  return Client[k]
+end
+Client.__newindex = function(c, k, v)
+  if k == "buf" then
+    c.parts, c.len, c.head = { v }, #v, nil
+  else
+    rawset(c, k, v)
+  end
+end
 
 --- Connect to 127.0.0.1:port and wait for the connection (bounded).
 function M.connect(port, host)
-  local c = setmetatable({ buf = "", eof = false, err = nil, connected = false }, Client)
+  local c = setmetatable({ parts = {}, len = 0, eof = false, err = nil, connected = false }, Client)
   c.tcp = uv.new_tcp()
   c.tcp:connect(host or "127.0.0.1", port, function(err)
     if err then
@@ -50,7 +67,8 @@ function M.connect(port, host)
     c.connected = true
     c.reader = function(rerr, data)
       if data then
-        c.buf = c.buf .. data
+        c.parts[#c.parts + 1] = data
+        c.len = c.len + #data
         return
       end
       -- EOF or error: close our side too, as real clients do
@@ -80,7 +98,7 @@ end
 
 --- Wait until the buffer holds n bytes, or EOF.
 function Client:wait_bytes(n, ms)
-  return M.wait(function() return #self.buf >= n or self.eof end, ms)
+  return M.wait(function() return self.len >= n or self.eof end, ms)
 end
 
 --- Wait until the peer closed the connection (EOF or a reset).
@@ -92,10 +110,15 @@ end
 -- when incomplete. A response without Content-Length (and with a body)
 -- runs until EOF.
 local function parse_one(self, method)
-  local head, msg = core.http_parse_response(self.buf)
+  local head = rawget(self, "head") -- the head of the response being read, once parsed
   if not head then
-    if msg then error("bad response head: " .. msg .. "\n" .. self.buf) end
-    return nil
+    local msg
+    head, msg = core.http_parse_response(self.buf)
+    if not head then
+      if msg then error("bad response head: " .. msg .. "\n" .. self.buf) end
+      return nil
+    end
+    rawset(self, "head", head)
   end
   local n = head.head_bytes
   local len = tonumber(head.headers["content-length"])
@@ -103,9 +126,9 @@ local function parse_one(self, method)
   if no_body then len = 0 end
   if not len then
     if not self.eof then return nil end
-    len = #self.buf - n
+    len = self.len - n
   end
-  if #self.buf < n + len then return nil end
+  if self.len < n + len then return nil end
   head.body = self.buf:sub(n + 1, n + len)
   head.raw = self.buf:sub(1, n + len)
   return head, n + len
