@@ -50,7 +50,7 @@ int main(void) {
   char name[32];
   for (long i = 0; i < n; i++) {
     subs[i] = sse_sub_new(NULL, 256 * 1024, SSE_SLOW_CLOSE);
-    if (!subs[i] || sse_hub_add(h, subs[i], (uint32_t)i + 1) != 0) return 1;
+    if (!subs[i] || sse_hub_add(h, subs[i], &(uint32_t){0}) != 0) return 1;
     int len = snprintf(name, sizeof name, "topic-%ld", i % topics);
     if (sse_hub_subscribe(subs[i], name, (size_t)len) < 0) return 1;
   }
@@ -72,7 +72,7 @@ int main(void) {
       fprintf(stderr, "hub_sim: broadcast reached %zu of %ld\n", got, n);
       return 1;
     }
-    sse_hub_flush(h);
+    sse_hub_flush(h, 0);
     sse_sub *s;
     while ((s = sse_hub_next_ready(h)) != NULL) sse_sub_take(s, buf);
     t_pub += b - a;
@@ -83,7 +83,7 @@ int main(void) {
   for (long e = 0; e < events; e++) sse_hub_publish(h, f, NULL, 0, 0);
   double b = now_s();
   size_t peak = heap_in_use();
-  sse_hub_flush(h);
+  sse_hub_flush(h, 0);
   sse_sub *s;
   while ((s = sse_hub_next_ready(h)) != NULL) sse_sub_take(s, buf);
   double burst_pub = b - a, burst_drain = now_s() - b;
@@ -96,7 +96,7 @@ int main(void) {
     reached += sse_hub_publish(h, f, name, (size_t)len, 0);
   }
   double topic_pub = now_s() - a;
-  sse_hub_flush(h);
+  sse_hub_flush(h, 0);
   while ((s = sse_hub_next_ready(h)) != NULL) sse_sub_take(s, buf);
 
   double deliveries = (double)n * (double)events;

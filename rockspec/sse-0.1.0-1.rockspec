@@ -29,7 +29,7 @@ build = {
       sources = {
         "csrc/core/utf8.c", "csrc/core/encode.c", "csrc/core/frame.c", "csrc/core/parse.c",
         "csrc/core/httphead.c", "csrc/core/ring.c", "csrc/core/hub.c",
-        "csrc/core/resp.c",
+        "csrc/core/gap.c", "csrc/core/attach.c", "csrc/core/resp.c",
         "csrc/lua/lsse.c", "csrc/lua/lua_encode.c", "csrc/lua/lua_parse.c",
         "csrc/lua/lua_http.c", "csrc/lua/lua_ring.c", "csrc/lua/lua_hub.c",
         "csrc/lua/lua_resp.c",

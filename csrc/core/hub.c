@@ -1,13 +1,24 @@
-/* hub.c - subscribers, topics, bounded outboxes and coalesced writes (hub.h). */
+/* hub.c - subscribers, topics, bounded outboxes, the replaying state and
+ * coalesced, turn-bounded writes (hub.h, docs/CORE.md). */
 #include "hub.h"
 
-#include <stdio.h>
+#include <assert.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#if !defined(_WIN32)
+#include <sys/socket.h>
+#include <sys/uio.h>
+#endif
 
-#define MAX_IOV 64          /* frames per write; more wait for the next write */
 #define MIN_QCAP 4
-#define GAP_RESERVE 64      /* room kept for the gap event when dropping */
+#define GAP_RESERVE 96      /* room kept for the gap event when dropping */
+#define DRAIN_TICK_MS 100   /* how often drain deadlines are looked at */
+
+/* Double-linked intrusive list node. */
+typedef struct sse_link {
+  struct sse_link *prev, *next;
+} sse_link;
 
 typedef struct sse_topic {
   struct sse_topic *next;   /* bucket chain */
@@ -25,15 +36,69 @@ typedef struct sse_membership {
   sse_topic *topic;
 } sse_membership;
 
-/* Which list a sub's dirty_node is in. */
-enum { IN_NONE = 0, IN_DIRTY = 1, IN_DEAD = 2, IN_READY = 3 };
+/* sub flags */
+enum {
+  F_WRITING = 1,     /* a uv_write is in flight */
+  F_ORPHANED = 2,    /* freed by its owner; free when the write ends */
+  F_GAP_PENDING = 4, /* an unsent drop_oldest gap frame is queued */
+  F_REPLAYING = 8,   /* live frames wait behind a pending replay */
+  F_ANNOUNCED = 16,  /* pull: on the ready list since the last take */
+  F_NOSOCK = 32      /* push: the fd is not a socket (no sendmsg) */
+};
+
+/* Which hub list a sub's lnode is in. */
+enum { IN_NONE = 0, IN_DIRTY = 1, IN_READY = 2, IN_CLOSED = 3 };
+
+struct sse_sub {
+  sse_hub *hub;               /* NULL when in no hub */
+  uv_stream_t *stream;        /* NULL for pull subscribers */
+  sse_link node;              /* in hub->subs (registered) or hub->gone */
+  sse_link lnode;             /* in hub->dirty, ready or closed */
+  sse_membership *topics;     /* singly linked through next_of_sub */
+  sse_frame **q;              /* outbox: circular array of references */
+  uv_write_t *wreq;           /* the write in flight (malloc'd per write) */
+  size_t qoff;                /* bytes of q[qhead] already written */
+  size_t queued;              /* bytes in the outbox not yet written */
+  size_t limit;               /* outbox bound in bytes */
+  size_t exempt_bytes;        /* bytes of the exempt_n head frames */
+  uint64_t dropped;           /* frames dropped under drop_oldest (total) */
+  uint64_t bytes_sent;        /* bytes accepted by the transport */
+  double last_active;         /* when a frame was last queued (keep-alive) */
+  double deadline;            /* a draining sub is closed at this time */
+  uint32_t id, ntopics;
+  uint32_t qhead, qlen, qcap;
+  uint32_t inflight;          /* frames at the head owned by the pending write */
+  uint32_t hold;              /* replaying: head frames that may be written */
+  uint32_t exempt_n;          /* head frames that do not count against limit */
+  uint32_t gap_dropped;       /* frames dropped since the last gap event */
+  int uv_err;                 /* the libuv error that failed it, if any */
+  uint8_t state, reason, policy, list, flags, registered;
+};
+
+typedef struct hub_loop {
+  uv_prepare_t prepare;
+  uv_idle_t idle;             /* keeps poll from blocking while work remains */
+  uv_timer_t timer;           /* drain deadlines */
+  int open_handles;
+  sse_hub *hub;               /* NULL once the hub is freed */
+} hub_loop;
 
 struct sse_hub {
-  sse_link subs;
-  size_t nsubs;
-  sse_link dirty, dead, ready;
+  sse_link subs, gone;        /* registered / left the fan-out, not finished */
+  size_t nsubs, ndraining;
+  sse_link dirty, ready, closed;
   sse_topic **buckets;
   size_t nbuckets, ntopics;
+  uint32_t next_id, nfree, capfree;
+  uint32_t *free_ids;
+  const sse_replayer_ops *ops;
+  void *rself;
+  void *user;
+  hub_loop *loop;
+  void (*on_turn)(sse_hub *, void *);
+  void *turn_ud;
+  int holds;                  /* sse_hub_hold count: free is deferred */
+  int free_pending;
 };
 
 #define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -52,6 +117,45 @@ static void list_unlink(sse_link *n) {
   n->prev->next = n->next;
   n->next->prev = n->prev;
   n->prev = n->next = n;
+}
+/* Moves every node of from to the (empty) list to. */
+static void list_move_all(sse_link *from, sse_link *to) {
+  list_init(to);
+  if (list_empty(from)) return;
+  to->next = from->next;
+  to->prev = from->prev;
+  to->next->prev = to;
+  to->prev->next = to;
+  list_init(from);
+}
+
+/* --- the null replayer ------------------------------------------------ */
+
+static size_t null_id(void *self, char *buf, size_t cap) {
+  (void)self; (void)buf; (void)cap;
+  return 0;
+}
+static int null_store(void *self, sse_frame *f, double now) {
+  (void)self; (void)now;
+  sse_frame_unref(f); /* "takes one reference": keeps nothing */
+  return 0;
+}
+static int null_replay(void *self, sse_sub *s, const char *id, size_t len, double now,
+                       uint64_t *upto, int *gap) {
+  (void)self; (void)s; (void)id; (void)len; (void)now;
+  *upto = 0;
+  *gap = 0;
+  return SSE_REPLAY_DONE;
+}
+static const sse_replayer_ops null_ops = {null_id, null_store, null_replay, null_id, null_id};
+
+/* --- the loop handles ------------------------------------------------- */
+
+static void on_prepare(uv_prepare_t *p);
+
+static void wake(sse_hub *h) {
+  if (h->loop && !uv_is_active((uv_handle_t *)&h->loop->prepare))
+    uv_prepare_start(&h->loop->prepare, on_prepare);
 }
 
 /* --- topics ----------------------------------------------------------- */
@@ -120,13 +224,13 @@ static void topic_drop(sse_hub *h, sse_topic *t) {
 
 /* --- outbox ------------------------------------------------------------ */
 
-static sse_frame *q_at(const sse_sub *s, uint32_t i) {
-  return s->q[(s->qhead + i) & (s->qcap - 1)];
-}
+static uint32_t q_idx(const sse_sub *s, uint32_t i) { return (s->qhead + i) & (s->qcap - 1); }
+static sse_frame *q_at(const sse_sub *s, uint32_t i) { return s->q[q_idx(s, i)]; }
 
 /* Makes room for one more frame; 0, or -1 (outbox unchanged) on ENOMEM. */
 static int q_reserve(sse_sub *s) {
   if (s->qlen < s->qcap) return 0;
+  if (s->qcap >= (UINT32_MAX >> 1) + 1u) return -1;
   uint32_t cap = s->qcap ? s->qcap * 2 : MIN_QCAP;
   sse_frame **q = malloc(cap * sizeof *q);
   if (!q) return -1;
@@ -138,35 +242,46 @@ static int q_reserve(sse_sub *s) {
   return 0;
 }
 
-/* Queued bytes that count against the limit: all but the unsent part of
- * the exempt replay frame. */
-static size_t counted(const sse_sub *s) {
-  if (!s->exempt) return s->queued;
-  size_t unsent = s->exempt->len;
-  if (s->qlen && q_at(s, 0) == s->exempt) unsent -= s->qoff;
-  return s->queued - unsent;
+/* Inserts f (one reference taken over) at index i, shifting the frames
+ * from i on one place towards the tail. Needs a free slot. */
+static void q_insert(sse_sub *s, uint32_t i, sse_frame *f) {
+  for (uint32_t k = s->qlen; k > i; k--) s->q[q_idx(s, k)] = q_at(s, k - 1);
+  s->q[q_idx(s, i)] = f;
+  s->qlen++;
+  s->queued += f->len;
 }
+
+/* Unsent bytes of the exempt head frames (the replay, what preceded it). */
+static size_t exempt_unsent(const sse_sub *s) {
+  return s->exempt_n ? s->exempt_bytes - s->qoff : 0;
+}
+
+/* Queued bytes that count against the limit. */
+static size_t counted(const sse_sub *s) { return s->queued - exempt_unsent(s); }
 
 /* The gap events drop_oldest makes are frames marked by this seq. */
 #define GAP_SEQ UINT64_MAX
 static int is_gap_frame(const sse_frame *f) { return f->seq == GAP_SEQ; }
 
-/* Forgets the exempt frame once it left the outbox (written, taken or
- * released): drops the reference it held. */
-static void exempt_check(sse_sub *s) {
-  if (!s->exempt) return;
-  for (uint32_t i = 0; i < s->qlen; i++)
-    if (q_at(s, i) == s->exempt) return;
-  sse_frame_unref(s->exempt);
-  s->exempt = NULL;
+/* Frames at the head that may be handed to the transport now. */
+static uint32_t writable_n(const sse_sub *s) {
+  return (s->flags & F_REPLAYING) ? s->hold : s->qlen;
 }
 
+/* Pops the head frame after it was fully written or taken. */
 static void q_pop_head(sse_sub *s) {
-  s->qhead = (s->qhead + 1) & (s->qcap - 1);
+  sse_frame *f = q_at(s, 0);
+  if (s->exempt_n) {
+    s->exempt_n--;
+    s->exempt_bytes -= f->len;
+  }
+  if (s->hold) s->hold--;
+  if (is_gap_frame(f)) s->flags &= (uint8_t)~F_GAP_PENDING;
+  s->qhead = q_idx(s, 1);
   s->qlen--;
+  sse_frame_unref(f);
 }
 
-/* Frees the array of an empty outbox. */
 static void q_free_array(sse_sub *s) {
   free(s->q);
   s->q = NULL;
@@ -178,15 +293,20 @@ static void q_free_array(sse_sub *s) {
  * empty array so an idle subscriber costs no outbox memory. */
 static void q_release_unsent(sse_sub *s) {
   while (s->qlen > s->inflight) {
-    uint32_t last = (s->qhead + s->qlen - 1) & (s->qcap - 1);
-    sse_frame_unref(s->q[last]);
+    sse_frame_unref(q_at(s, s->qlen - 1));
     s->qlen--;
   }
   if (s->inflight == 0) s->qoff = 0;
   s->queued = 0;
-  for (uint32_t i = 0; i < s->qlen; i++) s->queued += q_at(s, i)->len;
+  s->exempt_bytes = 0;
+  if (s->exempt_n > s->qlen) s->exempt_n = s->qlen;
+  if (s->hold > s->qlen) s->hold = s->qlen;
+  for (uint32_t i = 0; i < s->qlen; i++) {
+    s->queued += q_at(s, i)->len;
+    if (i < s->exempt_n) s->exempt_bytes += q_at(s, i)->len;
+  }
   if (s->qlen) s->queued -= s->qoff;
-  exempt_check(s);
+  s->flags &= (uint8_t)~F_GAP_PENDING;
   if (s->qlen == 0 && s->q) q_free_array(s);
 }
 
@@ -195,21 +315,86 @@ static void q_trim(sse_sub *s) {
   if (s->qlen == 0 && s->qcap > MIN_QCAP * 4) q_free_array(s);
 }
 
-static void set_list(sse_sub *s, int which) {
-  if (s->dirty != IN_NONE) list_unlink(&s->dirty_node);
-  s->dirty = (uint8_t)which;
-  if (!s->hub || which == IN_NONE) { s->dirty = IN_NONE; return; }
-  sse_link *l = which == IN_DIRTY ? &s->hub->dirty : which == IN_DEAD ? &s->hub->dead : &s->hub->ready;
-  list_push(l, &s->dirty_node);
+/* Consumes n written bytes from the head of the outbox. */
+static void q_consume(sse_sub *s, size_t n) {
+  s->bytes_sent += n;
+  s->queued -= n;
+  while (n > 0) {
+    sse_frame *f = q_at(s, 0);
+    size_t left = f->len - s->qoff;
+    if (n < left) {
+      s->qoff += n;
+      return;
+    }
+    n -= left;
+    s->qoff = 0;
+    q_pop_head(s);
+  }
 }
 
-static void sub_fail(sse_sub *s, int why, int uv_err) {
-  if (s->state != SSE_SUB_OPEN) return;
-  s->state = SSE_SUB_FAILED;
-  s->fail = (uint8_t)why;
+/* --- lists and state ---------------------------------------------------- */
+
+static void set_list(sse_sub *s, int which) {
+  if (s->list != IN_NONE) list_unlink(&s->lnode);
+  s->list = IN_NONE;
+  if (!s->hub || which == IN_NONE) return;
+  sse_hub *h = s->hub;
+  s->list = (uint8_t)which;
+  list_push(which == IN_DIRTY ? &h->dirty : which == IN_READY ? &h->ready : &h->closed, &s->lnode);
+  wake(h);
+}
+
+/* Announces new data: a push sub is written at the next flush, a pull sub
+ * goes to the ready list once per batch. */
+static void mark_pending(sse_sub *s) {
+  if (!s->hub || s->list == IN_CLOSED || writable_n(s) == 0) return;
+  if (s->stream) {
+    if (s->list == IN_NONE) set_list(s, IN_DIRTY);
+  } else if (!(s->flags & F_ANNOUNCED)) {
+    s->flags |= F_ANNOUNCED;
+    set_list(s, IN_READY);
+  }
+}
+
+/* Leaves the fan-out: memberships freed, node moved to hub->gone (the
+ * owner finishes it later with sse_hub_remove). */
+static void leave_fanout(sse_sub *s) {
+  sse_hub *h = s->hub;
+  if (!h || !s->registered) return;
+  while (s->topics) {
+    sse_membership *m = s->topics;
+    s->topics = m->next_of_sub;
+    list_unlink(&m->topic_node);
+    if (--m->topic->count == 0) topic_drop(h, m->topic);
+    free(m);
+  }
+  s->ntopics = 0;
+  list_unlink(&s->node);
+  list_push(&h->gone, &s->node);
+  s->registered = 0;
+  h->nsubs--;
+}
+
+/* The core closes s (slow, write error, drain end or timeout): the owner
+ * learns it from the closed list. Memberships stay until then, so a fan-out
+ * loop that made it fail is not disturbed. */
+static void sub_fail(sse_sub *s, int reason, int uv_err) {
+  if (s->state == SSE_SUB_CLOSED) return;
+  if (s->state == SSE_SUB_DRAINING && s->hub) s->hub->ndraining--;
+  s->state = SSE_SUB_CLOSED;
+  s->reason = (uint8_t)reason;
   s->uv_err = uv_err;
+  s->flags &= (uint8_t)~F_REPLAYING;
   q_release_unsent(s);
-  set_list(s, IN_DEAD);
+  set_list(s, IN_CLOSED);
+}
+
+/* A draining sub whose outbox emptied is done. */
+static void drain_check(sse_sub *s) {
+  if (s->state == SSE_SUB_DRAINING && s->qlen == 0 && !(s->flags & F_WRITING)) {
+    int why = s->reason;
+    sub_fail(s, why, 0);
+  }
 }
 
 /* --- subscribers ------------------------------------------------------- */
@@ -222,23 +407,15 @@ sse_sub *sse_sub_new(uv_stream_t *stream, size_t limit, int policy) {
   s->policy = (uint8_t)policy;
   s->state = SSE_SUB_OPEN;
   list_init(&s->node);
-  list_init(&s->dirty_node);
+  list_init(&s->lnode);
   return s;
-}
-
-void sse_sub_detach(sse_sub *s) {
-  if (s->state == SSE_SUB_OPEN || s->state == SSE_SUB_FAILED) s->state = SSE_SUB_CLOSED;
-  q_release_unsent(s);
-  set_list(s, IN_NONE);
-  if (!s->writing) s->stream = NULL;
 }
 
 static void sub_destroy(sse_sub *s) {
   while (s->qlen) {
-    sse_frame_unref(q_at(s, 0));
-    q_pop_head(s);
+    sse_frame_unref(q_at(s, s->qlen - 1));
+    s->qlen--;
   }
-  sse_frame_unref(s->exempt);
   free(s->q);
   free(s);
 }
@@ -246,9 +423,32 @@ static void sub_destroy(sse_sub *s) {
 void sse_sub_free(sse_sub *s) {
   if (!s) return;
   sse_hub_remove(s);
-  sse_sub_detach(s);
-  if (s->writing) s->orphaned = 1; /* on_write frees it */
+  if (s->state != SSE_SUB_CLOSED) {
+    s->state = SSE_SUB_CLOSED;
+    s->reason = SSE_CLOSE_OWNER;
+  }
+  q_release_unsent(s);
+  if (s->flags & F_WRITING) s->flags |= F_ORPHANED; /* on_write frees it */
   else sub_destroy(s);
+}
+
+int sse_sub_state(const sse_sub *s) { return s->state; }
+int sse_sub_reason(const sse_sub *s) { return s->reason; }
+int sse_sub_uv_error(const sse_sub *s) { return s->uv_err; }
+uint32_t sse_sub_id(const sse_sub *s) { return s->hub ? s->id : 0; }
+sse_hub *sse_sub_hub(const sse_sub *s) { return s->hub; }
+size_t sse_sub_queued(const sse_sub *s) { return s->queued; }
+int sse_sub_replaying(const sse_sub *s) { return (s->flags & F_REPLAYING) != 0; }
+int sse_sub_is_push(const sse_sub *s) { return s->stream != NULL; }
+size_t sse_sub_replay_count(const sse_sub *s) {
+  return (s->flags & F_REPLAYING) ? s->exempt_n - s->hold : 0;
+}
+
+void sse_sub_get_stats(const sse_sub *s, sse_sub_stats *st) {
+  st->bytes_sent = s->bytes_sent;
+  st->dropped = s->dropped;
+  st->queued = s->queued;
+  st->topics = s->ntopics;
 }
 
 /* --- hub ---------------------------------------------------------------- */
@@ -257,15 +457,24 @@ sse_hub *sse_hub_new(void) {
   sse_hub *h = calloc(1, sizeof *h);
   if (!h) return NULL;
   list_init(&h->subs);
+  list_init(&h->gone);
   list_init(&h->dirty);
-  list_init(&h->dead);
   list_init(&h->ready);
+  list_init(&h->closed);
+  h->next_id = 1;
+  h->ops = &null_ops;
   return h;
 }
 
-void sse_hub_free(sse_hub *h) {
-  if (!h) return;
-  while (!list_empty(&h->subs)) sse_hub_remove(container_of(h->subs.next, sse_sub, node));
+static void on_handle_closed(uv_handle_t *handle) {
+  hub_loop *hl = handle->data;
+  if (--hl->open_handles == 0) free(hl);
+}
+
+static void hub_destroy(sse_hub *h) {
+  sse_link *lists[2] = {&h->subs, &h->gone};
+  for (int i = 0; i < 2; i++)
+    while (!list_empty(lists[i])) sse_hub_remove(container_of(lists[i]->next, sse_sub, node));
   for (size_t i = 0; i < h->nbuckets; i++) {
     sse_topic *t = h->buckets[i];
     while (t) {
@@ -274,37 +483,143 @@ void sse_hub_free(sse_hub *h) {
       t = next;
     }
   }
+  if (h->loop) {
+    hub_loop *hl = h->loop;
+    hl->hub = NULL;
+    uv_close((uv_handle_t *)&hl->prepare, on_handle_closed);
+    uv_close((uv_handle_t *)&hl->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&hl->timer, on_handle_closed);
+  }
+  free(h->free_ids);
   free(h->buckets);
   free(h);
 }
 
-int sse_hub_add(sse_hub *h, sse_sub *s, uint32_t id) {
-  if (s->hub == h) return 0;
-  if (s->hub || id == 0) return -1;
+void sse_hub_free(sse_hub *h) {
+  if (!h) return;
+  if (h->holds) {
+    h->free_pending = 1;
+    return;
+  }
+  hub_destroy(h);
+}
+
+void sse_hub_hold(sse_hub *h) { h->holds++; }
+
+int sse_hub_release(sse_hub *h) {
+  assert(h->holds > 0);
+  if (--h->holds == 0 && h->free_pending) {
+    hub_destroy(h);
+    return 1;
+  }
+  return 0;
+}
+
+static void on_idle(uv_idle_t *i) { (void)i; /* only keeps poll from blocking */ }
+
+static void on_prepare(uv_prepare_t *p) {
+  hub_loop *hl = p->data;
+  sse_hub *h = hl->hub;
+  if (!h) return;
+  if (h->on_turn) h->on_turn(h, h->turn_ud);
+  else sse_hub_flush(h, uv_now(p->loop) / 1000.0);
+  h = hl->hub; /* on_turn may have freed it */
+  if (!h) return;
+  int more = !list_empty(&h->dirty) || !list_empty(&h->ready) || !list_empty(&h->closed);
+  if (!more) {
+    uv_prepare_stop(&hl->prepare);
+    uv_idle_stop(&hl->idle);
+  } else if (!uv_is_active((uv_handle_t *)&hl->idle)) {
+    uv_idle_start(&hl->idle, on_idle);
+  }
+}
+
+static void on_timer(uv_timer_t *t) {
+  hub_loop *hl = t->data;
+  if (hl->hub) wake(hl->hub);
+}
+
+int sse_hub_set_loop(sse_hub *h, uv_loop_t *loop, void (*on_turn)(sse_hub *, void *), void *ud) {
+  if (h->loop) return 0;
+  hub_loop *hl = calloc(1, sizeof *hl);
+  if (!hl) return SSE_HUB_ENOMEM;
+  hl->hub = h;
+  uv_prepare_init(loop, &hl->prepare);
+  uv_idle_init(loop, &hl->idle);
+  uv_timer_init(loop, &hl->timer);
+  hl->prepare.data = hl->idle.data = hl->timer.data = hl;
+  hl->open_handles = 3;
+  /* none of them keeps the loop alive: the sockets do */
+  uv_unref((uv_handle_t *)&hl->prepare);
+  uv_unref((uv_handle_t *)&hl->idle);
+  uv_unref((uv_handle_t *)&hl->timer);
+  h->loop = hl;
+  h->on_turn = on_turn;
+  h->turn_ud = ud;
+  return 0;
+}
+
+void sse_hub_set_replayer(sse_hub *h, const sse_replayer_ops *ops, void *self) {
+  h->ops = ops ? ops : &null_ops;
+  h->rself = ops ? self : NULL;
+}
+
+int sse_hub_has_replayer(const sse_hub *h) { return h->ops != &null_ops; }
+
+const sse_replayer_ops *sse_hub_replayer(const sse_hub *h, void **self) {
+  *self = h->rself;
+  return h->ops;
+}
+
+void sse_hub_set_user(sse_hub *h, void *user) { h->user = user; }
+void *sse_hub_user(const sse_hub *h) { return h->user; }
+
+static uint32_t take_id(sse_hub *h) {
+  if (h->nfree) return h->free_ids[--h->nfree];
+  uint32_t id = h->next_id++;
+  if (h->next_id == 0) h->next_id = 1; /* 2^32 registrations: wraps */
+  return id;
+}
+
+static void give_id(sse_hub *h, uint32_t id) {
+  if (h->nfree == h->capfree) {
+    uint32_t cap = h->capfree ? h->capfree * 2 : 64;
+    uint32_t *n = realloc(h->free_ids, cap * sizeof *n);
+    if (!n) return; /* the id is not reused: harmless */
+    h->free_ids = n;
+    h->capfree = cap;
+  }
+  h->free_ids[h->nfree++] = id;
+}
+
+int sse_hub_add(sse_hub *h, sse_sub *s, uint32_t *id) {
+  if (s->hub && s->hub != h) return SSE_HUB_EOTHER;
+  if (s->state != SSE_SUB_OPEN) return SSE_HUB_ECLOSED;
+  if (s->hub == h) {
+    *id = s->id;
+    return 0;
+  }
   s->hub = h;
-  s->id = id;
+  s->id = take_id(h);
+  s->registered = 1;
   list_push(&h->subs, &s->node);
   h->nsubs++;
-  if (s->state == SSE_SUB_FAILED) set_list(s, IN_DEAD);
-  else if (s->qlen > s->inflight) set_list(s, s->stream ? IN_DIRTY : IN_READY);
+  mark_pending(s);
+  *id = s->id;
   return 0;
 }
 
 void sse_hub_remove(sse_sub *s) {
   sse_hub *h = s->hub;
   if (!h) return;
-  while (s->topics) {
-    sse_membership *m = s->topics;
-    s->topics = m->next_of_sub;
-    list_unlink(&m->topic_node);
-    if (--m->topic->count == 0) topic_drop(h, m->topic);
-    free(m);
-  }
-  s->ntopics = 0;
+  leave_fanout(s);
+  if (s->state == SSE_SUB_DRAINING) h->ndraining--;
   set_list(s, IN_NONE);
   list_unlink(&s->node);
-  h->nsubs--;
+  give_id(h, s->id);
   s->hub = NULL;
+  s->id = 0;
+  s->flags &= (uint8_t)~F_ANNOUNCED;
 }
 
 int sse_sub_is_subscribed(const sse_sub *s, const char *topic, size_t len) {
@@ -315,14 +630,14 @@ int sse_sub_is_subscribed(const sse_sub *s, const char *topic, size_t len) {
 
 int sse_hub_subscribe(sse_sub *s, const char *topic, size_t len) {
   sse_hub *h = s->hub;
-  if (!h) return -1;
+  if (!h || !s->registered) return SSE_HUB_ECLOSED;
   if (sse_sub_is_subscribed(s, topic, len)) return 0;
   sse_membership *m = malloc(sizeof *m);
-  if (!m) return UV_ENOMEM;
+  if (!m) return SSE_HUB_ENOMEM;
   sse_topic *t = topic_get(h, topic, len);
   if (!t) {
     free(m);
-    return UV_ENOMEM;
+    return SSE_HUB_ENOMEM;
   }
   m->sub = s;
   m->topic = t;
@@ -349,39 +664,26 @@ int sse_hub_unsubscribe(sse_sub *s, const char *topic, size_t len) {
   return 0;
 }
 
-size_t sse_gap_drop_event(uint64_t dropped, char *buf, size_t cap) {
-  int n = snprintf(buf, cap, "event: sse-gap\ndata: {\"dropped\":%llu}\n\n",
-                   (unsigned long long)dropped);
-  return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
-}
+/* --- queueing ------------------------------------------------------------ */
 
 /* Index of the first frame that may be dropped: not held by a write, not
- * partly written. */
+ * partly written, not replayed (nor queued before the replay). */
 static uint32_t first_droppable(const sse_sub *s) {
-  if (s->inflight) return s->inflight;
-  return s->qoff ? 1 : 0;
+  uint32_t first = s->inflight;
+  if (s->qoff && first < 1) first = 1;
+  if (s->exempt_n > first) first = s->exempt_n;
+  return first;
 }
 
-/* Removes the frame at index i (i >= first_droppable) by shifting the
- * frames before it one place towards the tail. */
+/* Removes the frame at index i by shifting the frames before it one place
+ * towards the tail (i >= first_droppable, so no head state changes). */
 static void q_remove_at(sse_sub *s, uint32_t i) {
   sse_frame *f = q_at(s, i);
-  for (uint32_t k = i; k > 0; k--)
-    s->q[(s->qhead + k) & (s->qcap - 1)] = q_at(s, k - 1);
-  q_pop_head(s);
+  for (uint32_t k = i; k > 0; k--) s->q[q_idx(s, k)] = q_at(s, k - 1);
+  s->qhead = q_idx(s, 1);
+  s->qlen--;
   s->queued -= f->len;
   sse_frame_unref(f);
-}
-
-/* Inserts f (one reference taken over) at index i by shifting the frames
- * before it one place towards the head. Needs a free slot. */
-static void q_insert_at(sse_sub *s, uint32_t i, sse_frame *f) {
-  s->qhead = (s->qhead + s->qcap - 1) & (s->qcap - 1);
-  s->qlen++;
-  for (uint32_t k = 0; k < i; k++)
-    s->q[(s->qhead + k) & (s->qcap - 1)] = q_at(s, k + 1);
-  s->q[(s->qhead + i) & (s->qcap - 1)] = f;
-  s->queued += f->len;
 }
 
 /* Drop-oldest: frees room for need bytes. The gap event is a frame that
@@ -390,9 +692,9 @@ static void q_insert_at(sse_sub *s, uint32_t i, sse_frame *f) {
  * or -1 on ENOMEM (the outbox is consistent, maybe with frames dropped). */
 static int drop_for(sse_sub *s, size_t need) {
   uint32_t first = first_droppable(s);
-  if (s->qlen > first && q_at(s, first) == s->exempt) first++; /* the replay stays */
   /* a gap frame still unsent stays first: it is removed and remade */
-  if (!(s->gap_pending && s->qlen > first && is_gap_frame(q_at(s, first)))) s->gap_dropped = 0;
+  if (!((s->flags & F_GAP_PENDING) && s->qlen > first && is_gap_frame(q_at(s, first))))
+    s->gap_dropped = 0;
   while (counted(s) + need + GAP_RESERVE > s->limit && s->qlen > first) {
     int was_gap = is_gap_frame(q_at(s, first)); /* remade below, not counted */
     q_remove_at(s, first);
@@ -401,17 +703,15 @@ static int drop_for(sse_sub *s, size_t need) {
     s->dropped++;
   }
   if (s->gap_dropped == 0) return 0;
-  char text[96];
-  size_t n = sse_gap_drop_event(s->gap_dropped, text, sizeof text);
-  sse_frame *g = sse_frame_new(text, n, NULL, 0);
+  sse_frame *g = sse_gap_frame(NULL, 0, NULL, 0, NULL, 0, (int64_t)s->gap_dropped);
   if (!g) return -1;
   g->seq = GAP_SEQ;
   if (q_reserve(s) != 0) {
     sse_frame_unref(g);
     return -1;
   }
-  q_insert_at(s, first, g);
-  s->gap_pending = 1;
+  q_insert(s, first, g);
+  s->flags |= F_GAP_PENDING;
   return 0;
 }
 
@@ -421,42 +721,32 @@ int sse_sub_push(sse_sub *s, sse_frame *f, double now) {
   if (s->state != SSE_SUB_OPEN) return 0;
   /* A burst that fills the outbox, or a whole writev batch, within one loop
    * turn: write now (before judging the subscriber slow), so a burst costs
-   * one write per MAX_IOV frames and the queue never grows past a batch. */
-  if (s->stream && !s->writing && (s->qlen >= MAX_IOV || s->queued + f->len > s->limit)) {
+   * one write per batch and the queue never grows past a batch. */
+  if (s->stream && !(s->flags & (F_WRITING | F_REPLAYING)) &&
+      (s->qlen >= SSE_BATCH_FRAMES || s->queued + f->len > s->limit)) {
     sub_write(s);
     if (s->state != SSE_SUB_OPEN) return 0;
   }
   size_t held = counted(s);
   if (held > 0 && held + f->len > s->limit) {
     if (s->policy == SSE_SLOW_CLOSE) {
-      sub_fail(s, SSE_FAIL_SLOW, 0);
+      sub_fail(s, SSE_CLOSE_SLOW, 0);
       return 0;
     }
     if (drop_for(s, f->len) != 0) {
-      sub_fail(s, SSE_FAIL_SLOW, UV_ENOMEM);
+      sub_fail(s, SSE_CLOSE_SLOW, UV_ENOMEM);
       return 0;
     }
   }
   if (q_reserve(s) != 0) {
-    sub_fail(s, SSE_FAIL_SLOW, UV_ENOMEM);
+    sub_fail(s, SSE_CLOSE_SLOW, UV_ENOMEM);
     return 0;
   }
-  s->q[(s->qhead + s->qlen) & (s->qcap - 1)] = sse_frame_ref(f);
+  s->q[q_idx(s, s->qlen)] = sse_frame_ref(f);
   s->qlen++;
   s->queued += f->len;
   s->last_active = now;
-  if (s->hub && s->dirty == IN_NONE) set_list(s, s->stream ? IN_DIRTY : IN_READY);
-  return 1;
-}
-
-int sse_sub_push_exempt(sse_sub *s, sse_frame *f, double now) {
-  if (s->state != SSE_SUB_OPEN) return 0;
-  if (s->exempt) return sse_sub_push(s, f, now); /* one exempt frame at a time */
-  s->exempt = sse_frame_ref(f); /* counted() ignores it from here on */
-  if (!sse_sub_push(s, f, now)) {
-    exempt_check(s);
-    return 0;
-  }
+  mark_pending(s);
   return 1;
 }
 
@@ -465,7 +755,7 @@ size_t sse_hub_publish(sse_hub *h, sse_frame *f, const char *topic, size_t len, 
   if (!topic) {
     for (sse_link *l = h->subs.next; l != &h->subs;) {
       sse_sub *s = container_of(l, sse_sub, node);
-      l = l->next; /* s may move lists but stays in subs */
+      l = l->next; /* a push never moves s out of subs */
       n += (size_t)sse_sub_push(s, f, now);
     }
     return n;
@@ -489,151 +779,311 @@ size_t sse_hub_keepalive(sse_hub *h, sse_frame *f, double now, double idle) {
   return n;
 }
 
-/* --- writing ------------------------------------------------------------ */
+/* --- replaying ------------------------------------------------------------ */
 
-/* Consumes n written bytes from the head of the outbox. */
-static void q_consume(sse_sub *s, size_t n) {
-  s->bytes_sent += n;
-  s->queued -= n;
-  while (n > 0) {
-    sse_frame *f = q_at(s, 0);
-    size_t left = f->len - s->qoff;
-    if (n < left) {
-      s->qoff += n;
-      return;
-    }
-    n -= left;
-    s->qoff = 0;
-    if (is_gap_frame(f)) s->gap_pending = 0;
-    if (f == s->exempt) {
-      s->exempt = NULL;
-      sse_frame_unref(f); /* the reference exempt held */
-    }
-    sse_frame_unref(f);
-    q_pop_head(s);
-  }
+void sse_sub_replay_begin(sse_sub *s) {
+  if (s->state != SSE_SUB_OPEN || (s->flags & F_REPLAYING)) return;
+  s->flags |= F_REPLAYING;
+  s->hold = s->qlen;
+  /* what is queued already (the response head, a retry line) goes first
+   * and, like the replay, does not count against the limit */
+  s->exempt_n = s->qlen;
+  s->exempt_bytes = 0;
+  for (uint32_t i = 0; i < s->qlen; i++) s->exempt_bytes += q_at(s, i)->len;
 }
 
-static uint32_t fill_bufs(const sse_sub *s, uv_buf_t *bufs) {
-  uint32_t n = s->qlen < MAX_IOV ? s->qlen : MAX_IOV;
-  for (uint32_t i = 0; i < n; i++) {
-    sse_frame *f = q_at(s, i);
-    size_t off = i == 0 ? s->qoff : 0;
-    bufs[i] = uv_buf_init(f->bytes + off, (unsigned int)(f->len - off));
+int sse_sub_replay_frame(sse_sub *s, sse_frame *f) {
+  if (s->state == SSE_SUB_CLOSED) return SSE_HUB_ECLOSED;
+  if (!(s->flags & F_REPLAYING)) return SSE_HUB_EINVAL;
+  if (q_reserve(s) != 0) return SSE_HUB_ENOMEM;
+  q_insert(s, s->exempt_n, sse_frame_ref(f));
+  s->exempt_n++;
+  s->exempt_bytes += f->len;
+  return 0;
+}
+
+void sse_sub_replay_end(sse_sub *s, uint64_t upto, sse_frame *gap) {
+  if (!(s->flags & F_REPLAYING) || s->state == SSE_SUB_CLOSED) {
+    s->flags &= (uint8_t)~F_REPLAYING;
+    sse_frame_unref(gap);
+    return;
   }
+  /* the live frames that waited: drop those the replay covered */
+  uint32_t j = s->exempt_n;
+  for (uint32_t i = s->exempt_n; i < s->qlen; i++) {
+    sse_frame *f = q_at(s, i);
+    if (f->seq && !is_gap_frame(f) && f->seq <= upto) {
+      s->queued -= f->len;
+      sse_frame_unref(f);
+    } else {
+      s->q[q_idx(s, j++)] = f;
+    }
+  }
+  s->qlen = j;
+  if (gap) {
+    if (q_reserve(s) == 0) {
+      q_insert(s, s->hold, gap);
+      s->exempt_n++;
+      s->exempt_bytes += gap->len;
+    } else {
+      sse_frame_unref(gap); /* out of memory: the replay still goes out */
+    }
+  }
+  s->flags &= (uint8_t)~F_REPLAYING;
+  s->hold = 0;
+  mark_pending(s);
+}
+
+/* --- closing -------------------------------------------------------------- */
+
+int sse_sub_close(sse_sub *s, int graceful, double now, double grace) {
+  if (s->state == SSE_SUB_CLOSED) return 0;
+  if (s->state == SSE_SUB_DRAINING) {
+    if (graceful) return 1;
+    if (s->hub) s->hub->ndraining--;
+    s->state = SSE_SUB_CLOSED;
+    q_release_unsent(s);
+    set_list(s, IN_NONE);
+    return 0;
+  }
+  s->reason = SSE_CLOSE_OWNER;
+  if (s->flags & F_REPLAYING) {
+    /* the replay never came: what waited behind it must not go out alone
+     * (the client would resume past the events it did not get) */
+    while (s->qlen > s->hold && s->qlen > s->inflight) {
+      sse_frame *f = q_at(s, s->qlen - 1);
+      s->queued -= f->len;
+      sse_frame_unref(f);
+      s->qlen--;
+    }
+    s->flags &= (uint8_t)~F_REPLAYING;
+    s->hold = 0;
+  }
+  leave_fanout(s);
+  if (graceful && s->queued > 0 && s->hub) {
+    s->state = SSE_SUB_DRAINING;
+    s->deadline = now + grace;
+    s->hub->ndraining++;
+    if (s->hub->loop && !uv_is_active((uv_handle_t *)&s->hub->loop->timer))
+      uv_timer_start(&s->hub->loop->timer, on_timer, DRAIN_TICK_MS, DRAIN_TICK_MS);
+    s->flags &= (uint8_t)~F_ANNOUNCED;
+    mark_pending(s);
+    return 1;
+  }
+  s->state = SSE_SUB_CLOSED;
+  q_release_unsent(s);
+  set_list(s, IN_NONE);
+  return 0;
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+/* Fills bufs with the writable head frames: at most SSE_BATCH_FRAMES and,
+ * past the first frame, at most max_bytes. Returns the count; *bytes the
+ * sum. */
+static uint32_t fill_bufs(const sse_sub *s, uv_buf_t *bufs, size_t max_bytes, size_t *bytes) {
+  uint32_t lim = writable_n(s);
+  if (lim > SSE_BATCH_FRAMES) lim = SSE_BATCH_FRAMES;
+  size_t total = 0;
+  uint32_t n = 0;
+  for (; n < lim; n++) {
+    sse_frame *f = q_at(s, n);
+    size_t off = n == 0 ? s->qoff : 0;
+    size_t len = f->len - off;
+    if (n > 0 && total + len > max_bytes) break;
+    bufs[n] = uv_buf_init(f->bytes + off, (unsigned int)len);
+    total += len;
+  }
+  *bytes = total;
   return n;
 }
 
-static void sub_write(sse_sub *s);
+/* A try-write that cannot raise SIGPIPE: on a socket whose libuv write
+ * queue is empty, sendmsg with MSG_NOSIGNAL; otherwise uv_try_write.
+ * Returns bytes written, 0 (would block), or a negative libuv error. */
+static int sub_try_write(sse_sub *s, const uv_buf_t *bufs, uint32_t n) {
+#if defined(MSG_NOSIGNAL) && !defined(_WIN32)
+  uv_os_fd_t fd;
+  if (!(s->flags & F_NOSOCK) && uv_stream_get_write_queue_size(s->stream) == 0 &&
+      uv_fileno((uv_handle_t *)s->stream, &fd) == 0) {
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = (struct iovec *)(void *)bufs; /* uv_buf_t is an iovec on Unix */
+    msg.msg_iovlen = n;
+    ssize_t r;
+    do r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) return r > INT32_MAX ? INT32_MAX : (int)r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    if (errno != ENOTSOCK) return -errno; /* libuv's codes are -errno on Unix */
+    s->flags |= F_NOSOCK;                 /* a pipe: libuv from now on */
+  }
+#endif
+  int r = uv_try_write(s->stream, bufs, n);
+  if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
+  return r;
+}
+
+static void on_write(uv_write_t *req, int status);
+
+static void sub_write(sse_sub *s) {
+  if ((s->flags & F_WRITING) || s->state == SSE_SUB_CLOSED || !s->stream) return;
+  if (writable_n(s) == 0) {
+    drain_check(s);
+    return;
+  }
+  if (uv_is_closing((uv_handle_t *)s->stream)) {
+    sub_fail(s, SSE_CLOSE_WRITE, UV_ECANCELED);
+    return;
+  }
+  uv_buf_t bufs[SSE_BATCH_FRAMES];
+  size_t chunk;
+  /* what a write holds cannot be dropped: at most half the outbox bound,
+   * so drop_oldest can keep the outbox within it */
+  size_t turn = s->limit / 2 < SSE_TURN_BYTES ? s->limit / 2 : SSE_TURN_BYTES;
+  /* with a loop, one share per flush so that backlogs interleave; without
+   * one (nothing would come back for the rest), until the socket is full */
+  int one_share = s->hub && s->hub->loop;
+  uint32_t n;
+  int r;
+  for (;;) {
+    n = fill_bufs(s, bufs, turn, &chunk);
+    r = sub_try_write(s, bufs, n);
+    if (r < 0) {
+      sub_fail(s, SSE_CLOSE_WRITE, r);
+      return;
+    }
+    if (r > 0) q_consume(s, (size_t)r);
+    if ((size_t)r != chunk) break;
+    if (writable_n(s) == 0) {
+      q_trim(s);
+      drain_check(s);
+      return;
+    }
+    if (one_share) {
+      mark_pending(s); /* the rest waits for the next flush */
+      return;
+    }
+  }
+  size_t rest;
+  n = fill_bufs(s, bufs, chunk - (size_t)r, &rest);
+  uv_write_t *req = malloc(sizeof *req);
+  if (!req) {
+    sub_fail(s, SSE_CLOSE_WRITE, UV_ENOMEM);
+    return;
+  }
+  req->data = s;
+  s->wreq = req;
+  s->inflight = n;
+  s->flags |= F_WRITING;
+  r = uv_write(req, s->stream, bufs, n, on_write);
+  if (r < 0) {
+    free(req);
+    s->wreq = NULL;
+    s->flags &= (uint8_t)~F_WRITING;
+    s->inflight = 0;
+    sub_fail(s, SSE_CLOSE_WRITE, r);
+  }
+}
 
 static void on_write(uv_write_t *req, int status) {
   sse_sub *s = req->data;
   uint32_t n = s->inflight;
   free(req);
   s->wreq = NULL;
-  s->writing = 0;
+  s->flags &= (uint8_t)~F_WRITING;
   s->inflight = 0;
-  if (s->orphaned) {
+  if (s->flags & F_ORPHANED) {
     sub_destroy(s);
     return;
   }
-  if (status < 0 || s->state != SSE_SUB_OPEN) {
-    /* the frames the write held are released with the rest */
-    if (s->state == SSE_SUB_OPEN) sub_fail(s, SSE_FAIL_WRITE, status);
-    q_release_unsent(s);
-    if (s->state == SSE_SUB_CLOSED) s->stream = NULL;
+  if (status < 0 || s->state == SSE_SUB_CLOSED) {
+    if (s->state != SSE_SUB_CLOSED) sub_fail(s, SSE_CLOSE_WRITE, status);
+    q_release_unsent(s); /* the frames the write held, too */
     return;
   }
   size_t bytes = 0;
   for (uint32_t i = 0; i < n; i++) bytes += q_at(s, i)->len;
   q_consume(s, bytes - s->qoff);
-  if (s->qlen) sub_write(s); /* what arrived meanwhile, coalesced */
-  else q_trim(s);
-}
-
-static void sub_write(sse_sub *s) {
-  if (s->writing || s->state != SSE_SUB_OPEN || !s->stream || s->qlen == 0) return;
-  if (uv_is_closing((uv_handle_t *)s->stream)) {
-    sub_fail(s, SSE_FAIL_WRITE, UV_ECANCELED);
-    return;
+  if (writable_n(s)) {
+    /* the next flush writes the rest; with no loop to run one, now */
+    if (s->hub && s->hub->loop) mark_pending(s);
+    else sub_write(s);
   }
-  uv_buf_t bufs[MAX_IOV];
-  uint32_t n = fill_bufs(s, bufs);
-  int r = uv_try_write(s->stream, bufs, n);
-  if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
-  if (r < 0) {
-    sub_fail(s, SSE_FAIL_WRITE, r);
-    return;
-  }
-  if (r > 0) q_consume(s, (size_t)r);
-  if (s->qlen == 0) {
+  else {
     q_trim(s);
-    return;
-  }
-  n = fill_bufs(s, bufs);
-  uv_write_t *req = malloc(sizeof *req);
-  if (!req) {
-    sub_fail(s, SSE_FAIL_WRITE, UV_ENOMEM);
-    return;
-  }
-  req->data = s;
-  s->wreq = req;
-  s->inflight = n;
-  s->writing = 1;
-  r = uv_write(req, s->stream, bufs, n, on_write);
-  if (r < 0) {
-    free(req);
-    s->wreq = NULL;
-    s->writing = 0;
-    s->inflight = 0;
-    sub_fail(s, SSE_FAIL_WRITE, r);
+    drain_check(s);
   }
 }
 
 void sse_sub_flush(sse_sub *s) {
-  if (s->dirty == IN_DIRTY) set_list(s, IN_NONE);
+  if (s->list == IN_DIRTY) set_list(s, IN_NONE);
   sub_write(s);
 }
 
-size_t sse_hub_flush(sse_hub *h) {
+size_t sse_hub_flush(sse_hub *h, double now) {
   size_t n = 0;
-  while (!list_empty(&h->dirty)) {
-    sse_sub *s = container_of(h->dirty.next, sse_sub, dirty_node);
-    set_list(s, IN_NONE);
-    sub_write(s); /* may move s to the dead list */
+  sse_link batch;
+  list_move_all(&h->dirty, &batch); /* subs re-dirtied now wait for the next turn */
+  while (!list_empty(&batch)) {
+    sse_sub *s = container_of(batch.next, sse_sub, lnode);
+    list_unlink(&s->lnode);
+    s->list = IN_NONE;
+    sub_write(s); /* may put s on dirty (more to write) or closed */
     n++;
   }
+  if (h->ndraining) {
+    for (sse_link *l = h->gone.next; l != &h->gone;) {
+      sse_sub *s = container_of(l, sse_sub, node);
+      l = l->next;
+      if (s->state == SSE_SUB_DRAINING && s->deadline <= now)
+        sub_fail(s, SSE_CLOSE_TIMEOUT, 0);
+    }
+  }
+  if (h->ndraining == 0 && h->loop) uv_timer_stop(&h->loop->timer);
   return n;
 }
 
 static sse_sub *pop_list(sse_link *l) {
   if (list_empty(l)) return NULL;
-  sse_sub *s = container_of(l->next, sse_sub, dirty_node);
-  list_unlink(&s->dirty_node);
-  s->dirty = IN_NONE;
+  sse_sub *s = container_of(l->next, sse_sub, lnode);
+  list_unlink(&s->lnode);
+  s->list = IN_NONE;
   return s;
 }
 
 sse_sub *sse_hub_next_ready(sse_hub *h) { return pop_list(&h->ready); }
-sse_sub *sse_hub_next_dead(sse_hub *h) { return pop_list(&h->dead); }
 
-size_t sse_sub_take_size(const sse_sub *s) { return s->queued; }
+sse_sub *sse_hub_next_closed(sse_hub *h) {
+  sse_sub *s = pop_list(&h->closed);
+  if (s) s->list = IN_CLOSED; /* stays "reported": nothing re-queues it */
+  return s;
+}
+
+size_t sse_sub_take_size(const sse_sub *s) {
+  if (!(s->flags & F_REPLAYING)) return s->queued;
+  size_t n = 0;
+  for (uint32_t i = 0; i < s->hold; i++) n += q_at(s, i)->len;
+  return n - (s->hold ? s->qoff : 0);
+}
 
 size_t sse_sub_take(sse_sub *s, char *buf) {
   size_t n = 0;
-  while (s->qlen > s->inflight) {
+  uint32_t k = writable_n(s);
+  while (k-- > 0 && s->qlen > s->inflight) {
     sse_frame *f = q_at(s, 0);
-    memcpy(buf + n, f->bytes + s->qoff, f->len - s->qoff);
-    n += f->len - s->qoff;
+    size_t len = f->len - s->qoff;
+    memcpy(buf + n, f->bytes + s->qoff, len);
+    n += len;
+    s->queued -= len;
     s->qoff = 0;
-    sse_frame_unref(f);
     q_pop_head(s);
   }
-  exempt_check(s);
-  s->queued = 0;
   s->bytes_sent += n;
-  s->gap_pending = 0;
+  s->flags &= (uint8_t)~F_ANNOUNCED;
+  if (s->list == IN_READY) set_list(s, IN_NONE);
   q_trim(s);
+  drain_check(s);
   return n;
 }
 
@@ -649,4 +1099,9 @@ void sse_hub_each_topic(const sse_hub *h,
                         void (*fn)(const char *, size_t, size_t, void *), void *ud) {
   for (size_t i = 0; i < h->nbuckets; i++)
     for (sse_topic *t = h->buckets[i]; t; t = t->next) fn(t->name, t->len, t->count, ud);
+}
+
+void sse_hub_each_sub(const sse_hub *h, void (*fn)(sse_sub *, void *), void *ud) {
+  for (sse_link *l = h->subs.next; l != &h->subs; l = l->next)
+    fn(container_of(l, sse_sub, node), ud);
 }

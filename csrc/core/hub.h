@@ -1,18 +1,22 @@
-/* hub.h - fan-out of shared frames to many subscribers. Plain C + libuv, no Lua.
+/* hub.h - subscribers, topics, attach/replay and coalesced writes. Plain C +
+ * libuv, no Lua. docs/CORE.md is the contract this header implements.
  *
- * A subscriber (sse_sub) has a bounded outbox of frame references. Publishing
- * appends one reference per matching subscriber (no copy, no Lua) and marks
- * it dirty; sse_hub_flush() then writes each dirty subscriber's whole backlog
- * with one uv_try_write (a writev), queuing the rest with one uv_write, so a
- * burst published in one loop turn costs one system call per subscriber.
+ * A subscriber (sse_sub) has a bounded outbox of frame references.
+ * Publishing appends one reference per matching subscriber (no copy, no Lua)
+ * and marks it dirty; sse_hub_flush() then writes each dirty push subscriber
+ * (at most SSE_TURN_BYTES per call, so large backlogs interleave), moves pull
+ * subscribers with data to the ready list and reports closed ones.
  *
- * Transports: a libuv stream (the hub writes it itself) or "pull" (the owner
- * drains the outbox with sse_sub_take and writes it some other way).
+ * Attach registers a subscriber, subscribes its topics and replays through
+ * the hub's replayer (sse_replayer_ops) by frame reference into its outbox.
+ * A replayer may answer later: the subscriber is then "replaying" and live
+ * frames queue behind the pending replay until sse_sub_replay_end().
  *
  * Ownership: the hub owns its topic table and membership nodes; each sub is
  * malloc'd by sse_sub_new and freed by sse_sub_free, which defers the free
- * while a uv_write is in flight (libuv always completes it, if only with
- * UV_ECANCELED when the handle closes). Single-threaded: one loop. */
+ * while a uv_write is in flight (libuv always completes it). The hub's own
+ * libuv handles (sse_hub_set_loop) are freed in their close callbacks.
+ * Single-threaded: one loop. */
 #ifndef SSE_HUB_H
 #define SSE_HUB_H
 
@@ -20,7 +24,24 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "encode.h"
 #include "frame.h"
+
+/* --- limits (one place; exported to Lua as core.limits) ------------------ */
+#ifndef SSE_BATCH_FRAMES
+#define SSE_BATCH_FRAMES 64            /* frames per writev */
+#endif
+#ifndef SSE_TURN_BYTES
+#define SSE_TURN_BYTES 65536           /* bytes per subscriber per flush */
+#endif
+#ifndef SSE_CLOSE_GRACE_MS
+#define SSE_CLOSE_GRACE_MS 5000        /* a draining stream's grace time */
+#endif
+#define SSE_STREAM_OUTBOX_DEFAULT (1024 * 1024)
+#define SSE_HUB_OUTBOX_DEFAULT (256 * 1024)
+#define SSE_OUTBOX_MAX 9007199254740991.0 /* 2^53 - 1 bytes */
+#define SSE_WRITE_TIMEOUT_MAX 4294967.0   /* seconds: ms fit 32 bits */
+#define SSE_ID_CAP 64                     /* room for any replayer's id */
 
 typedef struct sse_hub sse_hub;
 typedef struct sse_sub sse_sub;
@@ -28,144 +49,212 @@ typedef struct sse_sub sse_sub;
 enum sse_slow_policy { SSE_SLOW_CLOSE = 0, SSE_SLOW_DROP_OLDEST = 1 };
 
 enum sse_sub_state {
-  SSE_SUB_OPEN = 0,
-  SSE_SUB_FAILED = 1, /* write error or overflow under the close policy */
-  SSE_SUB_CLOSED = 2  /* closed by its owner */
+  SSE_SUB_OPEN = 0,     /* live (or replaying: sse_sub_replaying) */
+  SSE_SUB_DRAINING = 1, /* closed for new frames; writing what is queued */
+  SSE_SUB_CLOSED = 2    /* done */
 };
 
-/* Why a subscriber failed (sse_sub_failure). */
-enum sse_sub_fail { SSE_FAIL_NONE = 0, SSE_FAIL_WRITE = 1, SSE_FAIL_SLOW = 2 };
-
-/* Double-linked intrusive list node. */
-typedef struct sse_link {
-  struct sse_link *prev, *next;
-} sse_link;
-
-struct sse_membership; /* (sub, topic) pair, in both lists */
-
-struct sse_sub {
-  sse_hub *hub;               /* NULL when not registered */
-  uint32_t id;                /* the owner's handle for this sub (never 0) */
-  uint8_t state, fail, policy, dirty;
-  uint8_t writing;            /* a uv_write is in flight */
-  uint8_t orphaned;           /* freed by its owner; free when the write ends */
-  uint8_t gap_pending;        /* drop_oldest dropped frames: send a gap event */
-  uint8_t in_ready;           /* pull sub is in the hub's ready list */
-  int uv_err;                 /* the libuv error that failed it, if any */
-  uv_stream_t *stream;        /* NULL for pull subscribers */
-  sse_link node;              /* in hub->subs */
-  sse_link dirty_node;        /* in hub->dirty or hub->dead */
-  struct sse_membership *topics; /* singly linked through next_of_sub */
-  uint32_t ntopics;
-  /* outbox: circular array of frame references */
-  sse_frame **q;
-  uint32_t qhead, qlen, qcap;
-  uint32_t inflight;          /* frames at the head owned by the pending write */
-  size_t qoff;                /* bytes of q[qhead] already written */
-  size_t queued;              /* bytes in the outbox not yet written */
-  size_t limit;               /* outbox bound in bytes */
-  uint64_t dropped;           /* frames dropped under drop_oldest (total) */
-  uint64_t gap_dropped;       /* frames dropped since the last gap event */
-  uint64_t bytes_sent;        /* bytes accepted by the transport */
-  double last_active;         /* when a frame was last queued (keep-alive) */
-  uv_write_t *wreq;           /* the write in flight, malloc'd per write so an
-                                 idle subscriber does not carry one */
-  sse_frame *exempt;          /* a queued replay (one reference held): its
-                                 unsent bytes do not count against limit */
+enum sse_close_reason {
+  SSE_CLOSE_NONE = 0,
+  SSE_CLOSE_OWNER = 1,  /* sse_sub_close by its owner */
+  SSE_CLOSE_SLOW = 2,   /* outbox overflow under the close policy */
+  SSE_CLOSE_WRITE = 3,  /* a write failed (sse_sub_uv_error) */
+  SSE_CLOSE_TIMEOUT = 4 /* a drain did not finish within its grace time */
 };
 
-/* Creates an empty hub; NULL when out of memory. */
+/* Error codes (negative) of the functions that change things. */
+enum {
+  SSE_HUB_EINVAL = -1,  /* bad argument (an encode error is in *err) */
+  SSE_HUB_ENOMEM = -2,  /* out of memory; nothing changed */
+  SSE_HUB_ECLOSED = -3, /* the subscriber (or hub) is closed */
+  SSE_HUB_EOTHER = -4,  /* the subscriber belongs to another hub */
+  SSE_HUB_ESTORE = -5   /* the replayer refused to store */
+};
+
+/* sse_hub_attach / replay op answers. */
+enum { SSE_REPLAY_DONE = 0, SSE_REPLAY_PENDING = 1 };
+
+/* The replayer behind a hub (docs/CORE.md 3). Every entry is synchronous
+ * and calls no Lua. */
+typedef struct sse_replayer_ops {
+  size_t (*next_id)(void *self, char *buf, size_t cap);
+  int (*store)(void *self, sse_frame *f, double now);
+  int (*replay)(void *self, sse_sub *s, const char *last_id, size_t len, double now,
+                uint64_t *upto, int *gap);
+  size_t (*last_id)(void *self, char *buf, size_t cap);
+  size_t (*first_id)(void *self, char *buf, size_t cap);
+} sse_replayer_ops;
+
+/* --- hub ------------------------------------------------------------------ */
+
+/* Creates an empty hub with the null replayer; NULL when out of memory. */
 sse_hub *sse_hub_new(void);
 
-/* Unregisters every subscriber (their outboxes are cleared) and frees the
- * hub. Subscribers stay allocated: their owners free them. */
+/* Closes every subscriber's membership (they stay allocated: their owners
+ * free them) and frees the hub; while a flush is running the free happens
+ * when it ends. NULL is a no-op. */
 void sse_hub_free(sse_hub *h);
 
-/* A new, unregistered subscriber writing to stream (NULL: pull transport),
- * with an outbox bound of limit bytes (0: unbounded) and a slow policy.
- * NULL when out of memory. The owner must keep stream alive until
- * sse_sub_detach or sse_sub_free. */
+/* Runs the hub on loop: a prepare handle calls on_turn(h, ud) once per loop
+ * turn in which there is work (dirty, ready or closed subscribers, a drain
+ * deadline). on_turn should call sse_hub_flush and empty the ready and
+ * closed lists. Returns 0 or SSE_HUB_ENOMEM. Once only. */
+int sse_hub_set_loop(sse_hub *h, uv_loop_t *loop, void (*on_turn)(sse_hub *, void *), void *ud);
+
+/* While held, sse_hub_free only marks the hub; the last release frees it
+ * and returns 1 (the caller must not touch h then). For code that calls out
+ * (to Lua) with the hub in use. */
+void sse_hub_hold(sse_hub *h);
+int sse_hub_release(sse_hub *h);
+
+/* Installs the replayer (ops NULL: the null one). The hub does not own self. */
+void sse_hub_set_replayer(sse_hub *h, const sse_replayer_ops *ops, void *self);
+int sse_hub_has_replayer(const sse_hub *h);
+const sse_replayer_ops *sse_hub_replayer(const sse_hub *h, void **self);
+
+/* An opaque pointer for the owner of the hub (the binding's object). */
+void sse_hub_set_user(sse_hub *h, void *user);
+void *sse_hub_user(const sse_hub *h);
+
+/* --- subscribers ------------------------------------------------------------ */
+
+/* A new, unregistered open subscriber writing to stream (NULL: pull), with an
+ * outbox bound of limit bytes (0: unbounded) and a slow policy. NULL when out
+ * of memory. The owner keeps stream alive until the sub is closed. */
 sse_sub *sse_sub_new(uv_stream_t *stream, size_t limit, int policy);
 
-/* Stops using the transport: drops the outbox and marks the sub CLOSED. A
- * write in flight still completes (the frames it holds are released then).
- * Safe to call twice. Call this before closing the stream's handle. */
-void sse_sub_detach(sse_sub *s);
-
-/* Detaches, unregisters and frees s; the free is deferred while a uv_write
- * is in flight. NULL is a no-op. */
+/* Unregisters, closes and frees s; the free is deferred while a uv_write is
+ * in flight. NULL is a no-op. */
 void sse_sub_free(sse_sub *s);
 
-/* Adds s to h under the owner's id (nonzero). Returns 0, or -1 when s is in
- * another hub, UV_ENOMEM never (no allocation). Registering twice is a no-op. */
-int sse_hub_add(sse_hub *h, sse_sub *s, uint32_t id);
+/* Adds s to h; *id gets the hub's id for it (small, reused after removal,
+ * never 0). Returns 0 (also when already in h), SSE_HUB_EOTHER when s is in
+ * another hub, SSE_HUB_ECLOSED when s is not open. */
+int sse_hub_add(sse_hub *h, sse_sub *s, uint32_t *id);
 
-/* Removes s from its hub and from every topic; its outbox is kept. */
+/* Removes s from its hub and every topic; its outbox is kept. */
 void sse_hub_remove(sse_sub *s);
 
-/* Subscribes a registered s to topic. Returns 1 when added, 0 when already
- * subscribed, -1 when not registered, UV_ENOMEM when out of memory (nothing
- * changed). */
+/* 1 when added, 0 when already subscribed, SSE_HUB_ECLOSED when s is not
+ * registered, SSE_HUB_ENOMEM (nothing changed). */
 int sse_hub_subscribe(sse_sub *s, const char *topic, size_t len);
-
-/* Unsubscribes; returns 1 when removed, 0 when it was not subscribed. */
+/* 1 when removed, 0 when it was not subscribed. */
 int sse_hub_unsubscribe(sse_sub *s, const char *topic, size_t len);
+int sse_sub_is_subscribed(const sse_sub *s, const char *topic, size_t len);
 
-/* Queues f like sse_sub_push, but while it is unsent its bytes do not count
- * against the outbox limit, and drop_oldest never drops it: the replay a
- * reconnecting client asked for must not get it judged slow (it would
- * reconnect and ask again, forever). One such frame at a time. */
-int sse_sub_push_exempt(sse_sub *s, sse_frame *f, double now);
-
-/* Queues a reference to f for every open subscriber (topic == NULL) or for
- * the subscribers of topic; now (the hub's clock) marks them active. Returns the number of subscribers it was queued
- * for. Subscribers that overflow follow their policy (see sse_sub_push). */
-size_t sse_hub_publish(sse_hub *h, sse_frame *f, const char *topic, size_t len, double now);
-
-/* Queues a reference to f on one subscriber. Returns 1 when queued, 0 when
- * the sub is not open or failed now (the close policy on overflow). Under
- * drop_oldest, unsent frames are dropped from the head (never a frame a
- * write already holds) until f fits, and a gap event is sent before the
- * next frame. A frame larger than the whole limit is queued when nothing
- * else is (an oversized event is delivered, not a reason to drop a client). */
+/* Queues a reference to f. Returns 1 when queued, 0 when s is not open or
+ * failed now (overflow under the close policy, ENOMEM). Under drop_oldest,
+ * unsent live frames are dropped from the head (never a frame a write holds
+ * nor a replayed one) until f fits, and a gap event goes before the next
+ * frame. A frame larger than the whole limit is queued when nothing else
+ * counts (an oversized event is delivered, not a reason to drop a client). */
 int sse_sub_push(sse_sub *s, sse_frame *f, double now);
 
-/* Writes every dirty stream subscriber's backlog (try-write, then one
- * queued write for the rest). Pull subscribers with data move to the ready
- * list. Returns the number of subscribers written to. */
-size_t sse_hub_flush(sse_hub *h);
+/* Queues f for every registered open subscriber (topic NULL) or for the
+ * subscribers of topic. Returns how many it was queued for. */
+size_t sse_hub_publish(sse_hub *h, sse_frame *f, const char *topic, size_t len, double now);
 
-/* Writes one stream subscriber's backlog now (the same as a flush of it). */
+/* Store, then fan out: the replayer's next id goes into the event (which
+ * must have none), the event is encoded once, stored and published. *count
+ * gets the number of subscribers; id_out (cap >= SSE_ID_CAP) the id (*id_len
+ * 0 with the null replayer). Returns 0, SSE_HUB_EINVAL with *err for a bad
+ * event (nothing stored), SSE_HUB_ENOMEM or SSE_HUB_ESTORE. */
+int sse_hub_broadcast(sse_hub *h, const sse_event *ev, int check_utf8, const char *topic,
+                      size_t tlen, double now, size_t *count, char *id_out, size_t *id_len,
+                      sse_encode_err *err);
+
+/* Registers s (if needed), subscribes it to topics and replays: with
+ * last_id NULL (a fresh client) it queues the sse-join event of the
+ * replayer's last id (if it has ids); otherwise the replay of what it missed
+ * after last_id. Returns SSE_REPLAY_DONE (*count frames replayed, *gap the
+ * gap reason or 0) or SSE_REPLAY_PENDING (s is replaying until
+ * sse_sub_replay_end), or a negative code: SSE_HUB_EOTHER/ECLOSED (nothing
+ * changed), SSE_HUB_ENOMEM (s may be registered and partly subscribed). */
+int sse_hub_attach(sse_hub *h, sse_sub *s, const sse_str *topics, size_t ntopics,
+                   const char *last_id, size_t len, double now, size_t *count, int *gap);
+
+/* The replaying state (for replayers driven from outside the core).
+ * begin: frames queued from now on wait behind the replay (what is already
+ * queued may still be written). frame: queues a reference to f ahead of
+ * them (exempt from the outbox limit); 0, SSE_HUB_ECLOSED, SSE_HUB_ENOMEM.
+ * end: drops the waiting live frames with 0 < seq <= upto, puts gap (a
+ * frame: one reference taken over; NULL for none) before the replayed
+ * frames and makes s live. A closed s just releases what it is given. */
+void sse_sub_replay_begin(sse_sub *s);
+int sse_sub_replay_frame(sse_sub *s, sse_frame *f);
+void sse_sub_replay_end(sse_sub *s, uint64_t upto, sse_frame *gap);
+int sse_sub_replaying(const sse_sub *s);
+/* Frames handed to sse_sub_replay_frame since sse_sub_replay_begin. */
+size_t sse_sub_replay_count(const sse_sub *s);
+
+/* The memory ring (ring.h) as a replayer: self is the sse_ring. */
+extern const sse_replayer_ops sse_ring_replayer_ops;
+
+/* Closes s. graceful and something queued: DRAINING (no new frames; the
+ * flush writes the rest and reports it closed when done or at now + grace
+ * seconds), returns 1. Otherwise CLOSED at once (unsent frames released),
+ * returns 0. s leaves its hub's fan-out either way. Idempotent. */
+int sse_sub_close(sse_sub *s, int graceful, double now, double grace);
+
+/* Writes every dirty push subscriber (at most SSE_TURN_BYTES each), moves
+ * pull subscribers with data to the ready list, closes drains past their
+ * deadline. Returns the number of subscribers written to. A nested call
+ * (from a callback run by the flush's owner) only writes. */
+size_t sse_hub_flush(sse_hub *h, double now);
+
+/* Writes one push subscriber now (at most SSE_TURN_BYTES). */
 void sse_sub_flush(sse_sub *s);
 
-/* Pops the next pull subscriber with queued data, or NULL. */
+/* Pops the next pull subscriber whose data has not been announced, or NULL. */
 sse_sub *sse_hub_next_ready(sse_hub *h);
+/* Pops the next subscriber the core closed (slow, write failure, drain end
+ * or timeout), or NULL. Its owner finishes it (closes the transport). */
+sse_sub *sse_hub_next_closed(sse_hub *h);
 
-/* Pops the next failed subscriber (write error, overflow), or NULL. Its
- * owner should close it; it is no longer in the hub's fan-out. */
-sse_sub *sse_hub_next_dead(sse_hub *h);
-
-/* Copies the whole outbox of a pull sub into buf (sse_sub_queued bytes, plus
- * a gap event when one is pending: see sse_sub_take_size) and empties it. */
+/* Copies what a pull subscriber may deliver into buf (sse_sub_take_size
+ * bytes) and empties that part of the outbox; a draining sub whose outbox
+ * is then empty becomes CLOSED (and goes to its hub's closed list). */
 size_t sse_sub_take_size(const sse_sub *s);
 size_t sse_sub_take(sse_sub *s, char *buf);
 
-/* Queues a shared keep-alive frame on every open subscriber whose last
- * activity is older than now - idle. Returns how many got one. */
+/* Queues the keep-alive frame on every open subscriber idle since now - idle. */
 size_t sse_hub_keepalive(sse_hub *h, sse_frame *f, double now, double idle);
 
-/* Counters. */
+/* --- reading ---------------------------------------------------------------- */
 size_t sse_hub_count(const sse_hub *h);
 size_t sse_hub_topic_count(const sse_hub *h, const char *topic, size_t len);
 size_t sse_hub_topics(const sse_hub *h);
-/* Calls fn(topic, len, count, ud) for every topic. */
 void sse_hub_each_topic(const sse_hub *h,
                         void (*fn)(const char *, size_t, size_t, void *), void *ud);
-static inline size_t sse_sub_queued(const sse_sub *s) { return s->queued; }
-int sse_sub_is_subscribed(const sse_sub *s, const char *topic, size_t len);
+/* Calls fn(sub, ud) for every registered subscriber (fn must not change the hub). */
+void sse_hub_each_sub(const sse_hub *h, void (*fn)(sse_sub *, void *), void *ud);
 
-/* Text of the gap event a drop_oldest subscriber gets: writes at most cap
- * bytes into buf and returns the length. */
-size_t sse_gap_drop_event(uint64_t dropped, char *buf, size_t cap);
+typedef struct sse_sub_stats {
+  uint64_t bytes_sent, dropped;
+  size_t queued;
+  uint32_t topics;
+} sse_sub_stats;
+
+int sse_sub_state(const sse_sub *s);
+int sse_sub_reason(const sse_sub *s);
+int sse_sub_uv_error(const sse_sub *s);
+uint32_t sse_sub_id(const sse_sub *s);
+sse_hub *sse_sub_hub(const sse_sub *s);
+size_t sse_sub_queued(const sse_sub *s);
+void sse_sub_get_stats(const sse_sub *s, sse_sub_stats *st);
+/* 1 for a push subscriber (a libuv stream). */
+int sse_sub_is_push(const sse_sub *s);
+
+/* The gap and join events (docs/CORE.md 3), as new frames with one
+ * reference (NULL when out of memory). NULL strings are JSON null; dropped
+ * < 0 is null. */
+sse_frame *sse_gap_frame(const char *last_id, size_t last_len, const char *oldest,
+                         size_t oldest_len, const char *latest, size_t latest_len,
+                         int64_t dropped);
+sse_frame *sse_join_frame(const char *id, size_t len);
+/* The JSON data of the gap event into buf (NULL: just measure); returns its
+ * length. */
+size_t sse_gap_data(char *buf, const char *last_id, size_t last_len, const char *oldest,
+                    size_t oldest_len, const char *latest, size_t latest_len, int64_t dropped);
 
 #endif

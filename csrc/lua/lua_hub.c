@@ -112,8 +112,8 @@ static double now_of(lua_State *L, int idx) {
 /* Returns nil, reason for a subscriber that is not open. */
 static int push_not_open(lua_State *L, const sse_sub *s) {
   lua_pushnil(L);
-  if (s->state == SSE_SUB_FAILED)
-    lua_pushstring(L, s->fail == SSE_FAIL_SLOW ? "slow" : "closed");
+  if (sse_sub_state(s) == SSE_SUB_CLOSED && sse_sub_reason(s) == SSE_CLOSE_SLOW)
+    lua_pushliteral(L, "slow");
   else
     lua_pushliteral(L, "closed");
   return 2;
@@ -136,11 +136,19 @@ static sse_frame *encode_frame(lua_State *L, int idx, int arg) {
 static int push_now(lua_State *L, sse_sub *s, sse_frame *f, int exempt) {
   if (!f) return luaL_error(L, "out of memory");
   f->time = now_of(L, 3);
-  int ok = exempt ? sse_sub_push_exempt(s, f, f->time) : sse_sub_push(s, f, f->time);
+  int ok;
+  if (exempt) {
+    /* a replay: exempt from the outbox limit while unsent */
+    sse_sub_replay_begin(s);
+    ok = sse_sub_replay_frame(s, f) == 0;
+    sse_sub_replay_end(s, 0, NULL);
+  } else {
+    ok = sse_sub_push(s, f, f->time);
+  }
   sse_frame_unref(f);
   if (!ok) return push_not_open(L, s);
   sse_sub_flush(s);
-  if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
+  if (sse_sub_state(s) != SSE_SUB_OPEN) return push_not_open(L, s);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -148,7 +156,7 @@ static int push_now(lua_State *L, sse_sub *s, sse_frame *f, int exempt) {
 /* sub:send(ev [, now]) -> true | nil, "closed" | nil, "slow" */
 static int l_sub_send(lua_State *L) {
   sse_sub *s = check_sub(L, 1)->s;
-  if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
+  if (sse_sub_state(s) != SSE_SUB_OPEN) return push_not_open(L, s);
   return push_now(L, s, encode_frame(L, 2, 1), 0);
 }
 
@@ -160,7 +168,7 @@ static int l_sub_send_raw(lua_State *L) {
   size_t n;
   const char *b = luaL_checklstring(L, 2, &n);
   int replay = lua_toboolean(L, 4);
-  if (s->state != SSE_SUB_OPEN) return push_not_open(L, s);
+  if (sse_sub_state(s) != SSE_SUB_OPEN) return push_not_open(L, s);
   return push_now(L, s, sse_frame_new(b, n, NULL, 0), replay);
 }
 
@@ -191,27 +199,30 @@ static int l_sub_state(lua_State *L) {
     return 1;
   }
   sse_sub *s = u->s;
-  if (s->state == SSE_SUB_OPEN) lua_pushliteral(L, "open");
-  else if (s->state == SSE_SUB_CLOSED) lua_pushliteral(L, "closed");
+  int st = sse_sub_state(s), why = sse_sub_reason(s);
+  if (st == SSE_SUB_OPEN) lua_pushliteral(L, "open");
+  else if (st == SSE_SUB_DRAINING) lua_pushliteral(L, "draining");
+  else if (why == SSE_CLOSE_OWNER || why == SSE_CLOSE_NONE) lua_pushliteral(L, "closed");
   else {
     lua_pushliteral(L, "failed");
-    if (s->fail == SSE_FAIL_SLOW) lua_pushliteral(L, "slow");
-    else lua_pushstring(L, s->uv_err ? uv_err_name(s->uv_err) : "write");
+    if (why == SSE_CLOSE_SLOW) lua_pushliteral(L, "slow");
+    else lua_pushstring(L, sse_sub_uv_error(s) ? uv_err_name(sse_sub_uv_error(s)) : "write");
     return 2;
   }
   return 1;
 }
 
 static int l_sub_stats(lua_State *L) {
-  sse_sub *s = check_sub(L, 1)->s;
+  sse_sub_stats st;
+  sse_sub_get_stats(check_sub(L, 1)->s, &st);
   lua_createtable(L, 0, 4);
-  lua_pushnumber(L, (lua_Number)s->bytes_sent);
+  lua_pushnumber(L, (lua_Number)st.bytes_sent);
   lua_setfield(L, -2, "bytes_sent");
-  lua_pushnumber(L, (lua_Number)s->dropped);
+  lua_pushnumber(L, (lua_Number)st.dropped);
   lua_setfield(L, -2, "dropped");
-  lua_pushinteger(L, (lua_Integer)s->queued);
+  lua_pushinteger(L, (lua_Integer)st.queued);
   lua_setfield(L, -2, "queued");
-  lua_pushinteger(L, (lua_Integer)s->ntopics);
+  lua_pushinteger(L, (lua_Integer)st.topics);
   lua_setfield(L, -2, "topics");
   return 1;
 }
@@ -221,15 +232,15 @@ static int l_sub_detach(lua_State *L) {
   lsub *u = (lsub *)luaL_checkudata(L, 1, SUB_MT);
   if (u->s) {
     sse_hub_remove(u->s);
-    sse_sub_detach(u->s);
+    sse_sub_close(u->s, 0, 0, 0);
   }
   return 0;
 }
 
 static int l_sub_id(lua_State *L) {
   sse_sub *s = check_sub(L, 1)->s;
-  if (!s->hub) return 0;
-  lua_pushinteger(L, (lua_Integer)s->id);
+  if (!sse_sub_hub(s)) return 0;
+  lua_pushinteger(L, (lua_Integer)sse_sub_id(s));
   return 1;
 }
 
@@ -257,14 +268,10 @@ static int hub_gc(lua_State *L) {
 static int l_hub_add(lua_State *L) {
   lhub *u = check_hub(L, 1);
   sse_sub *s = check_sub(L, 2)->s;
-  if (s->hub == u->h) {
-    lua_pushinteger(L, (lua_Integer)s->id);
-    return 1;
-  }
-  if (s->hub) luaL_argerror(L, 2, "subscriber belongs to another hub");
-  uint32_t id = u->next_id++;
-  if (u->next_id == 0) u->next_id = 1;
-  sse_hub_add(u->h, s, id);
+  uint32_t id;
+  int rc = sse_hub_add(u->h, s, &id);
+  if (rc == SSE_HUB_EOTHER) luaL_argerror(L, 2, "subscriber belongs to another hub");
+  if (rc < 0) return lsse_fail(L, rc, "closed");
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
@@ -272,7 +279,7 @@ static int l_hub_add(lua_State *L) {
 static int l_hub_remove(lua_State *L) {
   lhub *u = check_hub(L, 1);
   sse_sub *s = check_sub(L, 2)->s;
-  int was = s->hub == u->h;
+  int was = sse_sub_hub(s) == u->h;
   if (was) sse_hub_remove(s);
   lua_pushboolean(L, was);
   return 1;
@@ -280,7 +287,7 @@ static int l_hub_remove(lua_State *L) {
 
 static sse_sub *member_arg(lua_State *L, lhub *u, int i) {
   sse_sub *s = check_sub(L, i)->s;
-  if (s->hub != u->h) luaL_argerror(L, i, "stream is not registered with this hub");
+  if (sse_sub_hub(s) != u->h) luaL_argerror(L, i, "stream is not registered with this hub");
   return s;
 }
 
@@ -364,7 +371,7 @@ static void push_ids(lua_State *L, sse_hub *h, sse_sub *(*next)(sse_hub *)) {
   lua_newtable(L);
   int i = 0;
   for (; s; s = next(h)) {
-    lua_pushinteger(L, (lua_Integer)s->id);
+    lua_pushinteger(L, (lua_Integer)sse_sub_id(s));
     lua_rawseti(L, -2, ++i);
   }
 }
@@ -374,9 +381,9 @@ static void push_ids(lua_State *L, sse_hub *h, sse_sub *(*next)(sse_hub *)) {
  * the subscribers that failed (the Lua side closes those). */
 static int l_hub_flush(lua_State *L) {
   lhub *u = check_hub(L, 1);
-  sse_hub_flush(u->h);
+  sse_hub_flush(u->h, now_of(L, 2));
   push_ids(L, u->h, sse_hub_next_ready);
-  push_ids(L, u->h, sse_hub_next_dead);
+  push_ids(L, u->h, sse_hub_next_closed);
   return 2;
 }
 

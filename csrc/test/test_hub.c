@@ -2,6 +2,10 @@
  * Lua), run under ASan+UBSan: topics, fan-out counts, outbox bounds, both
  * slow policies, the gap frame, and teardown in every order. */
 #include "hub.h"
+#include "ring.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,19 @@ static int failures, checks;
 static sse_frame *frame(const char *text) {
   return sse_frame_new(text, strlen(text), NULL, 0);
 }
+
+static int add(sse_hub *h, sse_sub *s) {
+  uint32_t id;
+  return sse_hub_add(h, s, &id);
+}
+
+static sse_sub_stats stats_of(const sse_sub *s) {
+  sse_sub_stats st;
+  sse_sub_get_stats(s, &st);
+  return st;
+}
+
+#define GAPD(n) "event: sse-gap\ndata: {\"last_event_id\":null,\"oldest\":null,\"latest\":null,\"dropped\":" n "}\n\n"
 
 /* Publishes text to topic (NULL: everyone) and drops the caller's ref. */
 static size_t pub(sse_hub *h, const char *topic, const char *text) {
@@ -44,8 +61,8 @@ static void test_topics(void) {
   sse_hub *h = sse_hub_new();
   sse_sub *a = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
   sse_sub *b = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
-  CHECK(sse_hub_add(h, a, 1) == 0 && sse_hub_add(h, b, 2) == 0);
-  CHECK(sse_hub_add(h, a, 1) == 0); /* twice: no-op */
+  CHECK(add(h, a) == 0 && add(h, b) == 0);
+  CHECK(add(h, a) == 0); /* twice: no-op */
   CHECK(sse_hub_count(h) == 2);
   CHECK(sse_hub_subscribe(a, "x", 1) == 1);
   CHECK(sse_hub_subscribe(a, "x", 1) == 0);
@@ -57,7 +74,7 @@ static void test_topics(void) {
   CHECK(pub(h, "z", "3") == 0);
   CHECK(pub(h, NULL, "4") == 2);
   /* pull subscribers with data are ready, each once */
-  sse_hub_flush(h);
+  sse_hub_flush(h, 0);
   sse_sub *r1 = sse_hub_next_ready(h), *r2 = sse_hub_next_ready(h);
   CHECK(r1 && r2 && r1 != r2 && sse_hub_next_ready(h) == NULL);
   CHECK(sse_sub_queued(a) == 2 && sse_sub_queued(b) == 3);
@@ -70,20 +87,20 @@ static void test_topics(void) {
   CHECK(pub(h, "x", "5") == 1);
   sse_sub_free(a);
   sse_hub_free(h); /* b outlives its hub */
-  CHECK(b->hub == NULL);
+  CHECK(sse_sub_hub(b) == NULL);
   sse_sub_free(b);
 }
 
 static void test_many_topics(void) {
   sse_hub *h = sse_hub_new();
   sse_sub *s = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
-  sse_hub_add(h, s, 7);
+  add(h, s);
   char name[32];
   for (int i = 0; i < 1000; i++) {
     int n = snprintf(name, sizeof name, "topic-%d", i);
     CHECK(sse_hub_subscribe(s, name, (size_t)n) == 1);
   }
-  CHECK(sse_hub_topics(h) == 1000 && s->ntopics == 1000);
+  CHECK(sse_hub_topics(h) == 1000 && stats_of(s).topics == 1000);
   CHECK(pub(h, "topic-999", "x") == 1 && pub(h, "topic-1000", "x") == 0);
   sse_sub_free(s); /* frees its memberships and the topics */
   CHECK(sse_hub_topics(h) == 0 && sse_hub_count(h) == 0);
@@ -93,13 +110,14 @@ static void test_many_topics(void) {
 static void test_close_policy(void) {
   sse_hub *h = sse_hub_new();
   sse_sub *s = sse_sub_new(NULL, 10, SSE_SLOW_CLOSE);
-  sse_hub_add(h, s, 1);
+  add(h, s);
   CHECK(pub(h, NULL, "12345") == 1);
   CHECK(pub(h, NULL, "67890") == 1);
   CHECK(sse_sub_queued(s) == 10);
   CHECK(pub(h, NULL, "x") == 0); /* over the limit: failed, outbox released */
-  CHECK(s->state == SSE_SUB_FAILED && s->fail == SSE_FAIL_SLOW && sse_sub_queued(s) == 0);
-  CHECK(sse_hub_next_dead(h) == s && sse_hub_next_dead(h) == NULL);
+  CHECK(sse_sub_state(s) == SSE_SUB_CLOSED && sse_sub_reason(s) == SSE_CLOSE_SLOW);
+  CHECK(sse_sub_queued(s) == 0);
+  CHECK(sse_hub_next_closed(h) == s && sse_hub_next_closed(h) == NULL);
   CHECK(pub(h, NULL, "y") == 0); /* a failed sub gets nothing more */
   sse_sub_free(s);
   sse_hub_free(h);
@@ -107,30 +125,27 @@ static void test_close_policy(void) {
 
 static void test_drop_oldest(void) {
   sse_hub *h = sse_hub_new();
-  char gap[96];
-  size_t glen = sse_gap_drop_event(2, gap, sizeof gap);
-  CHECK(strcmp(gap, "event: sse-gap\ndata: {\"dropped\":2}\n\n") == 0 && glen == strlen(gap));
-  /* five 20-byte frames fill a 104-byte outbox */
-  sse_sub *s = sse_sub_new(NULL, 104, SSE_SLOW_DROP_OLDEST);
-  sse_hub_add(h, s, 1);
-  const char *fr[] = {"f1-................\n", "f2-................\n", "f3-................\n",
-                      "f4-................\n", "f5-................\n", "f6-................\n",
-                      "f7-................\n", "f8-................\n"};
+  /* five 40-byte frames fill a 200-byte outbox (96 bytes are kept for the gap event) */
+  sse_sub *s = sse_sub_new(NULL, 200, SSE_SLOW_DROP_OLDEST);
+  add(h, s);
+  char fr[8][64];
+  for (int i = 0; i < 8; i++) snprintf(fr[i], sizeof fr[i], "f%d-%036d\n", i + 1, 0);
   for (int i = 0; i < 5; i++) CHECK(pub(h, NULL, fr[i]) == 1);
-  CHECK(sse_sub_queued(s) == 100 && s->dropped == 0);
+  CHECK(sse_sub_queued(s) == 200 && stats_of(s).dropped == 0);
   /* the sixth needs room: the oldest go, with room kept for the gap event */
   CHECK(pub(h, NULL, fr[5]) == 1);
-  CHECK(s->dropped == 4 && s->state == SSE_SUB_OPEN);
-  CHECK(sse_sub_queued(s) <= s->limit);
-  CHECK(pub(h, NULL, fr[6]) == 1); /* fits beside the gap event */
-  CHECK(s->dropped == 4);
-  /* another drop replaces the gap event with one counting every drop */
+  CHECK(stats_of(s).dropped == 4 && sse_sub_state(s) == SSE_SUB_OPEN);
+  CHECK(sse_sub_queued(s) <= 200);
+  /* further drops replace the gap event with one counting every drop */
+  CHECK(pub(h, NULL, fr[6]) == 1);
+  CHECK(stats_of(s).dropped == 5);
   CHECK(pub(h, NULL, fr[7]) == 1);
-  CHECK(sse_sub_queued(s) <= s->limit);
+  CHECK(sse_sub_queued(s) <= 200);
+  char want[256];
+  snprintf(want, sizeof want, "%s%s%s", GAPD("6"), fr[6], fr[7]);
   char *out = take(s);
-  CHECK(strcmp(out, "event: sse-gap\ndata: {\"dropped\":6}\n\n"
-                    "f7-................\nf8-................\n") == 0);
-  CHECK(s->dropped == 6);
+  CHECK(strcmp(out, want) == 0);
+  CHECK(stats_of(s).dropped == 6);
   free(out);
   /* after the gap event was taken, a new drop starts a new count */
   CHECK(sse_sub_queued(s) == 0);
@@ -138,44 +153,228 @@ static void test_drop_oldest(void) {
   sse_hub_free(h);
 }
 
-static void test_oversized_and_replay(void) {
+static void test_oversized(void) {
   sse_hub *h = sse_hub_new();
   sse_sub *s = sse_sub_new(NULL, 10, SSE_SLOW_CLOSE);
-  sse_hub_add(h, s, 1);
+  add(h, s);
   /* an event larger than the whole limit is delivered to an empty outbox */
-  CHECK(pub(h, NULL, "0123456789abcdef") == 1 && s->state == SSE_SUB_OPEN);
-  CHECK(pub(h, NULL, "x") == 0 && s->state == SSE_SUB_FAILED); /* then the limit holds */
-  sse_sub_free(s);
-
-  /* a replay the client asked for does not count against the limit */
-  s = sse_sub_new(NULL, 10, SSE_SLOW_CLOSE);
-  sse_hub_add(h, s, 2);
-  sse_frame *replay = frame("replay-replay-replay-");
-  CHECK(sse_sub_push_exempt(s, replay, 0) == 1);
-  CHECK(replay->refs == 3); /* caller, queue, exempt */
-  CHECK(pub(h, NULL, "live1") == 1 && pub(h, NULL, "live2") == 1);
-  CHECK(s->state == SSE_SUB_OPEN && sse_sub_queued(s) == 31);
-  CHECK(pub(h, NULL, "x") == 0 && s->state == SSE_SUB_FAILED); /* 10 + 1 live bytes > 10 */
-  CHECK(replay->refs == 1); /* released with the outbox */
-  sse_sub_free(s);
-
-  /* once taken, the replay's bytes are gone and the exemption with them */
-  s = sse_sub_new(NULL, 10, SSE_SLOW_DROP_OLDEST);
-  sse_hub_add(h, s, 3);
-  CHECK(sse_sub_push_exempt(s, replay, 0) == 1);
-  CHECK(pub(h, NULL, "live1") == 1);
-  expect_take(s, "replay-replay-replay-live1");
-  CHECK(replay->refs == 1 && s->exempt == NULL);
-  sse_frame_unref(replay);
+  CHECK(pub(h, NULL, "0123456789abcdef") == 1 && sse_sub_state(s) == SSE_SUB_OPEN);
+  CHECK(pub(h, NULL, "x") == 0 && sse_sub_state(s) == SSE_SUB_CLOSED); /* then the limit holds */
   sse_sub_free(s);
   sse_hub_free(h);
+}
+
+/* A frame with a backend sequence number. */
+static sse_frame *seq_frame(const char *text, uint64_t seq) {
+  sse_frame *f = frame(text);
+  f->seq = seq;
+  return f;
+}
+
+static void push_seq(sse_sub *s, const char *text, uint64_t seq) {
+  sse_frame *f = seq_frame(text, seq);
+  sse_sub_push(s, f, 0);
+  sse_frame_unref(f);
+}
+
+static void test_async_replay(void) {
+  sse_hub *h = sse_hub_new();
+  sse_sub *s = sse_sub_new(NULL, 20, SSE_SLOW_CLOSE);
+  add(h, s);
+  push_seq(s, "head|", 0); /* queued before the attach: may go out at once */
+  sse_sub_replay_begin(s);
+  CHECK(sse_sub_replaying(s));
+  push_seq(s, "L4|", 4);   /* live, already covered by the replay */
+  push_seq(s, "ka|", 0);   /* no seq: never dropped */
+  push_seq(s, "L6|", 6);   /* live, newer than the replay */
+  CHECK(sse_sub_take_size(s) == 5);
+  expect_take(s, "head|"); /* only what preceded the attach */
+  CHECK(sse_sub_take_size(s) == 0);
+  /* the replay: 3 frames, 30 bytes, over the 20-byte limit but exempt */
+  const char *rep[] = {"R3--------|", "R4--------|", "R5--------|"};
+  for (int i = 0; i < 3; i++) {
+    sse_frame *f = seq_frame(rep[i], (uint64_t)i + 3);
+    CHECK(sse_sub_replay_frame(s, f) == 0);
+    sse_frame_unref(f);
+  }
+  CHECK(sse_sub_replay_count(s) == 3);
+  push_seq(s, "L7|", 7); /* live frames still count against the limit, and fit */
+  CHECK(sse_sub_state(s) == SSE_SUB_OPEN);
+  sse_frame *gap = sse_gap_frame("a\"b\xff", 4, "ep-3", 4, "ep-7", 4, -1);
+  sse_sub_replay_end(s, 5, gap);
+  CHECK(!sse_sub_replaying(s));
+  expect_take(s, "event: sse-gap\ndata: {\"last_event_id\":\"a\\\"b\xEF\xBF\xBD\",\"oldest\":\"ep-3\","
+                 "\"latest\":\"ep-7\",\"dropped\":null}\n\n"
+                 "R3--------|R4--------|R5--------|ka|L6|L7|");
+  /* live again: the limit applies to everything */
+  CHECK(pub(h, NULL, "0123456789") == 1 && pub(h, NULL, "0123456789") == 1);
+  CHECK(pub(h, NULL, "x") == 0 && sse_sub_reason(s) == SSE_CLOSE_SLOW);
+  sse_sub_free(s);
+
+  /* closed before the answer: the answer is released, nothing leaks */
+  s = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  add(h, s);
+  sse_sub_replay_begin(s);
+  push_seq(s, "L1|", 1);
+  CHECK(sse_sub_close(s, 1, 0, 5) == 0); /* nothing may go out: closed at once */
+  sse_frame *f = seq_frame("R|", 1);
+  CHECK(sse_sub_replay_frame(s, f) == SSE_HUB_ECLOSED);
+  sse_sub_replay_end(s, 1, sse_gap_frame(NULL, 0, NULL, 0, NULL, 0, -1));
+  CHECK(f->refs == 1);
+  sse_frame_unref(f);
+  sse_sub_free(s);
+  sse_hub_free(h);
+}
+
+static void test_ring_attach(void) {
+  sse_hub *h = sse_hub_new();
+  sse_ring *r = sse_ring_new("ep", 2, 3, 1 << 20, 1e9);
+  sse_hub_set_replayer(h, &sse_ring_replayer_ops, r);
+  char id[SSE_ID_CAP];
+  size_t idn, count;
+  sse_encode_err err;
+  sse_event ev = {{NULL, 0}, {NULL, 0}, {"x", 1}, {NULL, 0}, -1};
+  for (int i = 0; i < 4; i++)
+    CHECK(sse_hub_broadcast(h, &ev, 1, i == 1 ? "t" : NULL, i == 1 ? 1 : 0, 0, &count, id, &idn,
+                            &err) == 0 && count == 0);
+  CHECK(idn == 4 && memcmp(id, "ep-4", 4) == 0);
+  /* a fresh client: the join event */
+  sse_sub *a = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  int gap;
+  CHECK(sse_hub_attach(h, a, NULL, 0, NULL, 0, 0, &count, &gap) == SSE_REPLAY_DONE);
+  expect_take(a, "event: sse-join\nid: ep-4\ndata: {\"last_event_id\":\"ep-4\"}\n\n");
+  /* resume after ep-1: ep-2 is topic t (not subscribed), ep-3, ep-4 */
+  sse_sub *b = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  CHECK(sse_hub_attach(h, b, NULL, 0, "ep-1", 4, 0, &count, &gap) == SSE_REPLAY_DONE);
+  CHECK(count == 2 && gap == 0);
+  expect_take(b, "id: ep-3\ndata: x\n\nid: ep-4\ndata: x\n\n");
+  /* the same with the topic: by reference, the ring's own frames */
+  sse_sub *c = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  sse_str t = {"t", 1};
+  CHECK(sse_hub_attach(h, c, &t, 1, "ep-1", 4, 0, &count, &gap) == SSE_REPLAY_DONE && count == 3);
+  CHECK(sse_ring_frame_at(r, 0)->refs == 2);
+  expect_take(c, "id: ep-2\ndata: x\n\nid: ep-3\ndata: x\n\nid: ep-4\ndata: x\n\n");
+  /* outside the window: gap first; an empty replay then moves the client on */
+  sse_sub *d = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  CHECK(sse_hub_attach(h, d, NULL, 0, "old-1", 5, 0, &count, &gap) == SSE_REPLAY_DONE);
+  CHECK(count == 2 && gap == SSE_RING_GAP_EPOCH);
+  expect_take(d, "event: sse-gap\ndata: {\"last_event_id\":\"old-1\",\"oldest\":\"ep-2\","
+                 "\"latest\":\"ep-4\",\"dropped\":null}\n\nid: ep-3\ndata: x\n\nid: ep-4\ndata: x\n\n");
+  sse_ring_clear(r);
+  sse_sub *e = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  CHECK(sse_hub_attach(h, e, NULL, 0, "ep-1", 4, 0, &count, &gap) == SSE_REPLAY_DONE);
+  CHECK(count == 0 && gap == SSE_RING_GAP_EVICTED);
+  expect_take(e, "event: sse-gap\ndata: {\"last_event_id\":\"ep-1\",\"oldest\":null,"
+                 "\"latest\":\"ep-4\",\"dropped\":null}\n\n"
+                 "event: sse-join\nid: ep-4\ndata: {\"last_event_id\":\"ep-4\"}\n\n");
+  /* a sub of another hub is refused, nothing changed */
+  sse_hub *h2 = sse_hub_new();
+  CHECK(sse_hub_attach(h2, e, NULL, 0, NULL, 0, 0, &count, &gap) == SSE_HUB_EOTHER);
+  sse_hub_free(h2);
+  sse_sub *all[] = {a, b, c, d, e};
+  for (int i = 0; i < 5; i++) sse_sub_free(all[i]);
+  sse_hub_free(h);
+  sse_ring_free(r);
+}
+
+static void test_close_states(void) {
+  sse_hub *h = sse_hub_new();
+  sse_sub *s = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  add(h, s);
+  CHECK(sse_hub_subscribe(s, "t", 1) == 1);
+  pub(h, NULL, "abc");
+  /* graceful close with bytes queued: draining, out of the fan-out */
+  CHECK(sse_sub_close(s, 1, 10.0, 5.0) == 1 && sse_sub_state(s) == SSE_SUB_DRAINING);
+  CHECK(sse_hub_count(h) == 0 && sse_hub_topic_count(h, "t", 1) == 0);
+  CHECK(pub(h, NULL, "more") == 0);
+  sse_hub_flush(h, 11.0);
+  CHECK(sse_hub_next_closed(h) == NULL);
+  expect_take(s, "abc"); /* emptied: closed, reported by the closed list */
+  CHECK(sse_sub_state(s) == SSE_SUB_CLOSED && sse_sub_reason(s) == SSE_CLOSE_OWNER);
+  CHECK(sse_hub_next_closed(h) == s && sse_hub_next_closed(h) == NULL);
+  sse_hub_remove(s);
+  sse_sub_free(s);
+  /* a client that never reads: closed at the deadline */
+  s = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  add(h, s);
+  pub(h, NULL, "abc");
+  CHECK(sse_sub_close(s, 1, 10.0, 5.0) == 1);
+  sse_hub_flush(h, 14.9);
+  CHECK(sse_sub_state(s) == SSE_SUB_DRAINING);
+  sse_hub_flush(h, 15.0);
+  CHECK(sse_sub_state(s) == SSE_SUB_CLOSED && sse_sub_reason(s) == SSE_CLOSE_TIMEOUT);
+  CHECK(sse_sub_queued(s) == 0 && sse_hub_next_closed(h) == s);
+  sse_sub_free(s);
+  /* nothing queued: closed at once */
+  s = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  add(h, s);
+  CHECK(sse_sub_close(s, 1, 0, 5) == 0 && sse_sub_state(s) == SSE_SUB_CLOSED);
+  CHECK(sse_hub_next_closed(h) == NULL); /* the owner closed it: nothing to report */
+  CHECK(add(h, s) == SSE_HUB_ECLOSED);
+  sse_sub_free(s);
+  /* the hub held: its free waits for the release */
+  sse_hub_hold(h);
+  sse_hub_free(h);
+  CHECK(sse_hub_release(h) == 1);
+}
+
+static void noop_idle(uv_idle_t *i) { (void)i; }
+
+/* Fairness: on a socket pair, one flush writes at most SSE_TURN_BYTES per
+ * subscriber, and the rest goes in later flushes. */
+static void test_turn_bytes(void) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int sv[2][2];
+  uv_pipe_t p[2];
+  sse_hub *h = sse_hub_new();
+  CHECK(sse_hub_set_loop(h, &loop, NULL, NULL) == 0); /* flushes once per loop turn */
+  uv_idle_t alive; /* the hub's handles do not keep a loop running: sockets do */
+  uv_idle_init(&loop, &alive);
+  uv_idle_start(&alive, noop_idle);
+  sse_sub *s[2];
+  static char big[16384];
+  memset(big, 'x', sizeof big);
+  sse_frame *f = sse_frame_new(big, sizeof big, NULL, 0);
+  for (int i = 0; i < 2; i++) {
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]) == 0);
+    int sz = 4 << 20;
+    setsockopt(sv[i][0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    uv_pipe_init(&loop, &p[i], 0);
+    uv_pipe_open(&p[i], sv[i][0]);
+    s[i] = sse_sub_new((uv_stream_t *)&p[i], 0, SSE_SLOW_CLOSE);
+    add(h, s[i]);
+  }
+  for (int k = 0; k < 16; k++) CHECK(sse_hub_publish(h, f, NULL, 0, 0) == 2);
+  sse_hub_flush(h, 0);
+  for (int i = 0; i < 2; i++)
+    CHECK(stats_of(s[i]).bytes_sent == SSE_TURN_BYTES && sse_sub_queued(s[i]) == 12 * 16384);
+  int turns = 1;
+  while (sse_sub_queued(s[0]) && turns < 100) {
+    uv_run(&loop, UV_RUN_NOWAIT); /* the hub's prepare handle flushes */
+    turns++;
+    for (int i = 0; i < 2; i++) CHECK(stats_of(s[i]).bytes_sent <= (size_t)turns * SSE_TURN_BYTES);
+  }
+  if (turns != 4) fprintf(stderr, "turns %d queued %zu %zu\n", turns, sse_sub_queued(s[0]), sse_sub_queued(s[1]));
+  CHECK(turns == 4 && sse_sub_queued(s[1]) == 0);
+  CHECK(stats_of(s[1]).bytes_sent == 16 * 16384);
+  for (int i = 0; i < 2; i++) {
+    sse_sub_free(s[i]);
+    uv_close((uv_handle_t *)&p[i], NULL);
+    close(sv[i][1]);
+  }
+  sse_hub_free(h);
+  uv_close((uv_handle_t *)&alive, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+  sse_frame_unref(f);
 }
 
 static void test_keepalive(void) {
   sse_hub *h = sse_hub_new();
   sse_sub *a = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE), *b = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
-  sse_hub_add(h, a, 1);
-  sse_hub_add(h, b, 2);
+  add(h, a);
+  add(h, b);
   sse_frame *f = frame("x");
   f->time = 100.0;
   CHECK(sse_sub_push(a, f, 100.0) == 1); /* a was active at t=100 */
@@ -195,7 +394,7 @@ static void test_frames_shared(void) {
   sse_sub *subs[100];
   for (int i = 0; i < 100; i++) {
     subs[i] = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
-    sse_hub_add(h, subs[i], (uint32_t)i + 1);
+    add(h, subs[i]);
   }
   sse_frame *f = frame("data: shared\n\n");
   CHECK(sse_hub_publish(h, f, NULL, 0, 0) == 100);
@@ -213,7 +412,11 @@ int main(void) {
   test_many_topics();
   test_close_policy();
   test_drop_oldest();
-  test_oversized_and_replay();
+  test_oversized();
+  test_async_replay();
+  test_ring_attach();
+  test_close_states();
+  test_turn_bytes();
   test_keepalive();
   test_frames_shared();
   printf("hub: %d checks, %d failed\n", checks, failures);
