@@ -1,4 +1,4 @@
-# mk/jwt.mk - sse.jwt_core: JWT verification (csrc/core/jwt.c, json.c) with
+# mk/jwt.mk - sse.jwt_core: JWT verification (csrc/core/jwt.c, json.c, utf8.c) with
 # libcrypto, as a module of its own so that sse.core does not depend on
 # libcrypto. Included by the Makefile after its variables; uses BUILD, CC,
 # WARN, ALL_CFLAGS, ALL_LDFLAGS, SAN_FLAGS, UV_CFLAGS.
@@ -8,7 +8,7 @@
 CRYPTO_CFLAGS ?= $(shell pkg-config --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS   ?= $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 
-JWT_CORE_SRCS := csrc/core/jwt.c csrc/core/json.c
+JWT_CORE_SRCS := csrc/core/jwt.c csrc/core/json.c csrc/core/utf8.c
 JWT_SRCS      := $(JWT_CORE_SRCS) csrc/lua/lua_jwt.c
 JWT_MODULE    := $(BUILD)/sse/jwt_core.so
 JWT_OBJS      := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(JWT_SRCS))
@@ -20,7 +20,7 @@ $(JWT_MODULE): $(JWT_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(JWT_OBJS) $(CRYPTO_LIBS) -lm
 
-$(JWT_CTEST): csrc/test/test_jwt.c $(JWT_CORE_SRCS) csrc/core/jwt.h csrc/core/json.h
+$(JWT_CTEST): csrc/test/test_jwt.c csrc/test/check.h $(JWT_CORE_SRCS) csrc/core/jwt.h csrc/core/json.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu99 $(WARN) -O1 -g $(SAN_FLAGS) -Icsrc/core $(CRYPTO_CFLAGS) -o $@ $< \
 	  $(JWT_CORE_SRCS) $(CRYPTO_LIBS) -lm

@@ -42,7 +42,7 @@ build = {
     -- JWT verification: a module of its own, so sse.core never links libcrypto
     -- (keep in step with JWT_SRCS in mk/jwt.mk)
     ["sse.jwt_core"] = {
-      sources = { "csrc/core/jwt.c", "csrc/core/json.c", "csrc/lua/lua_jwt.c" },
+      sources = { "csrc/core/jwt.c", "csrc/core/json.c", "csrc/core/utf8.c", "csrc/lua/lua_jwt.c" },
       incdirs = { "csrc/core", "csrc/lua", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(OPENSSL_LIBDIR)" },
       libraries = { "crypto", "m" },

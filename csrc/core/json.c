@@ -1,5 +1,6 @@
 /* json.c - strict JSON validation and reading of validated text (json.h). */
 #include "json.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -39,29 +40,6 @@ static int hex4(ptr p, unsigned *cp) {
   return 0;
 }
 
-/* Length (2..4) of the valid UTF-8 sequence of a non-ASCII lead byte at p,
- * or 0 when it is not one (overlong, surrogate, > U+10FFFF, cut short). */
-static size_t utf8_seq(ptr p, ptr end) {
-  unsigned c = p[0];
-  size_t need;
-  unsigned lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
-  if (c >= 0xC2 && c <= 0xDF) need = 2;
-  else if (c >= 0xE0 && c <= 0xEF) {
-    need = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    need = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else return 0;
-  if ((size_t)(end - p) < need) return 0;
-  if (p[1] < lo || p[1] > hi) return 0;
-  for (size_t i = 2; i < need; i++)
-    if ((p[i] & 0xC0) != 0x80) return 0;
-  return need;
-}
-
 /* Validates the string whose opening quote is at j->p; on success *out is
  * its raw content and j->p is past the closing quote. */
 static int check_string(jp *j, sse_json_val *out) {
@@ -96,8 +74,8 @@ static int check_string(jp *j, sse_json_val *out) {
       p++;
       continue;
     }
-    size_t n = utf8_seq(p, end);
-    if (!n) return SSE_JSON_E_SYNTAX;
+    size_t n = 0;
+    if (sse_utf8_seq(p, (size_t)(end - p), &n) != SSE_UTF8_OK) return SSE_JSON_E_SYNTAX;
     p += n;
   }
   out->type = SSE_JSON_STRING;
