@@ -32,8 +32,8 @@ BIND_HDRS  := $(wildcard csrc/lua/*.h)
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS) $(BIND_SRCS))
 
 # sse.jwt_core (JWT verification with libcrypto): a module of its own, so
-# sse.core does not link libcrypto (mk/jwt.mk)
-include mk/jwt.mk
+# sse.core does not link libcrypto; bench-jwt, bench-topics (mk/auth.mk)
+include mk/auth.mk
 MODULES    := $(MODULE) $(JWT_MODULE)
 
 # C unit tests of the plain data structures, no Lua involved.
@@ -75,6 +75,7 @@ help:
 	@echo "make bench         benchmarks that print figures (encode, replay, hub);"
 	@echo "                   make bench-fanout: the fan-out benchmark against Nchan"
 	@echo "                   make bench-jwt: the cost of verifying one token per algorithm"
+	@echo "                   make bench-topics: heap bytes per topic in the C hub"
 	@echo "make install       install into PREFIX=$(PREFIX)"
 
 $(BUILD)/obj/%.o: csrc/%.c $(CORE_HDRS) $(BIND_HDRS)

@@ -40,7 +40,7 @@ build = {
       defines = { "SSE_VERSION=\"0.1.0\"" },
     },
     -- JWT verification: a module of its own, so sse.core never links libcrypto
-    -- (keep in step with JWT_SRCS in mk/jwt.mk)
+    -- (keep in step with JWT_SRCS in mk/auth.mk)
     ["sse.jwt_core"] = {
       sources = { "csrc/core/jwt.c", "csrc/core/json.c", "csrc/core/utf8.c", "csrc/lua/lua_jwt.c" },
       incdirs = { "csrc/core", "csrc/lua", "$(OPENSSL_INCDIR)" },

@@ -1,5 +1,5 @@
 /* fuzz_jwt.c - libFuzzer target for the JWT verifier (jwt.c) and the strict
- * JSON validator under it (json.c). Built by mk/jwt.mk (it needs libcrypto):
+ * JSON validator under it (json.c). Built by mk/auth.mk (it needs libcrypto):
  *   make build/lua5.4/fuzz/fuzz_jwt && build/lua5.4/fuzz/fuzz_jwt csrc/fuzz/corpus/jwt
  *
  * The first input byte picks a mode; the rest is its data:

@@ -1,9 +1,12 @@
-# mk/jwt.mk - sse.jwt_core: JWT verification (csrc/core/jwt.c, json.c, utf8.c) with
-# libcrypto, as a module of its own so that sse.core does not depend on
-# libcrypto. Included by the Makefile after its variables; uses BUILD, CC,
-# WARN, ALL_CFLAGS, ALL_LDFLAGS, SAN_FLAGS, UV_CFLAGS.
+# mk/auth.mk - issue 13 (authorization, JWT, limits), included by the Makefile
+# after its variables; uses BUILD, CC, WARN, ALL_CFLAGS, ALL_LDFLAGS,
+# SAN_FLAGS, CORE_SRCS, UV_CFLAGS, UV_LIBS.
 #
-#   make bench-jwt    the cost of one verification per algorithm (bench/jwt_bench.lua)
+# sse.jwt_core: JWT verification (csrc/core/jwt.c, json.c, utf8.c) with
+# libcrypto, as a module of its own so that sse.core does not depend on it.
+#
+#   make bench-jwt     the cost of one verification per algorithm (bench/jwt_bench.lua)
+#   make bench-topics  heap bytes per topic and per subscription in the C hub
 
 CRYPTO_CFLAGS ?= $(shell pkg-config --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS   ?= $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
@@ -34,3 +37,11 @@ $(BUILD)/fuzz/fuzz_jwt: csrc/fuzz/fuzz_jwt.c $(JWT_CORE_SRCS) csrc/core/jwt.h cs
 .PHONY: bench-jwt
 bench-jwt: $(JWT_MODULE)
 	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/jwt_bench.lua
+
+$(BUILD)/bench/topic_mem: bench/topic_mem.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu99 $(WARN) -O2 -g -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
+
+.PHONY: bench-topics
+bench-topics: $(BUILD)/bench/topic_mem
+	$(BUILD)/bench/topic_mem
