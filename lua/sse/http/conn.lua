@@ -1,0 +1,287 @@
+--- sse.http.conn: one plain connection's state machine and its timeouts.
+--
+--   head  -> (body) -> dispatch -> idle | head (pipelined) | linger
+--   linger: our side shut down after an answer that closes; what the peer
+--           still sends is discarded until it closes or the time runs out
+-- A connection whose request got res:sse leaves this machinery: adopt()
+-- hands it to the stream, which only watches for EOF. The server's sweep
+-- timer enforces head_timeout, idle_timeout and the linger time.
+local uv = require("luv")
+local core = require("sse.core")
+local response = require("sse.http.response")
+
+local M = {}
+
+--- Seconds a closing connection may keep sending before it is cut: after an
+-- error answer the server shuts its side down and discards what still comes,
+-- so the client reads the answer instead of a reset.
+M.LINGER = 2
+--- Past this many queued response bytes a connection is not read until its
+-- client has taken them (pipelining without reading).
+M.WRITE_HIGH = 256 * 1024
+--- At most this many refused (503) connections linger at once; more are
+-- closed straight after the answer is written.
+M.MAX_REFUSED = 256
+
+local HEAD, BODY, IDLE, LINGER = "head", "body", "idle", "linger"
+
+local process
+
+-- Runs fn(...); logs an error instead of letting it reach luv.
+local function guard(server, what, fn, ...)
+  local ok, err = pcall(fn, ...)
+  if not ok then
+    pcall(server.log, ("internal error in %s: %s"):format(what, tostring(err)))
+  end
+end
+M.guard = guard
+
+--- Forget a plain connection and close its handle now.
+function M.close(server, conn)
+  if conn.closed then return end
+  conn.closed = true
+  conn.buf, conn.req, conn.parts = nil, nil, nil
+  server._conns[conn] = nil
+  if conn.refused then
+    server._nrefused = server._nrefused - 1
+  else
+    server._nconn = server._nconn - 1
+  end
+  local tcp = conn.tcp
+  if not tcp:is_closing() then tcp:close() end
+end
+local close = M.close
+
+-- Shut our side down after what is queued and discard what the peer still
+-- sends, until it closes or the linger time runs out.
+local function linger(server, conn)
+  if conn.closed or conn.state == LINGER then return end
+  conn.state = LINGER
+  conn.buf, conn.req, conn.parts = nil, nil, nil
+  -- the client gets idle_timeout to take a long answer, then M.LINGER
+  conn.deadline = uv.now() + server._idle_ms
+  if conn.paused then
+    conn.paused = nil
+    conn.tcp:read_start(conn.reader)
+  end
+  local ok, res = pcall(conn.tcp.shutdown, conn.tcp, function()
+    if not conn.closed then conn.deadline = uv.now() + server._linger_ms end
+  end)
+  if not ok or not res then close(server, conn) end
+end
+
+--- After an ordinary answer: close when the request asked for it.
+function M.answered(server, conn, keep)
+  if not keep then linger(server, conn) end
+end
+
+local function text_answer(status, msg, extra)
+  local body = msg .. "\n"
+  local lines = { "Content-Type", "text/plain; charset=utf-8", "Content-Length", tostring(#body) }
+  for _, v in ipairs(extra or {}) do lines[#lines + 1] = v end
+  lines[#lines + 1] = "Connection"
+  lines[#lines + 1] = "close"
+  return response.head(status, lines) .. body
+end
+
+--- Answer a protocol error and close: status, short text body naming it.
+function M.fail(server, conn, status, msg)
+  if conn.closed or conn.state == LINGER then return end
+  conn.tcp:write(text_answer(status, msg))
+  linger(server, conn)
+end
+local fail = M.fail
+
+-- A new client past max_connections: 503, then close.
+local function refuse(server, tcp)
+  tcp:write(text_answer(503, "too many connections", { "Retry-After", "1" }))
+  if server._nrefused >= M.MAX_REFUSED then
+    -- too many already lingering: the answer is queued; close after it
+    tcp:shutdown(function() pcall(function() if not tcp:is_closing() then tcp:close() end end) end)
+    return
+  end
+  server._nrefused = server._nrefused + 1
+  local conn = { tcp = tcp, refused = true, state = LINGER, deadline = uv.now() + server._linger_ms }
+  conn.reader = function(err, data)
+    if err or not data then guard(server, "read", close, server, conn) end
+  end
+  server._conns[conn] = true
+  tcp:read_start(conn.reader)
+  tcp:shutdown()
+end
+
+local function on_read(server, conn, err, data)
+  if conn.closed then return end
+  if err or not data then return close(server, conn) end
+  local st = conn.state
+  if st == LINGER then return end -- discarded
+  if st == IDLE then
+    conn.state = HEAD
+    conn.deadline = uv.now() + server._head_ms
+  elseif st == BODY then
+    -- a body must keep moving, and at 1 KB/s at least past head_timeout
+    conn.deadline = math.min(uv.now() + server._head_ms, conn.body_deadline)
+  end
+  if st == BODY then
+    -- body bytes are kept as a list of chunks, joined once (linear time)
+    local parts = conn.parts
+    parts[#parts + 1] = data
+    conn.have = conn.have + #data
+  else
+    local buf = conn.buf
+    conn.buf = buf == "" and data or buf .. data -- a head: at most max_head_bytes
+  end
+  process(server, conn)
+  if conn.closed or conn.state == LINGER or conn.stream then return end
+  -- a client pipelining without reading its answers is not read further
+  if conn.tcp:get_write_queue_size() > M.WRITE_HIGH then
+    conn.tcp:read_stop()
+    conn.paused = true
+    conn.deadline = uv.now() + server._idle_ms
+  end
+end
+
+--- The listener's callback: admit (or refuse) one new connection.
+function M.accept(server)
+  local tcp = uv.new_tcp()
+  local ok, err = server._tcp:accept(tcp)
+  if not ok then
+    tcp:close()
+    pcall(server.log, "accept failed: " .. tostring(err))
+    return
+  end
+  if server._nconn >= server.max_connections then return refuse(server, tcp) end
+  server._nconn = server._nconn + 1
+  tcp:nodelay(true)
+  local peer = tcp:getpeername()
+  local conn = {
+    tcp = tcp, buf = "", scanned = 0, state = HEAD,
+    deadline = uv.now() + server._head_ms,
+    remote = type(peer) == "table" and peer.ip or nil,
+  }
+  conn.reader = function(rerr, data)
+    local rok, e = pcall(on_read, server, conn, rerr, data)
+    if not rok then
+      pcall(server.log, "internal error in read: " .. tostring(e))
+      pcall(close, server, conn)
+    end
+  end
+  server._conns[conn] = true
+  local rok, rerr = tcp:read_start(conn.reader)
+  if not rok then
+    pcall(server.log, "read_start failed: " .. tostring(rerr))
+    close(server, conn)
+  end
+end
+
+-- Answer every complete request in conn.buf, in order.
+function process(server, conn)
+  while true do
+    if conn.state == HEAD then
+      local buf = conn.buf
+      local n, status, msg = core.http_head_end(buf, conn.scanned + 1, server._limits)
+      if not n then
+        if status then return fail(server, conn, status, msg) end
+        conn.scanned = #buf
+        return
+      end
+      local req
+      req, status, msg = core.http_parse_request(buf, server._limits)
+      if not req then return fail(server, conn, status, msg) end
+      local len = req.content_length or 0
+      if len > server.max_body_bytes then
+        return fail(server, conn, 413, ("request body over %d bytes"):format(server.max_body_bytes))
+      end
+      local expect = req.headers.expect
+      if expect then
+        if expect:lower() ~= "100-continue" then
+          return fail(server, conn, 417, "unsupported Expect header")
+        end
+        if req.version == "1.1" and len > 0 and #buf < n + len then
+          conn.tcp:write(response.head(100, {}))
+        end
+      end
+      conn.req, conn.need, conn.scanned = req, len, 0
+      if len == 0 then
+        conn.buf = #buf > n and buf:sub(n + 1) or ""
+      else
+        local rest = #buf > n and buf:sub(n + 1) or ""
+        conn.buf, conn.parts, conn.have = "", { rest }, #rest
+        conn.state = BODY
+        if #rest < len then
+          conn.body_deadline = uv.now() + server._head_ms + len
+          conn.deadline = math.min(uv.now() + server._head_ms, conn.body_deadline)
+          return
+        end
+      end
+    end
+    local req, need = conn.req, conn.need
+    if need == 0 then
+      req.body = ""
+    else
+      -- BODY: complete once `need` bytes are in conn.parts
+      if conn.have < need then return end
+      local all = table.concat(conn.parts)
+      conn.parts, conn.have = nil, nil
+      req.body = #all > need and all:sub(1, need) or all
+      conn.buf = #all > need and all:sub(need + 1) or ""
+    end
+    conn.req = nil
+    server._router:dispatch(server, conn, req)
+    if conn.closed or conn.state == LINGER or conn.stream then return end
+    if conn.buf == "" then
+      conn.state = IDLE
+      conn.deadline = uv.now() + server._idle_ms
+      return
+    end
+    conn.state = HEAD
+    conn.deadline = uv.now() + server._head_ms
+  end
+end
+
+--- The connection is the stream's from now on: only EOF is watched for
+-- (bytes from the client are ignored; requests pipelined behind are dropped).
+function M.adopt(server, conn, stream)
+  server._conns[conn] = nil
+  conn.stream = true
+  conn.buf, conn.req, conn.parts, conn.reader = nil, nil, nil, nil
+  server._streams[stream] = true
+  stream:on_close(server._forget_stream) -- one function for all streams
+  local tcp = conn.tcp
+  tcp:read_stop()
+  local ok = tcp:read_start(function(err, data)
+    if data then return end
+    local cok, cerr = pcall(stream.close, stream, err or "eof")
+    if not cok then pcall(server.log, "internal error in stream close: " .. tostring(cerr)) end
+  end)
+  if not ok then stream:close("read failed") end
+end
+
+--- Sweep: time out heads, idle connections and lingering closes; resume
+-- paused readers whose client caught up.
+function M.sweep(server)
+  local now = uv.now()
+  for conn in pairs(server._conns) do
+    if conn.paused and not conn.closed and conn.tcp:get_write_queue_size() <= M.WRITE_HIGH / 2 then
+      conn.paused = nil
+      conn.tcp:read_start(conn.reader)
+      local st = conn.state
+      conn.deadline = st == IDLE and now + server._idle_ms
+        or st == BODY and math.min(now + server._head_ms, conn.body_deadline)
+        or now + server._head_ms
+    end
+    if not conn.closed and now >= conn.deadline then
+      local st = conn.state
+      if st == LINGER or st == IDLE or conn.paused or (st == HEAD and conn.buf == "") then
+        close(server, conn)
+      else
+        fail(server, conn, 408, st == HEAD and "request head not received in time"
+          or "request body not received in time")
+        -- the 408 gets one linger period, not idle_timeout
+        if not conn.closed then conn.deadline = now + server._linger_ms end
+      end
+    end
+  end
+end
+
+return M

@@ -1,0 +1,143 @@
+--- sse.http.server: the Server object: options, routes, listen and close.
+-- Connections are sse.http.conn's, answers sse.http.response's, routing
+-- sse.http.router's.
+local uv = require("luv")
+local options = require("sse.http.options")
+local Router = require("sse.http.router")
+local conn = require("sse.http.conn")
+
+local BACKLOG = 4096
+
+local Server = {}
+Server.__index = Server
+Server.__name = "sse.http.Server"
+
+local function default_log(msg)
+  io.stderr:write("sse.http: ", msg, "\n")
+end
+
+--- Server.new([opts]) -> app (nothing is bound until app:listen()).
+function Server.new(opts)
+  if opts == nil then opts = {} end
+  local o, err = options.check(opts)
+  if not o then options.argerror(1, "new", err) end
+  local self = setmetatable(o, Server)
+  self.log = o.log or default_log
+  self._router = Router.new()
+  self._conns = {}      -- plain connection -> true (each has a deadline)
+  self._streams = {}    -- sse.Stream -> true
+  self._nconn = 0       -- admitted connections: plain + streams
+  self._nrefused = 0    -- refused connections still lingering
+  self._limits = { max_head_bytes = self.max_head_bytes, max_headers = self.max_headers }
+  self._head_ms = math.max(1, math.floor(self.head_timeout * 1000))
+  self._idle_ms = math.max(1, math.floor(self.idle_timeout * 1000))
+  self._linger_ms = math.floor(conn.LINGER * 1000)
+  -- on_close of every stream this server opened (a stream passes itself)
+  self._forget_stream = function(_, stream)
+    if self._streams[stream] then
+      self._streams[stream] = nil
+      self._nconn = self._nconn - 1
+    end
+  end
+  return self
+end
+
+local function check_server(self, fname)
+  if getmetatable(self) ~= Server then
+    error(("calling '%s' on bad self (sse.http.Server expected, got %s)"):format(fname, type(self)), 3)
+  end
+end
+
+--- app:route(method, path, handler): path is exact, or a prefix when it
+-- ends in '*' ("/static/*" matches "/static/" and below; the longest prefix
+-- wins, exact paths first). Returns app.
+function Server:route(method, path, handler)
+  check_server(self, "route")
+  self._router:add("route", method, path, handler, 1)
+  return self
+end
+
+function Server:get(path, handler)
+  check_server(self, "get")
+  self._router:add("get", "GET", path, handler, 0)
+  return self
+end
+
+function Server:post(path, handler)
+  check_server(self, "post")
+  self._router:add("post", "POST", path, handler, 0)
+  return self
+end
+
+-- What the other parts call on the server.
+function Server:_fail(c, status, msg) return conn.fail(self, c, status, msg) end
+function Server:_answered(c, keep) return conn.answered(self, c, keep) end
+function Server:_adopt(c, stream) return conn.adopt(self, c, stream) end
+
+--- app:listen() -> port | nil, err: bind, listen and start serving (the
+-- caller runs uv.run()).
+function Server:listen()
+  check_server(self, "listen")
+  if self._tcp then return nil, "already listening" end
+  if self._closed then return nil, "closed" end
+  local tcp = uv.new_tcp()
+  local ok, res, err = pcall(tcp.bind, tcp, self.host, self.port)
+  if not ok then
+    tcp:close()
+    return nil, tostring(res)
+  end
+  if not res then
+    tcp:close()
+    return nil, err
+  end
+  local lok, lerr = tcp:listen(BACKLOG, function(aerr)
+    if aerr then
+      pcall(self.log, "listen error: " .. tostring(aerr))
+      return
+    end
+    conn.guard(self, "accept", conn.accept, self)
+  end)
+  if not lok then
+    tcp:close()
+    return nil, lerr
+  end
+  local name = tcp:getsockname()
+  self._tcp = tcp
+  local period = math.min(self._head_ms, self._idle_ms, self._linger_ms) / 4
+  period = math.max(10, math.min(1000, math.floor(period)))
+  self._timer = uv.new_timer()
+  self._timer:start(period, period, function() conn.guard(self, "sweep", conn.sweep, self) end)
+  self._timer:unref() -- the listening handle keeps the loop alive, not this
+  self.bound_port = name.port
+  return name.port
+end
+
+--- app:close(): stop accepting and close every connection (streams through
+-- stream:close(), so what they have queued is still sent). Idempotent.
+function Server:close()
+  check_server(self, "close")
+  if self._closed then return end
+  self._closed = true
+  if self._tcp then
+    self._tcp:close()
+    self._timer:stop()
+    self._timer:close()
+    self._tcp, self._timer = nil, nil
+  end
+  for c in pairs(self._conns) do conn.close(self, c) end
+  for stream in pairs(self._streams) do stream:close() end
+end
+
+--- app:connection_count(): open connections, SSE streams included (refused
+-- ones are not counted).
+function Server:connection_count()
+  check_server(self, "connection_count")
+  return self._nconn
+end
+
+function Server:__tostring()
+  return ("sse.http.Server(%s)"):format(self._tcp and ("%s:%d"):format(self.host, self.bound_port)
+    or (self._closed and "closed" or "not listening"))
+end
+
+return Server
