@@ -366,7 +366,8 @@ describe("fault: a subscriber that stops reading", function()
         end, 3000), "the slow client never caught up")
         local gaps = 0
         for _, b in ipairs(slow.blocks) do
-          local dropped = b.text:match('^event: sse%-gap\ndata: {"last_event_id":null,"oldest":null,"latest":null,"dropped":(%d+)}\n$')
+          local dropped = b.text:match('^event: sse%-gap\ndata: {"last_event_id":null,"oldest":null,'
+            .. '"latest":null,"dropped":(%d+)}\n$')
           if dropped then
             gaps = gaps + 1
             assert.is_true(tonumber(dropped) > 0)
