@@ -34,6 +34,7 @@ OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS) $(BIND_SRCS))
 # sse.jwt_core (JWT verification with libcrypto): a module of its own, so
 # sse.core does not link libcrypto; bench-jwt, bench-topics (mk/auth.mk)
 include mk/auth.mk
+.DEFAULT_GOAL := all
 MODULES    := $(MODULE) $(JWT_MODULE)
 
 # C unit tests of the plain data structures, no Lua involved.

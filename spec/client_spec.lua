@@ -299,6 +299,88 @@ describe("sse.client", function()
     assert.equal(R, cl:last_event_id())
   end)
 
+  it("reads the head as a browser does: skips 1xx, takes the last valid Content-Type", function()
+    -- Chromium accepts each of these (spec/interop checks the same heads there)
+    local heads = {
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" .. OK_HEAD,
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Type: text/event-stream\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain, text/event-stream;charset=\"a,b\"\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream, */*\r\n\r\n",
+    }
+    for _, h in ipairs(heads) do
+      local srv = server(function(_, c) c.write(h .. "data: x\n\n") end)
+      local got, errors, cl = {}, {}, nil
+      cl = client.connect(srv.url, {
+        on = { message = function(ev)
+          got[#got + 1] = ev.data
+          cl:close()
+          srv.close()
+        end },
+        on_error = function(err)
+          errors[#errors + 1] = err
+          cl:close()
+          srv.close()
+        end,
+      })
+      assert.is_true(run_loop())
+      assert.same({ { "x" }, {} }, { got, errors }, h)
+    end
+  end)
+
+  it("refuses what it cannot decode and malformed heads, then tries again", function()
+    -- { head, error }: each answers the first request; the second gets 204
+    local cases = {
+      { "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        "Transfer-Encoding not supported" },
+      { "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        "both Content-Length and Transfer-Encoding" },
+      { "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 5, 6\r\n\r\n",
+        "invalid Content-Length" },
+      { "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n folded\r\n\r\n", "obsolete line folding in header" },
+      { "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "invalid header name" },
+      { "HTTP/2 200\r\n\r\n", "malformed status line" },
+      { "HTTP/1.1 20x OK\r\n\r\n", "invalid status code" },
+      { "HTTP/1.1 200 OK\r\nX: " .. ("y"):rep(70000) .. "\r\n\r\n", "response head too large" },
+      { "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .. "5\r\ndata:\r\nzz\r\n", "bad chunked encoding" },
+    }
+    for _, k in ipairs(cases) do
+      local srv = server(function(_, c, n)
+        c.write(n == 1 and k[1] or "HTTP/1.1 204 No Content\r\n\r\n")
+      end)
+      local errors = {}
+      client.connect(srv.url, {
+        retry = 5,
+        on_error = function(err, info)
+          errors[#errors + 1] = { err, info.closed }
+          if info.closed then srv.close() end
+        end,
+      })
+      assert.is_true(run_loop())
+      assert.same({ { k[2], false }, { "http status 204", true } }, errors)
+    end
+  end)
+
+  it("ends a chunked body at its last chunk, trailers and all", function()
+    local srv = server(function(_, c, n)
+      if n == 2 then return c.write("HTTP/1.1 204 No Content\r\n\r\n") end
+      c.write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .. "00b;name=\"v\"\r\ndata: one\n\n\r\n0\r\nX-Trailer: 1\r\nX-More: 2\r\n\r\ndata: after the body\n\n")
+    end)
+    local got, errors = {}, {}
+    client.connect(srv.url, {
+      retry = 5,
+      on = { message = function(ev) got[#got + 1] = ev.data end },
+      on_error = function(err, info)
+        errors[#errors + 1] = err
+        if info.closed then srv.close() end
+      end,
+    })
+    assert.is_true(run_loop())
+    assert.same({ "one" }, got)
+    assert.same({ "end of response body", "http status 204" }, errors)
+  end)
+
   it("reads a Content-Length body, then reconnects", function()
     local srv = server(function(_, c, n)
       if n == 1 then
@@ -553,14 +635,6 @@ describe("sse.client", function()
       assert.equal("http://h:1/c/d", client._resolve_location(client._parse_url("http://h:1/a/b"), "/c/d"))
       assert.equal("http://h:1/a/d", client._resolve_location(client._parse_url("http://h:1/a/b?x"), "d"))
       assert.equal("http://o/x", client._resolve_location(client._parse_url("http://h:1/a/b"), "//o/x"))
-    end)
-
-    it("parses response heads", function()
-      local status, h = client._parse_head("HTTP/1.1 200 OK\r\nA: 1\r\na:  2 \r\nB-C:")
-      assert.equal(200, status)
-      assert.same({ a = "1, 2", ["b-c"] = "" }, h)
-      assert.same({ nil, "bad status line" }, { client._parse_head("HTTP/2 200\r\n") })
-      assert.same({ nil, "bad header line" }, { client._parse_head("HTTP/1.1 200 OK\r\n folded") })
     end)
   end)
 end)

@@ -266,12 +266,26 @@ describe("http_parse_response", function()
     local head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
       .. "X-A: 1\r\nx-a: 2\r\n\r\n"
     assert.same({
-      status = 200, reason = "OK", version = "1.1", head_bytes = #head,
+      status = 200, reason = "OK", version = "1.1", head_bytes = #head, framing = "close",
+      media_type = "text/event-stream",
       headers = { ["content-type"] = "text/event-stream", ["cache-control"] = "no-cache",
                   ["x-a"] = "1, 2" },
     }, core.http_parse_response(head .. "data: 1\n\n"))
-    assert.same({ status = 204, reason = "", version = "1.0", head_bytes = 16, headers = {} },
+    assert.same({ status = 204, reason = "", version = "1.0", head_bytes = 16, headers = {}, framing = "none" },
       core.http_parse_response("HTTP/1.0 204\r\n\r\n"))
+  end)
+
+  it("says how the body ends and what the media type is", function()
+    local function parse(lines) return core.http_parse_response("HTTP/1.1 200 OK\r\n" .. lines .. "\r\n") end
+    local r = parse("Content-Length: 42\r\nContent-Type: Text/Event-Stream; charset=utf-8\r\n")
+    assert.same({ "length", 42, "text/event-stream" }, { r.framing, r.content_length, r.media_type })
+    r = parse("Transfer-Encoding: chunked\r\nContent-Type: text/plain\r\nContent-Type: text/event-stream, */*\r\n")
+    assert.same({ "chunked", nil, "text/event-stream" }, { r.framing, r.content_length, r.media_type })
+    assert.is_nil(parse("Content-Type: text /event-stream\r\n").media_type)
+    assert.same({ nil, "Transfer-Encoding not supported" }, { parse("Transfer-Encoding: gzip, chunked\r\n") })
+    assert.same({ nil, "both Content-Length and Transfer-Encoding" },
+      { parse("Transfer-Encoding: chunked\r\nContent-Length: 1\r\n") })
+    assert.same({ nil, "conflicting Content-Length headers" }, { parse("Content-Length: 1\r\nContent-Length: 2\r\n") })
   end)
 
   it("returns nil while incomplete and nil, err when malformed", function()
@@ -284,5 +298,52 @@ describe("http_parse_response", function()
       { core.http_parse_response("HTTP/1.1 200 OK\r\nbroken\r\n\r\n") })
     assert.same({ nil, "response head too large" },
       { core.http_parse_response("HTTP/1.1 200 OK\r\nX: " .. ("y"):rep(9000)) })
+  end)
+end)
+
+describe("http_body", function()
+  it("decodes a chunked body in any pieces, and gives what follows it", function()
+    local wire = "5;ext=\"a\"\r\nhello\r\n1\r\n \r\n5\nworld\n0\r\nX-T: 1\r\n\r\nNEXT"
+    for step = 1, #wire do
+      local b, body, rest, done = core.http_body("chunked"), {}, nil, false
+      for i = 1, #wire, step do
+        assert.is_false(done)
+        local data, d, r = b:feed(wire:sub(i, i + step - 1))
+        body[#body + 1] = data
+        done, rest = d, r
+        if done then rest = rest .. wire:sub(i + step) break end
+      end
+      assert.same({ "hello world", true, "NEXT" }, { table.concat(body), done, rest })
+      assert.is_true(b:done())
+      assert.same({ "", true, "more" }, { b:feed("more") })
+    end
+  end)
+
+  it("fails a malformed chunked body for good", function()
+    local b = core.http_body("chunked")
+    assert.same({ "ab", false }, { b:feed("2\r\nab") })
+    assert.same({ nil, "malformed chunked encoding" }, { b:feed("X\r\n") })
+    assert.same({ nil, "malformed chunked encoding" }, { b:feed("0\r\n\r\n") })
+    assert.is_false(b:done())
+  end)
+
+  it("counts a Content-Length body; passes a close-delimited one through", function()
+    local b = core.http_body("length", 5)
+    assert.same({ "abc", false }, { b:feed("abc") })
+    assert.same({ "de", true, "fgh" }, { b:feed("defgh") })
+    assert.is_true(core.http_body("length", 0):done())
+    assert.is_true(core.http_body("none"):done())
+    local c = core.http_body("close")
+    assert.same({ "anything", false }, { c:feed("anything") })
+    assert.is_false(c:done())
+  end)
+
+  it("raises on misuse", function()
+    assert.has_error(function() core.http_body("gzip") end,
+      "bad argument #1 to 'http_body' (invalid option 'gzip')")
+    assert.has_error(function() core.http_body("length") end,
+      "bad argument #2 to 'http_body' (length expected (an integer in 0..2^53))")
+    assert.has_error(function() core.http_body("chunked"):feed(nil) end,
+      "bad argument #1 to 'feed' (string expected, got nil)")
   end)
 end)

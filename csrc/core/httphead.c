@@ -42,6 +42,7 @@ static const err_info ERRORS[] = {
   {502, "invalid status code"},
   {502, "response head too large"},
   {400, "invalid Host header"},
+  {502, "malformed chunked encoding"},
 };
 
 int sse_http_status(int code) {
@@ -456,6 +457,85 @@ int sse_http_parse_request(const char *buf, size_t len,
 
 /* --- response ---------------------------------------------------------- */
 
+/* 1 when c is HTTP whitespace for MIME types (SP, HTAB, CR, LF). */
+static int is_mime_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The essence of one MIME type p[0..n) (WHATWG MIME Sniffing, "parse a MIME
+ * type": type "/" subtype, both tokens; parameters ignored). Returns 1 and
+ * the slice, or 0 when it is not a valid MIME type. */
+static int mime_essence(const char *p, size_t n, sse_str *out) {
+  size_t s = 0, e = n, slash, sub_end;
+  while (s < e && is_mime_ws(p[s])) s++;
+  while (e > s && is_mime_ws(p[e - 1])) e--;
+  for (slash = s; slash < e && p[slash] != '/'; slash++) {}
+  if (slash == e || !is_token(p + s, slash - s)) return 0;
+  for (sub_end = slash + 1; sub_end < e && p[sub_end] != ';'; sub_end++) {}
+  while (sub_end > slash + 1 && is_mime_ws(p[sub_end - 1])) sub_end--;
+  if (!is_token(p + slash + 1, sub_end - slash - 1)) return 0;
+  out->p = p + s;
+  out->n = sub_end - s;
+  return 1;
+}
+
+/* Fetch's "extract a MIME type" over every Content-Type line: each value is
+ * split on commas outside quoted strings; the last valid type that is not
+ * "* / *" wins. out->p is NULL when there is none. */
+static void extract_media_type(const sse_http_header *h, size_t n, sse_str *out) {
+  out->p = NULL;
+  out->n = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!ieq(h[i].name.p, h[i].name.n, "content-type")) continue;
+    const char *v = h[i].value.p;
+    size_t vn = h[i].value.n, start = 0;
+    int quoted = 0;
+    for (size_t j = 0; j <= vn; j++) {
+      if (j < vn && v[j] == '"') quoted = !quoted;
+      if (j < vn && quoted && v[j] == '\\' && j + 1 < vn) { j++; continue; }
+      if (j < vn && (quoted || v[j] != ',')) continue;
+      sse_str m;
+      if (mime_essence(v + start, j - start, &m) && !(m.n == 3 && memcmp(m.p, "*/*", 3) == 0))
+        *out = m;
+      start = j + 1;
+    }
+  }
+}
+
+/* 1 when the Transfer-Encoding value p[0..n) is exactly "chunked" (any case,
+ * OWS around it). */
+static int te_is_chunked(const char *p, size_t n) {
+  while (n && (p[0] == ' ' || p[0] == '\t')) p++, n--;
+  while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+  return ieq(p, n, "chunked");
+}
+
+/* Body framing of a response with status and headers h[0..n): stores it in
+ * *framing and the length in *clen (-1 when absent). Returns 0 or a code. */
+static int response_framing(int status, const sse_http_header *h, size_t n,
+                            int *framing, long long *clen) {
+  long long len = -1;
+  int te = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (ieq(h[i].name.p, h[i].name.n, "content-length")) {
+      long long v = parse_length(h[i].value.p, h[i].value.n);
+      if (v < 0) return SSE_HTTP_E_CONTENT_LENGTH;
+      if (len >= 0 && v != len) return SSE_HTTP_E_CONFLICTING_LENGTH;
+      len = v;
+    } else if (ieq(h[i].name.p, h[i].name.n, "transfer-encoding")) {
+      if (te || !te_is_chunked(h[i].value.p, h[i].value.n)) return SSE_HTTP_E_TRANSFER_ENCODING;
+      te = 1;
+    }
+  }
+  if (te && len >= 0) return SSE_HTTP_E_LENGTH_AND_TE;
+  *clen = len;
+  if (status < 200 || status == 204 || status == 304) *framing = SSE_HTTP_BODY_NONE;
+  else if (te) *framing = SSE_HTTP_BODY_CHUNKED;
+  else if (len >= 0) *framing = SSE_HTTP_BODY_LENGTH;
+  else *framing = SSE_HTTP_BODY_CLOSE;
+  return 0;
+}
+
 int sse_http_parse_response(const char *buf, size_t len,
                             const sse_http_limits *lim, sse_http_header *hdrs,
                             sse_http_response *res) {
@@ -489,11 +569,144 @@ int sse_http_parse_response(const char *buf, size_t len,
   size_t n;
   int rc = parse_headers(&it, hdrs, lim->max_headers, &n);
   if (rc) return rc;
+  int framing;
+  long long clen;
+  if ((rc = response_framing(status, hdrs, n, &framing, &clen))) return rc;
   res->status = status;
   res->minor = minor;
   res->reason = reason;
+  res->framing = framing;
+  res->content_length = clen;
+  extract_media_type(hdrs, n, &res->media_type);
   res->head_bytes = head;
   res->nheaders = n;
   res->headers = hdrs;
   return 0;
+}
+
+/* --- chunked bodies ------------------------------------------------------ */
+
+enum {
+  CH_SIZE0,      /* the first hex digit of a chunk size */
+  CH_SIZE,       /* more hex digits, or what ends them */
+  CH_EXT,        /* a chunk extension, up to the line end */
+  CH_SIZE_LF,    /* LF after the CR of a size line */
+  CH_DATA,       /* chunk data */
+  CH_DATA_CR,    /* CRLF after chunk data */
+  CH_DATA_LF,
+  CH_TRAILER,    /* the start of a trailer line (or the final empty line) */
+  CH_TRAILER_LN, /* inside a trailer line */
+  CH_END_LF,     /* LF after the CR of the final empty line */
+  CH_END,
+  CH_FAIL
+};
+
+void sse_http_chunked_init(sse_http_chunked *c) {
+  c->state = CH_SIZE0;
+  c->left = 0;
+  c->line = 0;
+}
+
+/* Record a framing failure in c; returns SSE_HTTP_E_CHUNKED. */
+static int chunk_fail(sse_http_chunked *c) {
+  c->state = CH_FAIL;
+  return SSE_HTTP_E_CHUNKED;
+}
+
+/* The size line ended: data follows, or the trailers. */
+static void chunk_size_done(sse_http_chunked *c) {
+  c->line = 0;
+  c->state = c->left ? CH_DATA : CH_TRAILER;
+}
+
+int sse_http_chunked_next(sse_http_chunked *c, const char *in, size_t n,
+                          size_t *pos, const char **data, size_t *len) {
+  size_t i = *pos;
+  int rc = SSE_HTTP_CHUNK_MORE;
+  while (i < n && rc == SSE_HTTP_CHUNK_MORE) {
+    unsigned char b = (unsigned char)in[i];
+    switch (c->state) {
+    case CH_SIZE0:
+    case CH_SIZE: {
+      int h = hexval(b);
+      if (h >= 0) {
+        if (c->left >= (1ULL << 56)) return chunk_fail(c); /* sizes stay below 2^60 */
+        c->left = c->left * 16 + (unsigned)h;
+        c->state = CH_SIZE;
+      } else if (c->state == CH_SIZE0) {
+        return chunk_fail(c);
+      } else if (b == ';' || b == ' ' || b == '\t') {
+        c->state = CH_EXT;
+      } else if (b == '\r') {
+        c->state = CH_SIZE_LF;
+      } else if (b == '\n') {
+        chunk_size_done(c);
+      } else {
+        return chunk_fail(c);
+      }
+      i++;
+      break;
+    }
+    case CH_EXT:
+      if (b == '\r') c->state = CH_SIZE_LF;
+      else if (b == '\n') chunk_size_done(c);
+      else if (!is_field_char(b) || ++c->line > SSE_HTTP_CHUNK_LINE_MAX) return chunk_fail(c);
+      i++;
+      break;
+    case CH_SIZE_LF:
+      if (b != '\n') return chunk_fail(c);
+      chunk_size_done(c);
+      i++;
+      break;
+    case CH_DATA: {
+      size_t take = n - i;
+      if ((unsigned long long)take > c->left) take = (size_t)c->left;
+      *data = in + i;
+      *len = take;
+      c->left -= take;
+      if (c->left == 0) c->state = CH_DATA_CR;
+      i += take;
+      rc = SSE_HTTP_CHUNK_DATA;
+      break;
+    }
+    case CH_DATA_CR:
+      if (b == '\r') c->state = CH_DATA_LF;
+      else if (b == '\n') c->state = CH_SIZE0;
+      else return chunk_fail(c);
+      i++;
+      break;
+    case CH_DATA_LF:
+      if (b != '\n') return chunk_fail(c);
+      c->state = CH_SIZE0;
+      i++;
+      break;
+    case CH_TRAILER:
+      if (b == '\r') c->state = CH_END_LF;
+      else if (b == '\n') c->state = CH_END;
+      else if (!is_field_char(b)) return chunk_fail(c);
+      else c->state = CH_TRAILER_LN, c->line = 1;
+      i++;
+      break;
+    case CH_TRAILER_LN:
+      if (b == '\n') c->state = CH_TRAILER;
+      else if (b != '\r' && (!is_field_char(b) || ++c->line > SSE_HTTP_CHUNK_LINE_MAX))
+        return chunk_fail(c);
+      i++;
+      break;
+    case CH_END_LF:
+      if (b != '\n') return chunk_fail(c);
+      c->state = CH_END;
+      i++;
+      break;
+    case CH_END:
+      *pos = i;
+      return SSE_HTTP_CHUNK_END;
+    default:
+      return SSE_HTTP_E_CHUNKED;
+    }
+  }
+  *pos = i;
+  if (rc == SSE_HTTP_CHUNK_MORE && c->state == CH_END) return SSE_HTTP_CHUNK_END;
+  if (rc == SSE_HTTP_CHUNK_MORE && c->state == CH_FAIL) return SSE_HTTP_E_CHUNKED;
+  return rc;
 }

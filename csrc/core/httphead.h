@@ -60,10 +60,23 @@ typedef struct sse_http_request {
   sse_http_header *headers; /* the caller's array, nheaders entries */
 } sse_http_request;
 
+/* How a response body ends (RFC 9112 6.3, for a response to GET). */
+enum {
+  SSE_HTTP_BODY_NONE = 0,    /* 1xx, 204, 304: no body */
+  SSE_HTTP_BODY_LENGTH = 1,  /* Content-Length bytes */
+  SSE_HTTP_BODY_CHUNKED = 2, /* Transfer-Encoding: chunked */
+  SSE_HTTP_BODY_CLOSE = 3    /* until the connection closes */
+};
+
 typedef struct sse_http_response {
   int status;            /* 100..599 */
   int minor;             /* 0 or 1 */
-  sse_str reason;   /* may be empty */
+  sse_str reason;        /* may be empty */
+  int framing;           /* SSE_HTTP_BODY_* */
+  long long content_length; /* -1 when absent */
+  sse_str media_type;    /* essence of Content-Type ("type/subtype", as
+                            received: compare case-insensitively); p is
+                            NULL when absent or not a valid MIME type */
   size_t head_bytes;
   size_t nheaders;
   sse_http_header *headers;
@@ -103,7 +116,8 @@ enum {
   SSE_HTTP_E_STATUS_CODE = -28,
   SSE_HTTP_E_RESPONSE_TOO_LARGE = -29,
   SSE_HTTP_E_BAD_HOST = -30,
-  SSE_HTTP_E_LAST_ = -30
+  SSE_HTTP_E_CHUNKED = -31,
+  SSE_HTTP_E_LAST_ = -31
 };
 
 /* HTTP status that answers error code (400 for unknown codes, 0 for OK). */
@@ -136,8 +150,13 @@ int sse_http_parse_request(const char *buf, size_t len,
                            sse_http_request *req);
 
 /* Parse a response head (status-line and headers) at the start of buf under
- * the same header rules. Returns 0 and fills *res, SSE_HTTP_INCOMPLETE, or a
- * negative code; *res is untouched unless 0 is returned. */
+ * the same header rules, and say how its body ends: Content-Length digits
+ * only (repeats must agree), Transfer-Encoding only "chunked" (a client that
+ * sends no TE header accepts no other coding), not both. Content-Type gives
+ * media_type as Fetch's "extract a MIME type" does (comma-separated values,
+ * the last valid one other than the wildcard type). Returns 0 and fills *res,
+ * SSE_HTTP_INCOMPLETE, or a negative code; *res is untouched unless 0 is
+ * returned. */
 int sse_http_parse_response(const char *buf, size_t len,
                             const sse_http_limits *lim, sse_http_header *hdrs,
                             sse_http_response *res);
@@ -165,5 +184,34 @@ int sse_http_query_next(const char *qs, size_t n, size_t *pos,
  * / SSE_HTTP_E_QUERY_PAIRS with *npairs untouched. */
 int sse_http_query_check(const char *qs, size_t n, size_t max_pairs,
                          size_t *npairs);
+
+/* Incremental decoder of a chunked body (RFC 9112 7.1): chunk sizes in hex
+ * (below 2^60), chunk extensions and trailer fields skipped, a bare LF
+ * accepted wherever CRLF is. Plain state, no allocation: zero it (or call
+ * sse_http_chunked_init) to start a body. Fields are private. */
+typedef struct sse_http_chunked {
+  int state;
+  unsigned long long left; /* chunk-data bytes still to come */
+  size_t line;             /* bytes of the current size or trailer line */
+} sse_http_chunked;
+
+#define SSE_HTTP_CHUNK_LINE_MAX 4096 /* a size or trailer line, line end excluded */
+
+enum {
+  SSE_HTTP_CHUNK_MORE = 0, /* in[*pos..n) used up; feed more */
+  SSE_HTTP_CHUNK_DATA = 1, /* *data, *len: the next slice of body bytes */
+  SSE_HTTP_CHUNK_END = 2   /* the last chunk and trailers are done */
+};
+
+/* Start a body. Cannot fail. */
+void sse_http_chunked_init(sse_http_chunked *c);
+
+/* Decode from in[*pos..n), advancing *pos: returns SSE_HTTP_CHUNK_DATA with
+ * *data and *len set to a slice of in (len > 0), SSE_HTTP_CHUNK_MORE when *pos
+ * reached n, SSE_HTTP_CHUNK_END when the body is complete (*pos is then
+ * just after it; END again on every later call), or SSE_HTTP_E_CHUNKED on
+ * malformed framing (sticky). Call it in a loop until it returns MORE. */
+int sse_http_chunked_next(sse_http_chunked *c, const char *in, size_t n,
+                          size_t *pos, const char **data, size_t *len);
 
 #endif

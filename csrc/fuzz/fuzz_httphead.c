@@ -19,7 +19,12 @@
  *   path that decodes to path_len bytes of valid UTF-8 without NUL;
  * - a rejected one has a known status and message and leaves *req alone;
  * - the query of an accepted request (and the raw input) checks, iterates
- *   and decodes consistently; responses obey the same slice rules. */
+ *   and decodes consistently; responses obey the same slice rules, with a
+ *   framing that matches their status and length headers;
+ * - the input read as a chunked body gives the same bytes, result and end
+ *   position fed whole, split at a point it chooses and byte by byte; and
+ *   the input written as chunks (sizes, extensions and trailers chosen by
+ *   it) decodes back to exactly the input. */
 #include "httphead.h"
 #include "utf8.h"
 
@@ -184,8 +189,94 @@ static void check_response(const char *buf, size_t len, const sse_http_limits *l
     REQUIRE(r.status >= 100 && r.status <= 599 && (r.minor == 0 || r.minor == 1));
     REQUIRE(inside(r.reason, buf, full) && r.nheaders <= lim->max_headers);
     check_headers(r.headers, r.nheaders, buf, full);
+    REQUIRE(r.framing >= SSE_HTTP_BODY_NONE && r.framing <= SSE_HTTP_BODY_CLOSE);
+    REQUIRE((r.framing == SSE_HTTP_BODY_NONE) == (r.status < 200 || r.status == 204 || r.status == 304));
+    REQUIRE(r.framing != SSE_HTTP_BODY_LENGTH || r.content_length >= 0);
+    REQUIRE(r.content_length >= -1 && r.content_length <= SSE_HTTP_MAX_CONTENT_LENGTH);
+    if (r.media_type.p) REQUIRE(inside(r.media_type, buf, full) && memchr(r.media_type.p, '/', r.media_type.n));
   }
   free(hdrs);
+}
+
+typedef struct dechunked {
+  int rc;
+  size_t end;   /* bytes of the input used when rc is END */
+  size_t n;
+  char *body;   /* capacity: the input size */
+} dechunked;
+
+/* Decode buf[0..len) as a chunked body in pieces of step bytes (0: whole). */
+static void dechunk(const char *buf, size_t len, size_t step, size_t cut, dechunked *o) {
+  sse_http_chunked c;
+  size_t at = 0;
+  sse_http_chunked_init(&c);
+  o->rc = SSE_HTTP_CHUNK_MORE;
+  o->n = o->end = 0;
+  while (at < len || (at == 0 && len == 0)) {
+    size_t take = step ? step : (cut && at == 0 ? cut : len - at);
+    if (take > len - at) take = len - at;
+    size_t pos = 0, dn;
+    const char *d;
+    while ((o->rc = sse_http_chunked_next(&c, buf + at, take, &pos, &d, &dn)) == SSE_HTTP_CHUNK_DATA) {
+      REQUIRE(dn > 0 && d >= buf + at && d + dn <= buf + at + take);
+      memcpy(o->body + o->n, d, dn);
+      o->n += dn;
+    }
+    REQUIRE(pos <= take);
+    if (o->rc != SSE_HTTP_CHUNK_MORE) {
+      o->end = at + pos;
+      return;
+    }
+    REQUIRE(pos == take);
+    at += take;
+    if (len == 0) break;
+  }
+}
+
+static void check_chunked(const char *buf, size_t len) {
+  dechunked a, b, c;
+  a.body = malloc(len + 1);
+  b.body = malloc(len + 1);
+  c.body = malloc(len + 1);
+  size_t cut = len ? (size_t)(unsigned char)buf[0] * 37 % (len + 1) : 0;
+  dechunk(buf, len, 0, 0, &a);
+  dechunk(buf, len, 0, cut, &b);
+  REQUIRE(a.rc == b.rc && a.n == b.n && memcmp(a.body, b.body, a.n) == 0);
+  if (a.rc == SSE_HTTP_CHUNK_END) REQUIRE(a.end == b.end);
+  if (len <= 2048) {
+    dechunk(buf, len, 1, 0, &c);
+    REQUIRE(a.rc == c.rc && a.n == c.n && memcmp(a.body, c.body, a.n) == 0);
+    if (a.rc == SSE_HTTP_CHUNK_END) REQUIRE(a.end == c.end);
+  }
+  REQUIRE(a.rc == SSE_HTTP_CHUNK_MORE || a.rc == SSE_HTTP_CHUNK_END || a.rc == SSE_HTTP_E_CHUNKED);
+  free(a.body);
+  free(b.body);
+  free(c.body);
+}
+
+/* The input as the data of a chunked body: chunk sizes 1..64 from its bytes,
+ * an extension now and then, a trailer, bare LF or CRLF; must decode back. */
+static void check_chunked_roundtrip(const uint8_t *data, size_t size) {
+  size_t cap = size * 2 + 64 * (size + 2) + 64, n = 0, i = 0;
+  char *wire = malloc(cap);
+  dechunked o;
+  o.body = malloc(cap);
+  const char *eol = size && (data[0] & 1) ? "\n" : "\r\n";
+  while (i < size) {
+    size_t k = 1 + data[i] % 64;
+    if (k > size - i) k = size - i;
+    n += (size_t)snprintf(wire + n, cap - n, "%zx%s%s", k, data[i] & 64 ? ";ext=\"a;b\"" : "", eol);
+    memcpy(wire + n, data + i, k);
+    n += k;
+    n += (size_t)snprintf(wire + n, cap - n, "%s", eol);
+    i += k;
+  }
+  n += (size_t)snprintf(wire + n, cap - n, "0%sX-Trailer: t%s%s", eol, eol, eol);
+  dechunk(wire, n, size ? 1 + data[size - 1] % 9 : 1, 0, &o);
+  REQUIRE(o.rc == SSE_HTTP_CHUNK_END && o.end == n);
+  REQUIRE(o.n == size && (size == 0 || memcmp(o.body, data, size) == 0));
+  free(wire);
+  free(o.body);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -228,6 +319,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   check_path(buf, size);
   check_query(buf, size, 1 + b % 16);
+  check_chunked(buf, size);
+  check_chunked_roundtrip(data, size);
   REQUIRE(sse_utf8_valid(buf, size) == 0 || sse_utf8_valid(buf, size) == 1);
   return 0;
 }

@@ -1,5 +1,5 @@
 /* lua_http.c - sse.core bindings of httphead.c: request heads for the luv
- * server, response heads for the client, query strings.
+ * server, response heads and bodies for the client, query strings.
  *
  * A peer's bad input is a runtime condition: the functions return
  * nil, status, message (requests) or nil, message (responses). They raise
@@ -8,6 +8,9 @@
 #include "httphead.h"
 
 #include <string.h>
+
+/* Body framings by name, indexed by SSE_HTTP_BODY_*. */
+static const char *const FRAMINGS[] = {"none", "length", "chunked", "close", NULL};
 
 #define MAX_HEAD_BYTES_LIMIT (1 << 30)
 #define MAX_HEADERS_LIMIT 10000
@@ -233,7 +236,7 @@ static int l_parse_response(lua_State *L) {
     lua_pushstring(L, sse_http_message(rc));
     return 2;
   }
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 8);
   lua_pushinteger(L, r.status);
   lua_setfield(L, -2, "status");
   set_str(L, "reason", r.reason);
@@ -241,8 +244,124 @@ static int l_parse_response(lua_State *L) {
   lua_setfield(L, -2, "version");
   push_headers(L, r.headers, r.nheaders);
   lua_setfield(L, -2, "headers");
+  lua_pushstring(L, FRAMINGS[r.framing]);
+  lua_setfield(L, -2, "framing");
+  if (r.content_length >= 0) {
+    push_int(L, r.content_length);
+    lua_setfield(L, -2, "content_length");
+  }
+  if (r.media_type.p) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < r.media_type.n; i++) {
+      char c = r.media_type.p[i];
+      luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
+    }
+    luaL_pushresult(&b);
+    lua_setfield(L, -2, "media_type");
+  }
   push_int(L, (long long)r.head_bytes);
   lua_setfield(L, -2, "head_bytes");
+  return 1;
+}
+
+/* --- response bodies ---------------------------------------------------- */
+
+#define BODY_MT "sse.HttpBody"
+
+typedef struct lbody {
+  int framing;
+  int done;
+  int failed;
+  unsigned long long left; /* SSE_HTTP_BODY_LENGTH */
+  sse_http_chunked ch;     /* SSE_HTTP_BODY_CHUNKED */
+} lbody;
+
+/* core.http_body(framing [, length]) -> sse.HttpBody: decodes the body of a
+ * response whose framing (and Content-Length) http_parse_response gave. */
+static int l_body(lua_State *L) {
+  int framing = luaL_checkoption(L, 1, NULL, FRAMINGS);
+  long long len = 0;
+  if (framing == SSE_HTTP_BODY_LENGTH &&
+      (!sse_tointeger(L, 2, &len) || len < 0 || len > SSE_HTTP_MAX_CONTENT_LENGTH))
+    luaL_argerror(L, 2, "length expected (an integer in 0..2^53)");
+  lbody *b = (lbody *)sse_newudata(L, sizeof *b);
+  memset(b, 0, sizeof *b);
+  b->framing = framing;
+  b->left = (unsigned long long)len;
+  b->done = framing == SSE_HTTP_BODY_NONE || (framing == SSE_HTTP_BODY_LENGTH && len == 0);
+  sse_http_chunked_init(&b->ch);
+  luaL_setmetatable(L, BODY_MT);
+  return 1;
+}
+
+/* b:feed(bytes) -> data, done [, rest] | nil, err
+ * data: the body bytes in bytes ("" when none); done: true once the body is
+ * complete (rest: what followed it). A framing error is sticky. */
+static int l_body_feed(lua_State *L) {
+  lbody *b = (lbody *)luaL_checkudata(L, 1, BODY_MT);
+  size_t n, pos = 0;
+  const char *s = luaL_checklstring(L, 2, &n);
+  if (b->failed) {
+    lua_pushnil(L);
+    lua_pushstring(L, sse_http_message(SSE_HTTP_E_CHUNKED));
+    return 2;
+  }
+  if (b->done) {
+    lua_pushliteral(L, "");
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 2);
+    return 3;
+  }
+  if (b->framing == SSE_HTTP_BODY_CLOSE) {
+    lua_pushvalue(L, 2);
+    lua_pushboolean(L, 0);
+    return 2;
+  }
+  if (b->framing == SSE_HTTP_BODY_LENGTH) {
+    size_t take = (unsigned long long)n > b->left ? (size_t)b->left : n;
+    b->left -= take;
+    b->done = b->left == 0;
+    lua_pushlstring(L, s, take);
+    lua_pushboolean(L, b->done);
+    if (!b->done) return 2;
+    lua_pushlstring(L, s + take, n - take);
+    return 3;
+  }
+  /* chunked: the state advances before each push, so a memory error leaves
+   * b consistent (the bytes of this call are then lost with the error) */
+  luaL_Buffer buf;
+  luaL_buffinit(L, &buf);
+  for (;;) {
+    const char *d;
+    size_t dn;
+    int rc = sse_http_chunked_next(&b->ch, s, n, &pos, &d, &dn);
+    if (rc == SSE_HTTP_CHUNK_DATA) {
+      luaL_addlstring(&buf, d, dn);
+      continue;
+    }
+    if (rc < 0) {
+      b->failed = 1;
+      lua_pushnil(L);
+      lua_pushstring(L, sse_http_message(rc));
+      return 2;
+    }
+    luaL_pushresult(&buf);
+    if (rc == SSE_HTTP_CHUNK_MORE) {
+      lua_pushboolean(L, 0);
+      return 2;
+    }
+    b->done = 1;
+    lua_pushboolean(L, 1);
+    lua_pushlstring(L, s + pos, n - pos);
+    return 3;
+  }
+}
+
+/* b:done() -> true once the whole body was fed */
+static int l_body_done(lua_State *L) {
+  lbody *b = (lbody *)luaL_checkudata(L, 1, BODY_MT);
+  lua_pushboolean(L, b->done);
   return 1;
 }
 
@@ -251,9 +370,23 @@ static const luaL_Reg http_funcs[] = {
   {"http_parse_request", l_parse_request},
   {"http_parse_query", l_parse_query},
   {"http_parse_response", l_parse_response},
+  {"http_body", l_body},
   {NULL, NULL}
 };
 
 void lsse_open_http(lua_State *L) {
+  static const luaL_Reg body_methods[] = {
+    {"feed", l_body_feed},
+    {"done", l_body_done},
+    {NULL, NULL}
+  };
+  if (luaL_newmetatable(L, BODY_MT)) {
+    lua_newtable(L);
+    luaL_setfuncs(L, body_methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, BODY_MT);
+    lua_setfield(L, -2, "__name");
+  }
+  lua_pop(L, 1);
   luaL_setfuncs(L, http_funcs, 0);
 }

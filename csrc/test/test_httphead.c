@@ -308,6 +308,172 @@ static void test_response(void) {
                SSE_HTTP_E_RESPONSE_TOO_LARGE);
 }
 
+/* Parse a response head; returns the code (res filled on 0). */
+static int resp(const char *head, sse_http_response *res) {
+  static sse_http_header hdrs[SSE_HTTP_MAX_HEADERS];
+  return sse_http_parse_response(head, strlen(head), &DEFAULTS, hdrs, res);
+}
+
+/* Content-Type of a 200 response with the given header lines, as the media
+ * type essence ("-" when none). */
+static const char *media(const char *lines) {
+  static char buf[512], out[128];
+  sse_http_response res;
+  snprintf(buf, sizeof buf, "HTTP/1.1 200 OK\r\n%s\r\n", lines);
+  if (resp(buf, &res) != 0) return "error";
+  if (!res.media_type.p) return "-";
+  snprintf(out, sizeof out, "%.*s", (int)res.media_type.n, res.media_type.p);
+  return out;
+}
+
+static void test_response_body(void) {
+  sse_http_response res;
+  CHECK_INT(resp("HTTP/1.1 200 OK\r\n\r\n", &res), 0);
+  CHECK_INT(res.framing, SSE_HTTP_BODY_CLOSE);
+  CHECK_INT(res.content_length, -1);
+  CHECK(res.media_type.p == NULL);
+  CHECK_INT(resp("HTTP/1.1 200 OK\r\nContent-Length: 12\r\ncontent-length: 12\r\n\r\n", &res), 0);
+  CHECK_INT(res.framing, SSE_HTTP_BODY_LENGTH);
+  CHECK_INT(res.content_length, 12);
+  CHECK_INT(resp("HTTP/1.1 200 OK\r\nTransfer-Encoding:  CHUNKED \r\n\r\n", &res), 0);
+  CHECK_INT(res.framing, SSE_HTTP_BODY_CHUNKED);
+  CHECK_INT(resp("HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n", &res), 0);
+  CHECK_INT(res.framing, SSE_HTTP_BODY_NONE);
+  CHECK_INT(resp("HTTP/1.1 304 Not Modified\r\n\r\n", &res), 0);
+  CHECK_INT(res.framing, SSE_HTTP_BODY_NONE);
+  CHECK_INT(resp("HTTP/1.1 103 Early Hints\r\n\r\n", &res), 0);
+  CHECK_INT(res.framing, SSE_HTTP_BODY_NONE);
+  CHECK_INT(resp("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &res),
+               SSE_HTTP_E_CONFLICTING_LENGTH);
+  CHECK_INT(resp("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", &res), SSE_HTTP_E_CONTENT_LENGTH);
+  CHECK_INT(resp("HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n", &res), SSE_HTTP_E_CONTENT_LENGTH);
+  CHECK_INT(resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &res),
+               SSE_HTTP_E_TRANSFER_ENCODING);
+  CHECK_INT(resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    &res), SSE_HTTP_E_TRANSFER_ENCODING);
+  CHECK_INT(resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n", &res),
+               SSE_HTTP_E_LENGTH_AND_TE);
+
+  /* Content-Type: Fetch's "extract a MIME type" (what Chromium accepts) */
+  CHECK(strcmp(media("Content-Type: text/event-stream\r\n"), "text/event-stream") == 0);
+  CHECK(strcmp(media("Content-Type:  Text/Event-Stream ; charset=utf-8\r\n"), "Text/Event-Stream") == 0);
+  CHECK(strcmp(media("Content-Type: text/plain\r\nContent-Type: text/event-stream\r\n"),
+               "text/event-stream") == 0);
+  CHECK(strcmp(media("Content-Type: text/event-stream\r\nContent-Type: text/plain\r\n"), "text/plain") == 0);
+  CHECK(strcmp(media("Content-Type: text/plain, text/event-stream\r\n"), "text/event-stream") == 0);
+  CHECK(strcmp(media("Content-Type: text/event-stream, */*\r\n"), "text/event-stream") == 0);
+  CHECK(strcmp(media("Content-Type: text/event-stream, bogus\r\n"), "text/event-stream") == 0);
+  CHECK(strcmp(media("Content-Type: text/event-stream;a=\"x,text/plain\"\r\n"), "text/event-stream") == 0);
+  CHECK(strcmp(media("Content-Type: text/event-stream;a=\"x\\\",text/plain\"\r\n"), "text/event-stream") == 0);
+  CHECK(strcmp(media("Content-Type: text /event-stream\r\n"), "-") == 0);
+  CHECK(strcmp(media("Content-Type: text/\r\n"), "-") == 0);
+  CHECK(strcmp(media("Content-Type: /event-stream\r\n"), "-") == 0);
+  CHECK(strcmp(media("Content-Type: text\r\n"), "-") == 0);
+  CHECK(strcmp(media("Content-Type: text/ev@nt\r\n"), "-") == 0);
+  CHECK(strcmp(media("Content-Type:\r\n"), "-") == 0);
+}
+
+/* Decode a chunked body fed in pieces ending at cuts[0..ncuts) then the
+ * rest; returns the last result code and the body in out (NUL-terminated),
+ * the bytes after the body in *after. */
+static int dechunk(const char *s, size_t n, const size_t *cuts, size_t ncuts,
+                   char *out, size_t *after) {
+  sse_http_chunked c;
+  size_t prev = 0, o = 0;
+  int rc = SSE_HTTP_CHUNK_MORE;
+  sse_http_chunked_init(&c);
+  *after = 0;
+  for (size_t k = 0; k <= ncuts; k++) {
+    size_t end = k < ncuts ? cuts[k] : n, pos = 0;
+    const char *piece = s + prev, *d;
+    size_t pn = end - prev, dn;
+    prev = end;
+    while ((rc = sse_http_chunked_next(&c, piece, pn, &pos, &d, &dn)) == SSE_HTTP_CHUNK_DATA) {
+      memcpy(out + o, d, dn);
+      o += dn;
+    }
+    if (rc == SSE_HTTP_CHUNK_END) {
+      *after = (pn - pos) + (n - end);
+      break;
+    }
+    if (rc < 0) break;
+  }
+  out[o] = '\0';
+  return rc;
+}
+
+/* Every split point and byte by byte give the same result. */
+static void check_chunked(const char *s, int want_rc, const char *want_body, size_t want_after) {
+  static char out[4096];
+  size_t n = strlen(s), after, cuts[4096], i;
+  int rc = dechunk(s, n, NULL, 0, out, &after);
+  CHECK_INT(rc, want_rc);
+  CHECKF(strcmp(out, want_body) == 0, "chunked %s: body '%s', want '%s'", s, out, want_body);
+  if (rc == SSE_HTTP_CHUNK_END) CHECK_INT(after, want_after);
+  for (i = 0; i <= n; i++) {
+    cuts[0] = i;
+    CHECK_INT(dechunk(s, n, cuts, 1, out, &after), want_rc);
+    CHECK(strcmp(out, want_body) == 0);
+    if (want_rc == SSE_HTTP_CHUNK_END) CHECK_INT(after, want_after);
+  }
+  for (i = 0; i < n; i++) cuts[i] = i;
+  CHECK_INT(dechunk(s, n, cuts, n, out, &after), want_rc);
+  CHECK(strcmp(out, want_body) == 0);
+}
+
+static void test_chunked(void) {
+  check_chunked("5\r\nhello\r\n0\r\n\r\n", SSE_HTTP_CHUNK_END, "hello", 0);
+  check_chunked("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nNEXT", SSE_HTTP_CHUNK_END, "hello world", 4);
+  check_chunked("5\nhello\n0\n\n", SSE_HTTP_CHUNK_END, "hello", 0);             /* bare LF */
+  check_chunked("A\r\n0123456789\r\n0\r\n\r\n", SSE_HTTP_CHUNK_END, "0123456789", 0);
+  check_chunked("00a\r\n0123456789\r\n000\r\n\r\n", SSE_HTTP_CHUNK_END, "0123456789", 0);
+  check_chunked("3;name=\"v;x\" ; b\r\nabc\r\n0;last\r\n\r\n", SSE_HTTP_CHUNK_END, "abc", 0);
+  check_chunked("3 \r\nabc\r\n0\r\n\r\n", SSE_HTTP_CHUNK_END, "abc", 0);
+  check_chunked("2\r\n\r\n\r\n0\r\nX-A: 1\r\nX-B: 2\r\n\r\n", SSE_HTTP_CHUNK_END, "\r\n", 0);
+  check_chunked("3\r\nabc\r\n", SSE_HTTP_CHUNK_MORE, "abc", 0);                 /* not done yet */
+  check_chunked("3\r\nab", SSE_HTTP_CHUNK_MORE, "ab", 0);
+  check_chunked("", SSE_HTTP_CHUNK_MORE, "", 0);
+  check_chunked("x\r\n", SSE_HTTP_E_CHUNKED, "", 0);
+  check_chunked("\r\n", SSE_HTTP_E_CHUNKED, "", 0);
+  check_chunked("-1\r\n", SSE_HTTP_E_CHUNKED, "", 0);
+  check_chunked("3\r\nabcX\r\n", SSE_HTTP_E_CHUNKED, "abc", 0);               /* no CRLF after data */
+  check_chunked("3\r\nabc\rX", SSE_HTTP_E_CHUNKED, "abc", 0);
+  check_chunked("3\rX", SSE_HTTP_E_CHUNKED, "", 0);
+  check_chunked("3;\x01\r\n", SSE_HTTP_E_CHUNKED, "", 0);
+  check_chunked("0\r\nX\x01\r\n\r\n", SSE_HTTP_E_CHUNKED, "", 0);
+  check_chunked("0\r\n\rX", SSE_HTTP_E_CHUNKED, "", 0);
+  check_chunked("1000000000000000\r\n", SSE_HTTP_E_CHUNKED, "", 0);            /* 2^60: too big */
+  check_chunked("0fffffffffffffff\r\n", SSE_HTTP_CHUNK_MORE, "", 0);            /* below it */
+  {
+    /* a size line of chunk extensions longer than the limit */
+    static char big[SSE_HTTP_CHUNK_LINE_MAX + 16];
+    memset(big, 'a', sizeof big - 1);
+    big[0] = '1';
+    big[1] = ';';
+    big[sizeof big - 1] = '\0';
+    sse_http_chunked c;
+    size_t pos = 0, dn;
+    const char *d;
+    sse_http_chunked_init(&c);
+    CHECK_INT(sse_http_chunked_next(&c, big, strlen(big), &pos, &d, &dn), SSE_HTTP_E_CHUNKED);
+    /* sticky */
+    pos = 0;
+    CHECK_INT(sse_http_chunked_next(&c, "0\r\n\r\n", 5, &pos, &d, &dn), SSE_HTTP_E_CHUNKED);
+  }
+  {
+    /* END again on later calls, consuming nothing */
+    sse_http_chunked c;
+    size_t pos = 0, dn;
+    const char *d;
+    memset(&c, 0, sizeof c); /* zeroing starts a body too */
+    CHECK_INT(sse_http_chunked_next(&c, "0\r\n\r\nab", 7, &pos, &d, &dn), SSE_HTTP_CHUNK_END);
+    CHECK_INT(pos, 5);
+    pos = 0;
+    CHECK_INT(sse_http_chunked_next(&c, "xy", 2, &pos, &d, &dn), SSE_HTTP_CHUNK_END);
+    CHECK_INT(pos, 0);
+  }
+}
+
 static void test_query(void) {
   static const char qs[] = "a=1&&b&=x&a=%41+b&c=";
   sse_str k, v;
@@ -355,6 +521,8 @@ int main(void) {
   test_bad_requests();
   test_limits();
   test_response();
+  test_response_body();
+  test_chunked();
   test_query();
   return check_summary("test_httphead");
 }

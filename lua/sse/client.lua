@@ -24,7 +24,8 @@
 -- ev = { type =, data =, id = (last event id, "" when none), origin = }.
 --
 -- Like a browser: it sends Accept: text/event-stream, Cache-Control: no-cache
--- and Last-Event-ID when it has one; it follows up to 10 redirects; it stops
+-- and Last-Event-ID when it has one; it skips 1xx interim responses; it
+-- follows up to 10 redirects; it stops
 -- for good on a status other than 200 (204 included), on a Content-Type that
 -- is not text/event-stream, and on a parser limit; it reconnects after EOF
 -- and network errors, waiting the reconnection time, doubled for each attempt
@@ -39,9 +40,10 @@ local M = {}
 local Client = {}
 Client.__index = Client
 
-local MAX_HEAD = 64 * 1024
+-- Response heads are parsed in C (core.http_parse_response, strict
+-- RFC 9112), bodies decoded in C (core.http_body: chunked, length, close).
+local HEAD_LIMITS = { max_head_bytes = 64 * 1024, max_headers = 256 }
 local MAX_REDIRECTS = 10
-local MAX_CHUNK_LINE = 4096
 
 -- ---------------------------------------------------------------------------
 -- URL and request
@@ -106,25 +108,6 @@ local function build_request(u, headers, last_id)
   end
   t[#t + 1] = "\r\n"
   return table.concat(t)
-end
-
--- Parse a response head (without the blank line). Returns status, headers
--- (lowercased names; repeats joined with ", ") or nil, reason.
-local function parse_head(head)
-  local lines = {}
-  for line in (head .. "\n"):gmatch("([^\n]*)\n") do
-    lines[#lines + 1] = line:gsub("\r$", "")
-  end
-  local status = lines[1]:match("^HTTP/1%.[01] (%d%d%d)")
-  if not status then return nil, "bad status line" end
-  local headers = {}
-  for i = 2, #lines do
-    local name, value = lines[i]:match("^([!#$%%&'*+.^_`|~%w-]+):[ \t]*(.-)[ \t]*$")
-    if not name then return nil, "bad header line" end
-    name = name:lower()
-    headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
-  end
-  return tonumber(status), headers
 end
 
 -- ---------------------------------------------------------------------------
@@ -330,7 +313,7 @@ end
 
 -- Start one connection attempt to u (redirects = hops so far).
 function Client:_attempt(u, redirects)
-  local conn = { u = u, redirects = redirects, head = "", opened = false }
+  local conn = { u = u, redirects = redirects, head = "", scanned = 0, opened = false }
   self._conn = conn
   self._parser:reset()
   self._timer:stop()
@@ -385,7 +368,7 @@ function Client:_send(conn)
     if self._conn ~= conn then return end
     if rerr then return self:_lost(rerr, conn.opened) end
     if not chunk then
-      if conn.body and conn.body.mode == "close" then return self:_lost("connection closed", conn.opened) end
+      if conn.body and conn.framing == "close" then return self:_lost("connection closed", conn.opened) end
       return self:_lost(conn.opened and "connection closed before the end of the body"
         or "connection closed before the response head", conn.opened)
     end
@@ -397,45 +380,37 @@ end
 -- Accumulate and act on the response head.
 function Client:_head(conn, chunk)
   conn.head = conn.head .. chunk
-  local s, e = conn.head:find("\n\r?\n")
-  if not s then
-    if #conn.head > MAX_HEAD then return self:_lost("response head too large", false) end
+  local n, _, why = core.http_head_end(conn.head, conn.scanned + 1, HEAD_LIMITS)
+  if not n then
+    if why then return self:_lost("response head too large", false) end
+    conn.scanned = #conn.head
     return
   end
-  local rest = conn.head:sub(e + 1)
-  local status, headers = parse_head(conn.head:sub(1, s - 1))
+  local res, err = core.http_parse_response(conn.head, HEAD_LIMITS)
+  if not res then return self:_lost(err, false) end
+  local rest = conn.head:sub(res.head_bytes + 1)
+  local status, headers = res.status, res.headers
+  if status < 200 and status ~= 101 then -- an interim response: the real one follows
+    conn.head, conn.scanned = "", 0
+    return self:_head(conn, rest)
+  end
   conn.head = nil
-  if not status then return self:_lost(headers, false) end
 
   if status == 301 or status == 302 or status == 303 or status == 307 or status == 308 then
     local loc = headers["location"]
     if not loc then return self:_fatal("redirect without location", status) end
     if conn.redirects >= MAX_REDIRECTS then return self:_fatal("too many redirects", status) end
-    local nu, why = parse_url(resolve_location(conn.u, loc))
-    if not nu then return self:_fatal("bad redirect: " .. why, status) end
+    local nu, uwhy = parse_url(resolve_location(conn.u, loc))
+    if not nu then return self:_fatal("bad redirect: " .. uwhy, status) end
     self:_drop()
     return self:_attempt(nu, conn.redirects + 1)
   end
   if status ~= 200 then return self:_fatal("http status " .. status, status) end
-  local ctype = (headers["content-type"] or ""):match("^[ \t]*([^;]-)[ \t]*;") or
-    (headers["content-type"] or ""):match("^[ \t]*(.-)[ \t]*$")
-  if ctype:lower() ~= "text/event-stream" then
+  if res.media_type ~= "text/event-stream" then
     return self:_fatal(("content type '%s' is not text/event-stream"):format(headers["content-type"] or ""), status)
   end
 
-  local te = (headers["transfer-encoding"] or ""):lower()
-  if te:match("chunked[ \t]*$") then
-    conn.body = { mode = "chunked", state = "size", buf = "" }
-  elseif te ~= "" then
-    return self:_lost("unsupported transfer-encoding " .. te, false)
-  elseif headers["content-length"] then
-    local n = headers["content-length"]:match("^%d+$") and tonumber(headers["content-length"])
-    if not n then return self:_lost("bad content-length", false) end
-    conn.body = { mode = "length", left = n }
-  else
-    conn.body = { mode = "close" }
-  end
-
+  conn.body, conn.framing = core.http_body(res.framing, res.content_length), res.framing
   conn.opened = true
   conn.origin = conn.u.origin
   self._failures = 0
@@ -443,69 +418,16 @@ function Client:_head(conn, chunk)
   self._state = "open"
   if self._on_open then self:_call("on_open", self._on_open, self) end
   if self._conn ~= conn then return end
-  if conn.body.mode == "length" and conn.body.left == 0 then
-    return self:_lost("end of response body", true)
-  end
+  if conn.body:done() then return self:_lost("end of response body", true) end
   if #rest > 0 then self:_body(conn, rest) end
 end
 
 -- Decode the body framing and feed the parser.
 function Client:_body(conn, chunk)
-  local b = conn.body
-  if b.mode == "close" then return self:_feed(conn, chunk) end
-  if b.mode == "length" then
-    if #chunk > b.left then chunk = chunk:sub(1, b.left) end
-    b.left = b.left - #chunk
-    self:_feed(conn, chunk)
-    if self._conn == conn and b.left == 0 then self:_lost("end of response body", true) end
-    return
-  end
-  -- chunked
-  local buf = b.buf .. chunk
-  local pos = 1
-  while self._conn == conn do
-    if b.state == "size" or b.state == "trailer" then
-      local nl = buf:find("\n", pos, true)
-      if not nl then
-        if #buf - pos + 1 > MAX_CHUNK_LINE then return self:_lost("bad chunked encoding", true) end
-        break
-      end
-      local line = buf:sub(pos, nl - 1):gsub("\r$", "")
-      pos = nl + 1
-      if b.state == "size" then
-        local hex = line:match("^(%x+)[ \t]*;") or line:match("^(%x+)[ \t]*$")
-        if not hex or #hex > 12 then return self:_lost("bad chunked encoding", true) end
-        local n = tonumber(hex, 16)
-        if n == 0 then b.state = "trailer" else b.state, b.left = "data", n end
-      elseif line == "" then
-        return self:_lost("end of response body", true)
-      end
-    elseif b.state == "data" then
-      local avail = #buf - pos + 1
-      if avail == 0 then break end
-      local take = math.min(avail, b.left)
-      local piece = buf:sub(pos, pos + take - 1)
-      pos = pos + take
-      b.left = b.left - take
-      if b.left == 0 then b.state = "crlf" end
-      self:_feed(conn, piece)
-    else -- "crlf" after chunk data
-      local avail = #buf - pos + 1
-      if avail == 0 then break end
-      local c = buf:sub(pos, pos)
-      if c == "\r" then
-        if avail < 2 then break end
-        if buf:sub(pos + 1, pos + 1) ~= "\n" then return self:_lost("bad chunked encoding", true) end
-        pos = pos + 2
-      elseif c == "\n" then
-        pos = pos + 1
-      else
-        return self:_lost("bad chunked encoding", true)
-      end
-      b.state = "size"
-    end
-  end
-  if self._conn == conn then b.buf = buf:sub(pos) end
+  local data, done = conn.body:feed(chunk)
+  if not data then return self:_lost("bad chunked encoding", true) end
+  if #data > 0 then self:_feed(conn, data) end
+  if done and self._conn == conn then self:_lost("end of response body", true) end
 end
 
 -- Feed body bytes to the parser and dispatch the events.
@@ -530,7 +452,6 @@ end
 
 -- exposed for tests
 M._parse_url = parse_url
-M._parse_head = parse_head
 M._resolve_location = resolve_location
 
 return M

@@ -13,7 +13,9 @@
 --   raw:     byte streams sse.encode would refuse (bad UTF-8, a BOM, CR line
 --            ends) with what core.parser and the reference parser yield;
 --   utf8:    random byte strings with cut points and the text our parser
---            decodes from "data: " .. bytes (fed cut at those points).
+--            decodes from "data: " .. bytes (fed cut at those points);
+--   heads:   responses (status line, headers, framing) and whether sse.client
+--            accepts each (delivers its one event) or what it says.
 -- (cjson writes an empty list as {}: the reader takes {} for []; a retry is
 -- a decimal string, exact past 2^53.)
 -- problems: disagreements found on the Lua side (our parser at different
@@ -225,6 +227,40 @@ for _ = 1, 800 do
 end
 
 -- ---------------------------------------------------------------------------
+-- Response heads a browser accepts or refuses; sse.client must agree
+
+local EV = "data: ok\n\n"
+local CHUNKED_EV = ("%x\r\n%s\r\n0\r\n\r\n"):format(#EV, EV)
+local function head(status, lines, body)
+  return status .. "\r\n" .. table.concat(lines, "\r\n") .. (#lines > 0 and "\r\n" or "") .. "\r\n" .. (body or EV)
+end
+local CT = "Content-Type: text/event-stream"
+local heads = {
+  { "plain", head("HTTP/1.1 200 OK", { CT }) },
+  { "HTTP/1.0", head("HTTP/1.0 200 OK", { CT }) },
+  { "no reason phrase", head("HTTP/1.1 200", { CT }) },
+  { "bare LF line ends", "HTTP/1.1 200 OK\n" .. CT .. "\n\n" .. EV },
+  { "interim 100 and 103 first", head("HTTP/1.1 100 Continue", {}, head("HTTP/1.1 103 Early Hints",
+    { "Link: </x>" }, head("HTTP/1.1 200 OK", { CT }))) },
+  { "chunked", head("HTTP/1.1 200 OK", { CT, "Transfer-Encoding: chunked" }, CHUNKED_EV) },
+  { "Content-Length", head("HTTP/1.1 200 OK", { CT, "Content-Length: " .. #EV }) },
+  { "media type parameters and spaces",
+    head("HTTP/1.1 200 OK", { "content-type:   Text/Event-Stream ;  charset=utf-8" }) },
+  { "media type with an empty parameter", head("HTTP/1.1 200 OK", { "Content-Type: text/event-stream;" }) },
+  { "two Content-Types, the right one last", head("HTTP/1.1 200 OK", { "Content-Type: text/plain", CT }) },
+  { "two Content-Types, the right one first", head("HTTP/1.1 200 OK", { CT, "Content-Type: text/plain" }) },
+  { "a list of media types", head("HTTP/1.1 200 OK", { "Content-Type: text/plain, text/event-stream" }) },
+  { "a wildcard after the type", head("HTTP/1.1 200 OK", { "Content-Type: text/event-stream, */*" }) },
+  { "a quoted comma in a parameter", head("HTTP/1.1 200 OK", { 'Content-Type: text/event-stream;x="a,text/plain"' }) },
+  { "no Content-Type", head("HTTP/1.1 200 OK", {}) },
+  { "text/plain", head("HTTP/1.1 200 OK", { "Content-Type: text/plain" }) },
+  { "a space inside the media type", head("HTTP/1.1 200 OK", { "Content-Type: text /event-stream" }) },
+  { "status 201", head("HTTP/1.1 201 Created", { CT }) },
+  { "status 204", head("HTTP/1.1 204 No Content", { CT }, "") },
+  { "status 500", head("HTTP/1.1 500 Oops", { CT }) },
+}
+
+-- ---------------------------------------------------------------------------
 -- sse.client reads every encoded and raw stream over a real socket: a luv
 -- server answers GET /s/<n> with the stream, chunked in 7-byte chunks, then
 -- the last chunk; each client closes itself at the end of its body.
@@ -262,15 +298,41 @@ srv:listen(64, function(err)
     end
     buf = buf .. chunk
     if not buf:find("\r\n\r\n", 1, true) then return end
-    local n = tonumber(buf:match("^GET /s/(%d+) "))
+    local kind, n = buf:match("^GET /(%a)/(%d+) ")
+    n = tonumber(n)
     buf = ""
+    if kind == "h" then
+      sock:write(heads[n][2], function() sock:shutdown() end)
+      return
+    end
     sock:write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
     sock:write(chunked(wires[n] or ""))
   end)
 end)
 
-local pending = #streams
-local results = {}
+local pending = #streams + #heads
+local results, head_results = {}, {}
+local function finished()
+  pending = pending - 1
+  if pending == 0 then
+    srv:close()
+    for _, s in ipairs(socks) do if not s:is_closing() then s:close() end end
+  end
+end
+for i = 1, #heads do
+  local r, cl = { events = {} }, nil
+  head_results[i] = r
+  cl = sse.client.connect(("http://127.0.0.1:%d/h/%d"):format(port, i), {
+    retry = 60000,
+    on_event = function(ev) r.events[#r.events + 1] = ev.data end,
+    on_error = function(e, info)
+      if r.err then return end
+      r.err, r.closed = e, info.closed
+      if cl:ready_state() ~= "closed" then cl:close() end
+      finished()
+    end,
+  })
+end
 for i = 1, #streams do
   local got, cl = {}, nil
   results[i] = got
@@ -280,11 +342,7 @@ for i = 1, #streams do
     on_error = function(e)
       if cl:ready_state() ~= "closed" then cl:close() end
       results[i].err = e
-      pending = pending - 1
-      if pending == 0 then
-        srv:close()
-        for _, s in ipairs(socks) do if not s:is_closing() then s:close() end end
-      end
+      finished()
     end,
   })
 end
@@ -307,10 +365,18 @@ for i, c in ipairs(streams) do
   c._evs = nil
 end
 
+local head_cases = {}
+for i, h in ipairs(heads) do
+  local r = head_results[i]
+  head_cases[i] = { name = h[1], wire = hex(h[2]), accepted = r.events[1] == "ok",
+                    client_error = r.err or cjson.null, closed = r.closed or false }
+end
+
 local f = assert(io.open(out_path, "wb"))
-f:write(cjson.encode({ seed = seed, encoded = encoded, raw = raw, utf8 = utf8_cases, problems = problems }))
+f:write(cjson.encode({ seed = seed, encoded = encoded, raw = raw, utf8 = utf8_cases, heads = head_cases,
+                       problems = problems }))
 f:close()
-io.write(("gen: seed %d, %d encoded streams, %d raw streams, %d utf8 strings, %d problems\n"):format(
-  seed, #encoded, #raw, #utf8_cases, #problems))
+io.write(("gen: seed %d, %d encoded streams, %d raw streams, %d utf8 strings, %d heads, %d problems\n"):format(
+  seed, #encoded, #raw, #utf8_cases, #heads, #problems))
 for i = 1, math.min(#problems, 10) do io.write("gen: PROBLEM ", problems[i], "\n") end
 if #problems > 10 then io.write(("gen: ... and %d more problems\n"):format(#problems - 10)) end

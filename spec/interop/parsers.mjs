@@ -101,6 +101,11 @@ export async function parserChecks(cases) {
 export async function chromiumStreamChecks(cases, browser) {
   const streams = [...cases.encoded, ...cases.raw];
   const server = http.createServer(async (req, res) => {
+    const h = /^\/head\/(\d+)$/.exec(req.url);
+    if (h) { // the response exactly as gen.lua wrote it, head included
+      res.socket.end(unhex(cases.heads[Number(h[1])].wire));
+      return;
+    }
     const m = /^\/(whole|seven)\/(\d+)$/.exec(req.url);
     if (!m) { res.writeHead(200, { 'Content-Type': 'text/html' }); res.end('<!doctype html><title>interop</title>'); return; }
     const bytes = unhex(streams[Number(m[2])].wire);
@@ -141,6 +146,8 @@ export async function chromiumStreamChecks(cases, browser) {
       const got = await read(jobs);
       idx.forEach((i, k) => { streams[i][`chromium_${how}`] = got[k]; });
     }
+    const heads = await read(cases.heads.map((_, i) => ({ url: `${base}/head/${i}`, types: ['message'] })));
+    cases.heads.forEach((c, i) => { c.chromium = heads[i]; });
   } finally {
     await page.close().catch(() => {});
     await new Promise((r) => server.close(r));
@@ -154,6 +161,15 @@ export async function chromiumStreamChecks(cases, browser) {
         assert.ok(!r.timeout, `${how}: no end of stream within 10 s`);
         sameEvents(r.got.map(jsHex), c.events.map(evHex), how === 'whole' ? 'one write' : '7-byte writes');
       }
+    });
+  }
+  for (const c of cases.heads) {
+    const verdict = c.accepted ? 'accepts' : 'refuses';
+    await check(`Chromium and sse.client agree on a response head: ${c.name} (both ${verdict})`, () => {
+      assert.ok(!c.chromium.timeout, 'Chromium: no end of stream within 10 s');
+      const chromiumAccepts = c.chromium.got.some((e) => e.data === 'ok');
+      assert.equal(chromiumAccepts, c.accepted,
+                   `Chromium ${chromiumAccepts ? 'accepts' : 'refuses'}, sse.client ${verdict} (${c.client_error})`);
     });
   }
   await sleep(0);
