@@ -50,7 +50,7 @@ local function utf8_clean(s)
       out[#out + 1] = seg
       i = i + len
     else
-      out[#out + 1] = "\xEF\xBF\xBD"
+      out[#out + 1] = "\239\191\189"
       i = i + 1
     end
   end

@@ -161,7 +161,7 @@ function Router:dispatch(server, conn, req)
     return res:_answer(405, "method not allowed\n", { "Allow", allow })
   end
 
-  local ok, err = xpcall(handler, debug.traceback, req, res)
+  local ok, err = xpcall(function() return handler(req, res) end, debug.traceback)
   if not ok then
     pcall(server.log, ("handler error in %s %s: %s"):format(method, route.path, tostring(err)))
     if res._stream then
