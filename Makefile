@@ -2,10 +2,11 @@
 # Every variable below can be overridden: make LUA=luajit, make SAN=1, ...
 
 LUA        ?= lua5.4
-# pkg-config package of the Lua headers: lua5.4, or luajit for LuaJIT 2.1
-LUA_PC     ?= $(if $(filter luajit%,$(LUA)),luajit,$(LUA))
-LUA_CFLAGS ?= $(shell pkg-config --cflags $(LUA_PC))
-LUA_VER    ?= $(if $(filter luajit%,$(LUA)),5.1,$(shell $(LUA) -e 'io.write((_VERSION:gsub("Lua ","")))' 2>/dev/null || echo 5.4))
+# pkg-config package of the Lua headers: lua5.4, lua5.1, or luajit for LuaJIT 2.1
+LUA_PC     ?= $(if $(filter luajit%,$(notdir $(LUA))),luajit,$(notdir $(LUA)))
+# LUA_INCDIR (given by luarocks, or by hand) names the headers' directory instead
+LUA_CFLAGS ?= $(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(shell pkg-config --cflags $(LUA_PC)))
+LUA_VER    ?= $(if $(filter luajit%,$(notdir $(LUA))),5.1,$(shell $(LUA) -e 'io.write((_VERSION:gsub("Lua ","")))' 2>/dev/null || echo 5.4))
 UV_CFLAGS  ?= $(shell pkg-config --cflags libuv 2>/dev/null)
 UV_LIBS    ?= $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
 
@@ -21,7 +22,9 @@ ALL_CFLAGS := -std=gnu99 -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(if $(SAN)
 LDFLAGS    ?=
 ALL_LDFLAGS := -shared $(if $(SAN),$(SAN_FLAGS)) $(LDFLAGS)
 
-BUILD      ?= build/$(LUA)$(if $(SAN),-san)
+# One build directory per Lua ABI (objects of one never link into another's
+# module); a luarocks build is named by its headers' directory.
+BUILD      ?= $(if $(LUA_INCDIR),build/rock-$(notdir $(LUA_INCDIR)),build/$(LUA))$(if $(SAN),-san)
 MODULE     := $(BUILD)/sse/core.so
 
 # Plain C data structures (no Lua), then the Lua bindings.
@@ -41,20 +44,30 @@ MODULES    := $(MODULE) $(JWT_MODULE)
 CTESTS     := utf8 encode parse httphead ring hub resp
 CTEST_BINS := $(patsubst %,$(BUILD)/ctest/test_%,$(CTESTS))
 
+# make install: PREFIX, DESTDIR (a staging root), and each directory on its own
 PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VER)
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VER)
+# yes: the installed sse-hub puts LUA_SHAREDIR and LUA_LIBDIR first on its
+# search path, so it runs from any PREFIX (luarocks wraps it itself: no)
+HUB_PATHS  ?= yes
+
+# The checkout's Lua search path, for specs, `make run` and benchmarks alike.
+LUA_SRC_PATH := lua/?.lua;lua/?/init.lua;spec/?.lua;;
+# $(call lua_env,BUILD_DIR): run Lua from the checkout with BUILD_DIR's modules
+lua_env     = LUA_PATH="$(LUA_SRC_PATH)" LUA_CPATH="$(1)/?.so;;"
+BENCH_ENV   = $(call lua_env,$(BUILD))
 
 BUSTED     ?= busted
 # $(call test_env,BUILD_DIR): the environment specs run in
-test_env    = LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(1)/?.so;;" SSE_BUILD="$(1)" \
-              SSE_LUA="$(LUA)"
+test_env    = $(call lua_env,$(1)) SSE_BUILD="$(1)" SSE_LUA="$(LUA)"
 TEST_ENV    = $(call test_env,$(BUILD))
 
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: print-srcs all help test check ctest lint spec spec-luajit spec-san rock-test browser install uninstall \
+.PHONY: all help test check ctest lint spec spec-luajit spec-san rock-test browser install uninstall \
         run bench bench-encode bench-replay bench-hub bench-fanout bench-fanout-short bench-fanout-hold clean deps
 
 all: $(MODULES)
@@ -77,7 +90,8 @@ help:
 	@echo "                   make bench-fanout: the fan-out benchmark against Nchan"
 	@echo "                   make bench-jwt: the cost of verifying one token per algorithm"
 	@echo "                   make bench-topics: heap bytes per topic in the C hub"
-	@echo "make install       install into PREFIX=$(PREFIX)"
+	@echo "make install       install the modules, the Lua layer and the sse-hub command"
+	@echo "                   into PREFIX=$(PREFIX) (DESTDIR=stage, LUA=lua5.1|luajit); make uninstall"
 
 $(BUILD)/obj/%.o: csrc/%.c $(CORE_HDRS) $(BIND_HDRS)
 	@mkdir -p $(dir $@)
@@ -86,10 +100,6 @@ $(BUILD)/obj/%.o: csrc/%.c $(CORE_HDRS) $(BIND_HDRS)
 $(MODULE): $(OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(UV_LIBS)
-
-# the C sources, for .ci/rock-test.sh (the rockspec must list them all)
-print-srcs:
-	@echo $(CORE_SRCS) $(BIND_SRCS) $(JWT_SRCS)
 
 # --- tests ---------------------------------------------------------------
 deps:
@@ -123,8 +133,9 @@ spec-san:
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(call test_env,build/$(LUA)-san) $(BUSTED) --lua=$(LUA) spec
 
+# the rock for Lua 5.1, 5.4 and LuaJIT from fresh trees, make install/uninstall
 rock-test:
-	sh .ci/rock-test.sh
+	bash .ci/rock-test.sh
 
 # the dashboard in headless Chromium against the demo hub (spec/browser/)
 browser:
@@ -136,24 +147,34 @@ browser:
 # beside sse.app on the Lua search path), relative to lua/
 LUA_FILES  := $(patsubst lua/%,%,$(shell find lua/sse -name '*.lua' -o -name '*.html'))
 
+# The command runs the interpreter it was installed for (LUA).
+HUB_SHEBANG = $(if $(findstring /,$(LUA)),$(LUA),/usr/bin/env $(LUA))
+
 install: $(MODULES)
-	install -d $(DESTDIR)$(LUA_LIBDIR)/sse
+	install -d $(DESTDIR)$(LUA_LIBDIR)/sse $(DESTDIR)$(BINDIR)
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/sse/core.so
 	install -m 755 $(JWT_MODULE) $(DESTDIR)$(LUA_LIBDIR)/sse/jwt_core.so
 	@set -e; for f in $(LUA_FILES); do install -D -m 644 lua/$$f $(DESTDIR)$(LUA_SHAREDIR)/$$f; done
+	@{ echo '#!$(HUB_SHEBANG)'; \
+	  if [ "$(HUB_PATHS)" = yes ]; then \
+	    echo 'package.path = "$(LUA_SHAREDIR)/?.lua;$(LUA_SHAREDIR)/?/init.lua;" .. package.path'; \
+	    echo 'package.cpath = "$(LUA_LIBDIR)/?.so;" .. package.cpath'; \
+	  fi; tail -n +2 bin/sse-hub; } >$(DESTDIR)$(BINDIR)/sse-hub.tmp
+	chmod 755 $(DESTDIR)$(BINDIR)/sse-hub.tmp
+	mv $(DESTDIR)$(BINDIR)/sse-hub.tmp $(DESTDIR)$(BINDIR)/sse-hub
 
+# removes what install wrote, then the directories it leaves empty
 uninstall:
-	rm -rf $(DESTDIR)$(LUA_LIBDIR)/sse/core.so $(DESTDIR)$(LUA_LIBDIR)/sse/jwt_core.so \
-	  $(DESTDIR)$(LUA_SHAREDIR)/sse
+	rm -f $(DESTDIR)$(BINDIR)/sse-hub $(DESTDIR)$(LUA_LIBDIR)/sse/core.so $(DESTDIR)$(LUA_LIBDIR)/sse/jwt_core.so \
+	  $(addprefix $(DESTDIR)$(LUA_SHAREDIR)/,$(LUA_FILES))
+	@for d in $$(printf '%s\n' $(sort $(dir $(addprefix $(DESTDIR)$(LUA_SHAREDIR)/,$(LUA_FILES)))) | sort -r) \
+	  $(DESTDIR)$(LUA_LIBDIR)/sse; do rmdir "$$d" 2>/dev/null || true; done
 
 # --- run and bench -------------------------------------------------------
 run:
 	@sh .ci/deps.sh run
 	$(MAKE) all
-	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" \
-	  $(LUA) examples/hub/server.lua --host $(HOST) --port $(PORT) $(ARGS)
-
-BENCH_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
+	$(call lua_env,$(BUILD)) $(LUA) examples/hub/server.lua --host $(HOST) --port $(PORT) $(ARGS)
 
 bench: bench-encode bench-replay bench-hub
 

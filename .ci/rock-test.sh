@@ -1,35 +1,167 @@
-#!/bin/sh
-# Proves the rockspec installs a working module into a fresh tree, and that
-# require("sse") works from that tree alone (no source checkout on the path).
-set -e
+#!/bin/bash
+# rock-test (make rock-test, part of make test): the packaging, as a user
+# meets it.
+#  1. `luarocks make` into fresh trees for every Lua the rock claims: the
+#     luarocks default (Lua 5.1 here), 5.1, 5.4 and LuaJIT 2.1. Each tree's
+#     module loads in its interpreter, encodes, delivers Hub -> Stream on luv
+#     (.ci/rock-smoke.lua), and its sse-hub command serves / and /events.
+#  2. `make install` into a temp PREFIX (5.4 and LuaJIT), and with DESTDIR:
+#     the sse-hub command runs from there with a clean environment; `make
+#     uninstall` removes every file.
+#  3. The checkout is left as it was: no csrc/*.o, no sse/core.so, nothing
+#     new outside build/ (luarocks' builtin backend used to compile in place).
+#  Also: the Makefile spells the Lua search path once.
+set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 spec=$(ls rockspec/*.rockspec | head -n1)
+work=$(mktemp -d /tmp/sse-rock.XXXXXX)
+hub_pid=
+cleanup() {
+  [ -n "$hub_pid" ] && kill "$hub_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "rock-test: FAILED: $*" >&2; exit 1; }
+CLEAN_ENV=(env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$work")
 
-# The rockspec must list every C source and Lua module the Makefile builds.
-for f in $(make -s print-srcs); do
-  grep -q "\"$f\"" "$spec" || { echo "rock-test: $f is in the Makefile but not in $spec"; exit 1; }
-done
-for f in $(find lua/sse -name '*.lua' | sort); do
-  grep -q "\"$f\"" "$spec" || { echo "rock-test: $f is missing from $spec"; exit 1; }
-done
+# --- the Makefile's one Lua search path --------------------------------------
+n=$(cat Makefile mk/*.mk | grep -o 'lua/?\.lua' | wc -l)
+[ "$n" -eq 1 ] || fail "the checkout's Lua search path is spelled $n times in Makefile and mk/*.mk (use \$(LUA_SRC_PATH))"
 
-tree=$(mktemp -d /tmp/sse-rock.XXXXXX)
-trap 'rm -rf "$tree"' EXIT
-luarocks --lua-version=5.4 make "$spec" --tree "$tree" >"$tree.log" 2>&1 || { cat "$tree.log"; exit 1; }
-rm -f "$tree.log"
-[ -f "$tree/share/lua/5.4/sse/app/dashboard.html" ] \
-  || { echo "rock-test: the dashboard is not installed beside sse.app"; exit 1; }
-cd /tmp
-LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua" \
-LUA_CPATH="$tree/lib/lua/5.4/?.so" \
-lua5.4 -e '
-  local sse = require("sse")
-  assert(package.searchpath("sse.core", package.cpath):find("sse-rock", 1, true))
-  local out = sse.encode({ id = "1", data = "a\nb" })
-  assert(out == "id: 1\ndata: a\ndata: b\n\n", out)
-  assert(package.searchpath("sse.jwt_core", package.cpath):find("sse-rock", 1, true))
-  local jc = require("sse.jwt_core")
-  local v = jc.verifier({ assert(jc.key_secret(("k"):rep(32))) }, { "HS256" }, 8192, 0, true)
-  assert(select(2, v:verify("a.b.c", 0)) == "bad base64url in header")
-  print("rock-test: require(\"sse\") " .. sse.version .. " works from the rock tree")
-'
+# --- what the checkout holds besides tracked files (ignored ones included) --
+# build/ is where builds belong; node_modules/ is npm's
+leftovers() {
+  git ls-files --others --directory 2>/dev/null | grep -v -e '^build/' -e 'node_modules/' | sort || true
+}
+in_git=no
+git rev-parse --is-inside-work-tree >/dev/null 2>&1 && in_git=yes
+before=$(leftovers)
+
+# --- the demo hub command ----------------------------------------------------
+# hub_check NAME CMD...: starts CMD --port 0 in a clean environment (outside
+# the checkout), checks the dashboard, a subscription with a Last-Event-ID
+# of invalid UTF-8 (the gap event carries it escaped: U+FFFD), a publish the
+# subscriber receives, then SIGTERM: exit 0.
+hub_check() {
+  local name=$1; shift
+  local out=$work/hub-$name.out
+  (cd "$work" && exec "${CLEAN_ENV[@]}" "$@" --port 0 >"$out" 2>&1) &
+  hub_pid=$!
+  local port="" i
+  for i in $(seq 1 100); do
+    port=$(sed -n 's|^sse hub listening on http://127\.0\.0\.1:\([0-9]*\)/$|\1|p' "$out")
+    [ -n "$port" ] && break
+    kill -0 "$hub_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { cat "$out"; fail "$name: sse-hub did not print its URL"; }
+  local base=http://127.0.0.1:$port
+  curl -fsS --max-time 5 "$base/" -o "$work/page.html" || fail "$name: GET / failed"
+  grep -q EventSource "$work/page.html" || fail "$name: GET / is not the dashboard"
+  curl -sSN --max-time 3 -H "$(printf 'Last-Event-ID: \377x')" "$base/events?topic=news" \
+    >"$work/events-$name.txt" 2>/dev/null &
+  local sub=$!
+  # subscribed once the gap event has arrived
+  for i in $(seq 1 50); do
+    grep -q '^event: sse-gap$' "$work/events-$name.txt" 2>/dev/null && break
+    sleep 0.1
+  done
+  local answer
+  answer=$(curl -fsS --max-time 5 -d topic=news -d event=headline -d data=hello "$base/publish") \
+    || fail "$name: POST /publish failed"
+  local id
+  id=$(printf '%s' "$answer" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+  [ -n "$id" ] || fail "$name: no id in the publish answer $answer"
+  for i in $(seq 1 50); do
+    grep -q '^data: hello$' "$work/events-$name.txt" && break
+    sleep 0.1
+  done
+  kill "$sub" 2>/dev/null || true
+  wait "$sub" 2>/dev/null || true
+  grep -q "^data: {\"last_event_id\":\"$(printf '\357\277\275')x\"" "$work/events-$name.txt" \
+    || { od -c "$work/events-$name.txt" | head -20; fail "$name: no gap event carrying the escaped Last-Event-ID"; }
+  grep -A2 '^event: headline$' "$work/events-$name.txt" | tr '\n' '|' | grep -q "^event: headline|id: $id|data: hello|" \
+    || { cat "$work/events-$name.txt"; fail "$name: the subscriber did not get the published event"; }
+  kill -TERM "$hub_pid"
+  local rc=0
+  wait "$hub_pid" || rc=$?
+  hub_pid=
+  [ "$rc" -eq 0 ] || { cat "$out"; fail "$name: sse-hub exited $rc after SIGTERM"; }
+  echo "rock-test: $name: sse-hub served /, /events (gap, live event) and /publish, exit 0 on SIGTERM"
+}
+
+# --- rocks -------------------------------------------------------------------
+# rock NAME LUA_VERSION|default INTERPRETER [luarocks config lines]
+rock() {
+  local name=$1 ver=$2 interp=$3 config=${4:-}
+  local tree=$work/tree-$name log=$work/rock-$name.log
+  local args=()
+  [ "$ver" = default ] || args+=(--lua-version="$ver")
+  local cfg=/dev/null
+  if [ -n "$config" ]; then
+    cfg=$work/$name.config.lua
+    printf '%s\n' "$config" >"$cfg"
+  fi
+  [ -n "$config" ] && export LUAROCKS_CONFIG=$cfg
+  luarocks "${args[@]}" make "$spec" --tree "$tree" >"$log" 2>&1 \
+    || { cat "$log"; fail "$name: luarocks make failed"; }
+  unset LUAROCKS_CONFIG
+  local v
+  v=$(ls "$tree/lib/lua")
+  for m in core jwt_core; do
+    [ -f "$tree/lib/lua/$v/sse/$m.so" ] || fail "$name: no sse/$m.so in $tree/lib/lua/$v"
+  done
+  [ -f "$tree/share/lua/$v/sse/app/dashboard.html" ] || fail "$name: the dashboard is not installed beside sse.app"
+  (cd "$work" && SSE_TREE=$tree LUA_PATH="$tree/share/lua/$v/?.lua;$tree/share/lua/$v/?/init.lua;;" \
+    LUA_CPATH="$tree/lib/lua/$v/?.so;;" "$interp" "$ROOT/.ci/rock-smoke.lua") || fail "$name: smoke test"
+  hub_check "rock-$name" "$tree/bin/sse-hub"
+}
+
+default_ver=$(luarocks config lua_version 2>/dev/null || echo 5.1)
+# `luarocks make rockspec/... --tree T`, as the README says: luarocks' default Lua
+rock default default "lua$default_ver"
+[ "$default_ver" = 5.1 ] || rock lua5.1 5.1 lua5.1
+rock lua5.4 5.4 lua5.4
+rock luajit 5.1 luajit 'lua_interpreter = "luajit"
+variables = { LUA_INCDIR = "/usr/include/luajit-2.1", LUA_BINDIR = "/usr/bin" }'
+
+# --- make install / uninstall ------------------------------------------------
+# install_check LUA: into a temp PREFIX (the command finds its modules there
+# by itself), then staged with DESTDIR; uninstall leaves no file behind.
+install_check() {
+  local lua=$1 p=$work/prefix-$1 stage=$work/stage-$1
+  make -s install LUA="$lua" PREFIX="$p" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "make install LUA=$lua"; }
+  local v
+  v=$(ls "$p/lib/lua")
+  for f in bin/sse-hub "lib/lua/$v/sse/core.so" "lib/lua/$v/sse/jwt_core.so" "share/lua/$v/sse/init.lua" "share/lua/$v/sse/app/dashboard.html"; do
+    [ -f "$p/$f" ] || fail "make install LUA=$lua: no $f in PREFIX"
+  done
+  head -n1 "$p/bin/sse-hub" | grep -qx "#!/usr/bin/env $lua" || fail "make install LUA=$lua: sse-hub's interpreter line is $(head -n1 "$p/bin/sse-hub")"
+  hub_check "make-install-$lua" "$p/bin/sse-hub"
+  make -s uninstall LUA="$lua" PREFIX="$p" >/dev/null
+  [ -z "$(find "$p" -type f)" ] || fail "make uninstall LUA=$lua left: $(find "$p" -type f | tr '\n' ' ')"
+  [ ! -e "$p/share/lua/$v/sse" ] && [ ! -e "$p/lib/lua/$v/sse" ] || fail "make uninstall LUA=$lua left the sse directories"
+
+  make -s install LUA="$lua" DESTDIR="$stage" PREFIX=/usr >/dev/null
+  [ -f "$stage/usr/bin/sse-hub" ] && [ -f "$stage/usr/lib/lua/$v/sse/core.so" ] \
+    && [ -f "$stage/usr/share/lua/$v/sse/app/dashboard.html" ] || fail "make install DESTDIR: files not staged under DESTDIR"
+  grep -q "\"/usr/share/lua/$v/?.lua;" "$stage/usr/bin/sse-hub" || fail "make install DESTDIR: sse-hub's search path is not PREFIX's"
+  make -s uninstall LUA="$lua" DESTDIR="$stage" PREFIX=/usr >/dev/null
+  [ -z "$(find "$stage" -type f)" ] || fail "make uninstall DESTDIR left: $(find "$stage" -type f | tr '\n' ' ')"
+  echo "rock-test: make install/uninstall LUA=$lua (PREFIX and DESTDIR): ok"
+}
+install_check lua5.4
+install_check luajit
+
+# --- the checkout is as it was -----------------------------------------------
+if [ "$in_git" = yes ]; then
+  after=$(leftovers)
+  if [ "$before" != "$after" ]; then
+    echo "rock-test: files the builds left in the checkout:"
+    diff <(echo "$before") <(echo "$after") | sed -n 's/^> /  /p'
+    fail "the checkout is not as it was (builds belong under build/)"
+  fi
+  echo "rock-test: the checkout is as it was (nothing new outside build/)"
+fi
+echo "rock-test: all passed"

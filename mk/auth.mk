@@ -36,7 +36,7 @@ $(BUILD)/fuzz/fuzz_jwt: csrc/fuzz/fuzz_jwt.c $(JWT_CORE_SRCS) csrc/core/jwt.h cs
 
 .PHONY: bench-jwt
 bench-jwt: $(JWT_MODULE)
-	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) bench/jwt_bench.lua
+	$(BENCH_ENV) $(LUA) bench/jwt_bench.lua
 
 $(BUILD)/bench/topic_mem: bench/topic_mem.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)

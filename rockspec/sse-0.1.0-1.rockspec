@@ -9,73 +9,47 @@ description = {
   detailed = [[
     Exact SSE wire encoding, a replay ring buffer keyed by Last-Event-ID and a
     fan-out hub in C, with Event/Sse builders, Hub and Stream objects for luv
-    and OpenResty-style handlers.
+    and OpenResty-style handlers, a strict HTTP/1.1 server, an EventSource
+    client, and the demo hub as the command sse-hub.
+
+    Built and tested for Lua 5.4, PUC Lua 5.1 and LuaJIT 2.1 (for LuaJIT:
+    luarocks --lua-version=5.1 make LUA_INCDIR=/usr/include/luajit-2.1).
+    Needs libuv (shared) and libcrypto (sse.jwt_core, JWT signatures, a
+    module of its own so sse.core does not link it). Optional, found at run time: luv (Stream and Hub on
+    luv handles, sse.http, sse.client, sse-hub), which must use the same
+    shared libuv as this module (Debian's lua-luv does; the luv rock only
+    when built with WITH_SHARED_LIBUV=ON), and lua-cjson (Event.json,
+    res:json, sse-hub). They are not listed as dependencies so that the rock
+    installs beside the system's packages of them.
   ]],
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.1",
+  "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
   LIBUV = { header = "uv.h", library = "uv" },
   -- sse.jwt_core only (JWT signatures); Debian: libssl-dev
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
 }
+-- The Makefile builds (under build/rock-<headers dir>/, never in the source
+-- tree) and installs: one list of sources and files, the Makefile's.
 build = {
-  type = "builtin",
-  modules = {
-    ["sse.core"] = {
-      -- keep in step with CORE_SRCS and BIND_SRCS in the Makefile (checked by .ci/rock-test.sh)
-      sources = {
-        "csrc/core/utf8.c", "csrc/core/encode.c", "csrc/core/frame.c", "csrc/core/parse.c",
-        "csrc/core/httphead.c", "csrc/core/ring.c", "csrc/core/hub.c",
-        "csrc/core/gap.c", "csrc/core/attach.c", "csrc/core/resp.c",
-        "csrc/lua/lsse.c", "csrc/lua/lua_encode.c", "csrc/lua/lua_parse.c",
-        "csrc/lua/lua_http.c", "csrc/lua/lua_ring.c", "csrc/lua/lua_hub.c",
-        "csrc/lua/lua_resp.c",
-      },
-      incdirs = { "csrc/core", "csrc/lua", "$(LIBUV_INCDIR)" },
-      libdirs = { "$(LIBUV_LIBDIR)" },
-      libraries = { "uv" },
-      defines = { "SSE_VERSION=\"0.1.0\"" },
-    },
-    -- JWT verification: a module of its own, so sse.core never links libcrypto
-    -- (keep in step with JWT_SRCS in mk/auth.mk)
-    ["sse.jwt_core"] = {
-      sources = { "csrc/core/jwt.c", "csrc/core/json.c", "csrc/core/utf8.c", "csrc/lua/lua_jwt.c" },
-      incdirs = { "csrc/core", "csrc/lua", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(OPENSSL_LIBDIR)" },
-      libraries = { "crypto", "m" },
-    },
-    ["sse"] = "lua/sse/init.lua",
-    ["sse.event"] = "lua/sse/event.lua",
-    ["sse.builder"] = "lua/sse/builder.lua",
-    ["sse.replayer"] = "lua/sse/replayer.lua",
-    ["sse.gap"] = "lua/sse/gap.lua",
-    ["sse.stream"] = "lua/sse/stream.lua",
-    ["sse.hub"] = "lua/sse/hub.lua",
-    ["sse.client"] = "lua/sse/client.lua",
-    ["sse.http"] = "lua/sse/http/init.lua",
-    ["sse.http.options"] = "lua/sse/http/options.lua",
-    ["sse.http.router"] = "lua/sse/http/router.lua",
-    ["sse.http.conn"] = "lua/sse/http/conn.lua",
-    ["sse.http.response"] = "lua/sse/http/response.lua",
-    ["sse.http.server"] = "lua/sse/http/server.lua",
-    ["sse.app"] = "lua/sse/app/init.lua",
-    ["sse.app.main"] = "lua/sse/app/main.lua",
-    ["sse.redis"] = "lua/sse/redis/init.lua",
-    ["sse.redis.backend"] = "lua/sse/redis/backend.lua",
-    ["sse.redis.conn"] = "lua/sse/redis/conn.lua",
-    ["sse.redis.follower"] = "lua/sse/redis/follower.lua",
-    ["sse.redis.scripts"] = "lua/sse/redis/scripts.lua",
-    ["sse.jwt"] = "lua/sse/jwt.lua",
-    ["sse.auth"] = "lua/sse/auth.lua",
-    ["sse.deadlines"] = "lua/sse/deadlines.lua",
-    ["sse.app.json"] = "lua/sse/app/json.lua",
-    ["sse.app.auth"] = "lua/sse/app/auth.lua",
-  },
-  install = {
-    -- the demo hub's page, found beside sse.app on the Lua search path
-    lua = { ["sse.app.dashboard"] = "lua/sse/app/dashboard.html" },
+  type = "make",
+  variables = {
+    LUA = "$(LUA)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    CC = "$(CC)",
+    CFLAGS = "$(CFLAGS)",
+    UV_CFLAGS = "-I$(LIBUV_INCDIR)",
+    UV_LIBS = "-L$(LIBUV_LIBDIR) -luv",
+    CRYPTO_CFLAGS = "-I$(OPENSSL_INCDIR)",
+    CRYPTO_LIBS = "-L$(OPENSSL_LIBDIR) -lcrypto",
+    PREFIX = "$(PREFIX)",
+    BINDIR = "$(BINDIR)",
+    LUA_LIBDIR = "$(LIBDIR)",
+    LUA_SHAREDIR = "$(LUADIR)",
+    -- luarocks wraps bin/ scripts with the tree's search path itself
+    HUB_PATHS = "no",
   },
 }
