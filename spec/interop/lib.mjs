@@ -137,7 +137,7 @@ export async function launchChromium() {
   const { chromium } = await import('playwright-core');
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sse-interop-'));
   const context = await chromium.launchPersistentContext(userDir, {
-    executablePath: CHROMIUM, headless: true, timeout: 20000,
+    executablePath: CHROMIUM, headless: true, timeout: 45000,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
