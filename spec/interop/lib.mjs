@@ -87,6 +87,9 @@ export function killChildren() {
   }
 }
 process.on('exit', killChildren);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => { console.log(`interop: interrupted by ${sig}`); killChildren(); process.exit(1); });
+}
 
 // Start the demo hub (examples/hub/server.lua) on a free loopback port. Resolves to
 // { url, stop(), log() }; stop() sends SIGTERM, then SIGKILL after 3 s.
