@@ -1,0 +1,20 @@
+-- Throughput of the client-side event-stream parser (core.parser) on three
+-- bodies: ASCII events, events of multi-byte UTF-8, and events full of
+-- ill-formed bytes (each replaced by U+FFFD). Prints MB/s of input parsed,
+-- Lua event tables included. Run several builds side by side in one go:
+--   for b in build/lua5.4 OTHER/build/lua5.4; do
+--     LUA_CPATH="$b/?.so;;" lua5.4 bench/parse_bench.lua; done
+local core = require("sse.core")
+local reps = tonumber(os.getenv("PARSE_BENCH_REPS") or "") or 300
+
+local function bench(name, s)
+  local p = core.parser({ max_line_bytes = 1 << 30, max_event_bytes = 1 << 30 })
+  local t0 = os.clock()
+  for _ = 1, reps do p:feed(s) end
+  local dt = os.clock() - t0
+  print(("parse %-26s %8.1f MB/s"):format(name, #s * reps / dt / 1e6))
+end
+
+bench("ascii, 100-byte events", ("data: " .. ("abcdefghij"):rep(10) .. "\n\n"):rep(1000))
+bench("multi-byte UTF-8 events", ("data: " .. ("\195\169\226\130\172\240\159\152\128ab"):rep(12) .. "\n\n"):rep(1000))
+bench("ill-formed bytes", ("data: " .. ("\255a\192"):rep(30) .. "\n\n"):rep(1000))
