@@ -39,7 +39,11 @@ local function subscribe(app, query, opts)
   got.client = client.connect(("http://127.0.0.1:%d/events%s"):format(app.port, query or ""), {
     last_event_id = opts.last_event_id,
     retry = 50,
-    on_event = function(ev) got.events[#got.events + 1] = ev end,
+    on_event = function(ev)
+      -- the join position (sse-join) is bookkeeping, not one of the app's events
+      if ev.type == "sse-join" then got.joined = ev.id return end
+      got.events[#got.events + 1] = ev
+    end,
     on_open = function() got.opens = got.opens + 1 end,
     on_error = function(err) got.errors[#got.errors + 1] = err end,
   })

@@ -358,7 +358,7 @@ describe("sse.Hub", function()
     it("names each one", function()
       util.raises_arg(1, "field 'slow_policy': \"close\" or \"drop_oldest\" expected, got fast",
         sse.Hub.new, { slow_policy = "fast" })
-      util.raises_arg(1, "field 'outbox_limit': positive number expected", sse.Hub.new, { outbox_limit = 0 })
+      util.raises_arg(1, "field 'outbox_limit': positive number expected, got 0", sse.Hub.new, { outbox_limit = 0 })
       util.raises_arg(1, "field 'keepalive': positive number of seconds expected", sse.Hub.new, { keepalive = -1 })
       util.raises_arg(1, "field 'replayer' must have a 'store' method", sse.Hub.new, { replayer = {} })
       util.raises_arg(1, "sse.Stream expected, got table", hub.register, hub, {})

@@ -411,6 +411,11 @@ sse_sub *sse_sub_new(uv_stream_t *stream, size_t limit, int policy) {
   return s;
 }
 
+void sse_sub_set_limits(sse_sub *s, size_t limit, int policy) {
+  s->limit = limit ? limit : SIZE_MAX;
+  s->policy = (uint8_t)policy;
+}
+
 static void sub_destroy(sse_sub *s) {
   while (s->qlen) {
     sse_frame_unref(q_at(s, s->qlen - 1));

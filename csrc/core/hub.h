@@ -123,6 +123,9 @@ void *sse_hub_user(const sse_hub *h);
  * of memory. The owner keeps stream alive until the sub is closed. */
 sse_sub *sse_sub_new(uv_stream_t *stream, size_t limit, int policy);
 
+/* Changes the outbox bound (0: unbounded) and the slow policy. */
+void sse_sub_set_limits(sse_sub *s, size_t limit, int policy);
+
 /* Unregisters, closes and frees s; the free is deferred while a uv_write is
  * in flight. NULL is a no-op. */
 void sse_sub_free(sse_sub *s);

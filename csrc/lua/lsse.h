@@ -55,7 +55,7 @@ int lsse_encode_error(lua_State *L, int arg, const char *fname,
  * with one reference for the caller (the ring may already have evicted it).
  * Returns NULL, pushing nothing, when the ring is closed. Raises on misuse. */
 sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg,
-                                  const char *topic, size_t tlen);
+                           const char *fname, const char *topic, size_t tlen);
 
 void lsse_open_encode(lua_State *L);
 void lsse_open_ring(lua_State *L);

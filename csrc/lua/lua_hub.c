@@ -11,6 +11,7 @@
 #include "hub.h"
 
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #if defined(__linux__)
 #include <netinet/in.h>
@@ -40,6 +41,12 @@ static lsub *check_sub(lua_State *L, int i) {
   lsub *u = (lsub *)luaL_checkudata(L, i, SUB_MT);
   if (!u->s) luaL_argerror(L, i, "subscriber is closed");
   return u;
+}
+
+/* The hub at 1 again after Lua ran (an event's __index, a ring's clock):
+ * NULL when that Lua closed it. */
+static sse_hub *hub_again(lua_State *L) {
+  return ((lhub *)luaL_checkudata(L, 1, HUB_MT))->h;
 }
 
 static const char *policy_names[] = {"close", "drop_oldest", NULL};
@@ -79,14 +86,16 @@ static int l_sub_new(lua_State *L) {
   uv_stream_t *stream = NULL;
   if (!lua_isnil(L, 1)) {
     stream = to_uv_stream(L, 1);
-    if (!stream) luaL_argerror(L, 1, "luv stream handle (tcp, pipe or tty) expected");
-    if (uv_is_closing((uv_handle_t *)stream)) luaL_argerror(L, 1, "handle is closed");
+    if (!stream)
+      lsse_argerror(L, 1, "new", "field 'handle': luv stream handle (tcp, pipe or tty) expected");
+    if (uv_is_closing((uv_handle_t *)stream)) lsse_argerror(L, 1, "new", "field 'handle': handle is closed");
   }
+  /* the values were checked by core.check_options; these guard the casts */
   lua_Number limit = luaL_checknumber(L, 2);
-  if (limit < 0) luaL_argerror(L, 2, "limit must be >= 0");
+  if (!(limit >= 0 && limit <= SSE_OUTBOX_MAX)) luaL_argerror(L, 2, "limit out of range");
   int policy = luaL_checkoption(L, 3, "close", policy_names);
   lua_Number wt = luaL_optnumber(L, 4, 0);
-  if (wt < 0 || wt > 4294967295.0) luaL_argerror(L, 4, "write timeout out of range");
+  if (!(wt >= 0 && wt <= 4294967295.0)) luaL_argerror(L, 4, "write timeout out of range");
   lsub *u = (lsub *)lua_newuserdata(L, sizeof *u); /* no user value: see top */
   u->s = NULL;
   u->s = sse_sub_new(stream, (size_t)limit, policy);
@@ -121,12 +130,12 @@ static int push_not_open(lua_State *L, const sse_sub *s) {
 
 /* Encodes the event at idx into a new frame. Raises on misuse and on
  * ENOMEM (nothing allocated then). */
-static sse_frame *encode_frame(lua_State *L, int idx, int arg) {
+static sse_frame *encode_frame(lua_State *L, int idx, int arg, const char *fname) {
   sse_event ev;
   int check_utf8;
   int top = lua_gettop(L);
-  lsse_check_event(L, idx, arg, NULL, &ev, &check_utf8);
-  sse_frame *f = lsse_event_frame(L, &ev, check_utf8, arg, NULL, 0);
+  lsse_check_event(L, idx, arg, fname, &ev, &check_utf8);
+  sse_frame *f = lsse_event_frame_as(L, &ev, check_utf8, arg, fname, NULL, 0);
   lua_settop(L, top);
   return f;
 }
@@ -157,7 +166,20 @@ static int push_now(lua_State *L, sse_sub *s, sse_frame *f, int exempt) {
 static int l_sub_send(lua_State *L) {
   sse_sub *s = check_sub(L, 1)->s;
   if (sse_sub_state(s) != SSE_SUB_OPEN) return push_not_open(L, s);
-  return push_now(L, s, encode_frame(L, 2, 1), 0);
+  /* reading the event may run Lua (an __index) that closes this sub: look
+   * it up again afterwards (no Lua runs while the frame is held) */
+  sse_frame *f = encode_frame(L, 2, 1, luaL_optstring(L, 4, NULL));
+  lsub *u = (lsub *)luaL_checkudata(L, 1, SUB_MT);
+  if (!u->s) {
+    sse_frame_unref(f);
+    return lsse_fail(L, 0, "closed");
+  }
+  s = u->s;
+  if (sse_sub_state(s) != SSE_SUB_OPEN) {
+    sse_frame_unref(f);
+    return push_not_open(L, s);
+  }
+  return push_now(L, s, f, 0);
 }
 
 /* sub:send_raw(bytes [, now [, replay]]): pre-encoded wire bytes (trusted).
@@ -337,8 +359,10 @@ static int l_hub_publish(lua_State *L) {
   double now = now_of(L, 4);
   sse_frame *f;
   int id_idx = 0;
+  const char *fname = luaL_optstring(L, 6, NULL);
+  int arg = (int)luaL_optinteger(L, 7, 1);
   if (!lua_isnoneornil(L, 5)) {
-    f = lsse_ring_store(L, 5, 2, 1, topic, tlen);
+    f = lsse_ring_store(L, 5, 2, arg, fname, topic, tlen);
     if (!f) {
       lua_pushnil(L);
       lua_pushliteral(L, "closed");
@@ -350,15 +374,262 @@ static int l_hub_publish(lua_State *L) {
     const char *b = lua_tolstring(L, 2, &n);
     f = sse_frame_new(b, n, NULL, 0);
   } else {
-    f = encode_frame(L, 2, 1);
+    f = encode_frame(L, 2, arg, fname);
   }
   if (!f) return luaL_error(L, "out of memory");
-  size_t n = sse_hub_publish(u->h, f, topic, tlen, now);
+  (void)u;
+  sse_hub *h = hub_again(L);
+  if (!h) {
+    sse_frame_unref(f);
+    return lsse_fail(L, 0, "closed");
+  }
+  size_t n = sse_hub_publish(h, f, topic, tlen, now);
   sse_frame_unref(f);
   lua_pushinteger(L, (lua_Integer)n);
   if (!id_idx) return 1;
   lua_pushvalue(L, id_idx);
   return 2;
+}
+
+
+
+/* sub:flush(): writes what is queued (a push subscriber). */
+static int l_sub_flush(lua_State *L) {
+  sse_sub_flush(check_sub(L, 1)->s);
+  return 0;
+}
+
+/* sub:set_limits(limit, policy): the outbox bound and slow policy (a hub
+ * hands its own to the streams that did not choose theirs). Trusted values
+ * from the Lua layer (already checked by core.check_options). */
+static int l_sub_set_limits(lua_State *L) {
+  sse_sub *s = check_sub(L, 1)->s;
+  lua_Number limit = luaL_checknumber(L, 2);
+  int policy = luaL_checkoption(L, 3, "close", policy_names);
+  sse_sub_set_limits(s, limit >= 1 ? (size_t)limit : 0, policy);
+  return 0;
+}
+
+/* How a bad option value is shown. */
+static const char *show_value(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TNUMBER) return luaL_typename(L, idx);
+  lua_Number n = lua_tonumber(L, idx);
+  if (n != n) return "nan";
+  if (n == HUGE_VAL) return "inf";
+  if (n == -HUGE_VAL) return "-inf";
+  lua_pushvalue(L, idx);
+  const char *t = lua_tostring(L, -1); /* anchored on the stack */
+  return t;
+}
+
+/* core.check_options(opts, fname): validates the outbox_limit, slow_policy
+ * and write_timeout fields of a Stream.new / Hub.new options table, naming
+ * fname and the field. One place for these rules (docs/CORE.md 4). */
+static int l_check_options(lua_State *L) {
+  const char *fname = luaL_optstring(L, 2, "new");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "outbox_limit");
+  if (!lua_isnil(L, -1)) {
+    lua_Number v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 1 && v <= SSE_OUTBOX_MAX))
+      lsse_argerror(L, 1, fname, "field 'outbox_limit': positive number expected, got %s",
+                    show_value(L, -1));
+  }
+  lua_getfield(L, 1, "slow_policy");
+  if (!lua_isnil(L, -1)) {
+    const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!p || (strcmp(p, "close") != 0 && strcmp(p, "drop_oldest") != 0))
+      lsse_argerror(L, 1, fname,
+                    "field 'slow_policy': \"close\" or \"drop_oldest\" expected, got %s",
+                    p ? p : luaL_typename(L, -1));
+  }
+  lua_getfield(L, 1, "write_timeout");
+  if (!lua_isnil(L, -1) && !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+    lua_Number v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0 && v <= SSE_WRITE_TIMEOUT_MAX))
+      lsse_argerror(L, 1, fname,
+                    "field 'write_timeout': positive number of seconds or false expected, got %s",
+                    show_value(L, -1));
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* hub:replay_begin(sub): sub is "replaying" from now on (docs/CORE.md 3). */
+static int l_hub_replay_begin(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  sse_sub *s = member_arg(L, u, 2);
+  sse_sub_replay_begin(s);
+  lua_pushboolean(L, sse_sub_replaying(s));
+  return 1;
+}
+
+/* An optional string field of the table at idx (NULL when nil); anchored by
+ * the table. */
+static const char *opt_field(lua_State *L, int idx, const char *name, size_t *len,
+                             int arg, const char *fname) {
+  lua_getfield(L, idx, name);
+  const char *v = NULL;
+  *len = 0;
+  if (lua_type(L, -1) == LUA_TSTRING) v = lua_tolstring(L, -1, len);
+  else if (!lua_isnil(L, -1))
+    lsse_argerror(L, arg, fname, "field '%s': string or nil expected, got %s", name,
+                  luaL_typename(L, -1));
+  lua_pop(L, 1); /* still anchored by the table */
+  return v;
+}
+
+/* hub:resume(sub, frames, upto, gap | nil, last_event_id | nil, fname) ->
+ * count | nil, "closed". frames: a list of wire-byte strings or event tables
+ * (with their ids), oldest first; upto: the seq the replay covers; gap: nil
+ * or {oldest =, latest =}. Every item is checked before anything changes. */
+static int l_hub_resume(lua_State *L) {
+  const char *fname = luaL_optstring(L, 7, "resume");
+  lhub *u = check_hub(L, 1);
+  lsub *su = (lsub *)luaL_checkudata(L, 2, SUB_MT);
+  if (lua_type(L, 3) != LUA_TTABLE) lsse_typeerror(L, 2, fname, "table", 3);
+  long long upto = 0;
+  if (!lua_isnoneornil(L, 4) && (!sse_tointeger(L, 4, &upto) || upto < 0))
+    lsse_argerror(L, 3, fname, "upto: integer >= 0 expected, got %s", show_value(L, 4));
+  int has_gap = !lua_isnoneornil(L, 5);
+  if (has_gap && lua_type(L, 5) != LUA_TTABLE) lsse_typeerror(L, 4, fname, "table or nil", 5);
+  size_t n = lua_rawlen(L, 3);
+  int top = lua_gettop(L);
+  /* validate: strings, or events whose fields are right (this may run Lua) */
+  for (size_t i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, (int)i);
+    int t = lua_type(L, -1);
+    if (t == LUA_TTABLE) {
+      sse_event ev;
+      int cu;
+      size_t len;
+      sse_encode_err err;
+      lsse_check_event(L, -1, 2, fname, &ev, &cu);
+      if (sse_encode_check(&ev, cu, &len, &err) != SSE_OK) lsse_encode_error(L, 2, fname, &err);
+    } else if (t != LUA_TSTRING) {
+      lsse_argerror(L, 2, fname, "frames[%d]: string or event table expected, got %s", (int)i,
+                    luaL_typename(L, -1));
+    }
+    lua_settop(L, top);
+  }
+  size_t ol = 0, ll = 0, il = 0;
+  const char *oldest = NULL, *latest = NULL;
+  if (has_gap) {
+    oldest = opt_field(L, 5, "oldest", &ol, 4, fname);
+    latest = opt_field(L, 5, "latest", &ll, 4, fname);
+  }
+  const char *lid = lua_type(L, 6) == LUA_TSTRING ? lua_tolstring(L, 6, &il) : NULL;
+  if (!u->h || !su->s || !sse_sub_replaying(su->s)) return lsse_fail(L, 0, "closed");
+  sse_sub *s = su->s;
+  /* mutate: no Lua from here on */
+  size_t count = 0;
+  for (size_t i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, (int)i);
+    sse_frame *f;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      size_t len;
+      const char *b = lua_tolstring(L, -1, &len);
+      f = sse_frame_new(b, len, NULL, 0);
+    } else {
+      sse_event ev;
+      int cu;
+      lsse_check_event(L, -1, 2, fname, &ev, &cu); /* checked above: plain reads now */
+      f = lsse_event_frame_as(L, &ev, cu, 2, fname, NULL, 0);
+    }
+    lua_settop(L, top);
+    if (!su->s || !u->h) { /* an event's __index closed them */
+      sse_frame_unref(f);
+      return lsse_fail(L, 0, "closed");
+    }
+    if (!f || sse_sub_replay_frame(s, f) != 0) {
+      sse_frame_unref(f);
+      break; /* out of memory: what was queued still goes out */
+    }
+    sse_frame_unref(f);
+    count++;
+  }
+  sse_frame *gap = NULL;
+  if (has_gap) gap = sse_gap_frame(lid, il, oldest, ol, latest, ll, -1);
+  sse_sub_replay_end(s, (uint64_t)upto, gap);
+  if (has_gap && count == 0 && latest) {
+    sse_frame *j = sse_join_frame(latest, ll);
+    if (j) {
+      sse_sub_push(s, j, 0);
+      sse_frame_unref(j);
+    }
+  }
+  lua_pushinteger(L, (lua_Integer)count);
+  return 1;
+}
+
+/* hub:join_event(id) -> the wire bytes of the sse-join event of id. */
+static int l_join_event(lua_State *L) {
+  size_t n;
+  const char *id = luaL_checklstring(L, 1, &n);
+  sse_frame *f = sse_join_frame(id, n);
+  if (!f) return luaL_error(L, "not enough memory");
+  lua_pushlstring(L, f->bytes, f->len);
+  sse_frame_unref(f);
+  return 1;
+}
+
+/* core.gap_data(last_event_id, oldest, latest [, dropped]) -> the JSON data
+ * of the sse-gap event (strings or nil; dropped an integer or nil). */
+static int l_gap_data(lua_State *L) {
+  size_t n[3] = {0, 0, 0};
+  const char *v[3];
+  for (int i = 0; i < 3; i++)
+    v[i] = lua_type(L, i + 1) == LUA_TSTRING ? lua_tolstring(L, i + 1, &n[i]) : NULL;
+  long long dropped = -1;
+  if (!lua_isnoneornil(L, 4) && (!sse_tointeger(L, 4, &dropped) || dropped < 0)) dropped = -1;
+  size_t len = sse_gap_data(NULL, v[0], n[0], v[1], n[1], v[2], n[2], dropped);
+  char *buf = (char *)lua_newuserdata(L, len ? len : 1);
+  sse_gap_data(buf, v[0], n[0], v[1], n[1], v[2], n[2], dropped);
+  lua_pushlstring(L, buf, len);
+  return 1;
+}
+
+/* hub:deliver(ev | bytes, topic | nil, seq, now, fname) -> count: an event
+ * that already has its id (a backend's follower): one encode, then the
+ * fan-out, with frame->seq = seq for the replay hand-off. */
+static int l_hub_deliver(lua_State *L) {
+  const char *fname = luaL_optstring(L, 6, "deliver");
+  check_hub(L, 1);
+  size_t tlen = 0;
+  const char *topic = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    if (lua_type(L, 3) != LUA_TSTRING) lsse_typeerror(L, 2, fname, "string or nil", 3);
+    topic = lua_tolstring(L, 3, &tlen);
+  }
+  long long seq = 0;
+  if (!sse_tointeger(L, 4, &seq) || seq < 1)
+    lsse_argerror(L, 3, fname, "seq: integer >= 1 expected, got %s", show_value(L, 4));
+  double now = now_of(L, 5);
+  sse_frame *f;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    size_t n;
+    const char *b = lua_tolstring(L, 2, &n);
+    f = sse_frame_new(b, n, topic, tlen);
+  } else {
+    sse_event ev;
+    int cu;
+    int top = lua_gettop(L);
+    lsse_check_event(L, 2, 1, fname, &ev, &cu);
+    f = lsse_event_frame_as(L, &ev, cu, 1, fname, topic, tlen);
+    lua_settop(L, top);
+  }
+  if (!f) return luaL_error(L, "not enough memory");
+  f->seq = (uint64_t)seq;
+  f->time = now;
+  sse_hub *h = hub_again(L);
+  if (!h) {
+    sse_frame_unref(f);
+    return lsse_fail(L, 0, "closed");
+  }
+  size_t c = sse_hub_publish(h, f, topic, tlen, now);
+  sse_frame_unref(f);
+  lua_pushinteger(L, (lua_Integer)c);
+  return 1;
 }
 
 /* Pushes an array of the ids of subscribers popped by next(), or nil. */
@@ -545,6 +816,7 @@ void lsse_open_hub(lua_State *L) {
       {"send", l_sub_send},     {"send_raw", l_sub_send_raw}, {"take", l_sub_take},
       {"queued", l_sub_queued}, {"state", l_sub_state},       {"stats", l_sub_stats},
       {"detach", l_sub_detach}, {"close", sub_gc},            {"id", l_sub_id},
+      {"set_limits", l_sub_set_limits}, {"flush", l_sub_flush},
       {NULL, NULL}};
   static const luaL_Reg hub_methods[] = {
       {"add", l_hub_add},
@@ -553,6 +825,9 @@ void lsse_open_hub(lua_State *L) {
       {"unsubscribe", l_hub_unsubscribe},
       {"subscribed", l_hub_subscribed},
       {"publish", l_hub_publish},
+      {"deliver", l_hub_deliver},
+      {"replay_begin", l_hub_replay_begin},
+      {"resume", l_hub_resume},
       {"flush", l_hub_flush},
       {"keepalive", l_hub_keepalive},
       {"count", l_hub_count},
@@ -565,6 +840,7 @@ void lsse_open_hub(lua_State *L) {
       {NULL, NULL}};
   new_type(L, SUB_MT, sub_methods, sub_gc);
   new_type(L, HUB_MT, hub_methods, hub_gc);
-  static const luaL_Reg fns[] = {{"sub_new", l_sub_new}, {"hub_new", l_hub_new}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"sub_new", l_sub_new}, {"hub_new", l_hub_new},
+      {"check_options", l_check_options}, {"join_event", l_join_event}, {"gap_data", l_gap_data}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

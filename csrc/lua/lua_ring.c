@@ -42,9 +42,9 @@ static int type_error(lua_State *L, int arg, const char *what) {
 
 /* Monotonic seconds: the ring's clock, or CLOCK_MONOTONIC(_COARSE). A clock that
  * returns anything but a number (or NaN) raises. */
-static double ring_now(lua_State *L, lring *u) {
+static double ring_now(lua_State *L, int ring_idx, lring *u) {
   if (u->has_clock) {
-    sse_getuservalue(L, 1);
+    sse_getuservalue(L, ring_idx); /* the ring's own slot, whoever called */
     lua_rawgeti(L, -1, 1);
     lua_call(L, 0, 1);
     double t = lua_tonumber(L, -1);
@@ -86,16 +86,16 @@ static void push_id(lua_State *L, const sse_ring *r, uint64_t seq) {
 /* r:store(ev [, topic]) -> id. Encodes ev (a plain table or sse.Event with no
  * id) once with the next id and stores it; an event larger than max_bytes is
  * numbered but not kept. */
-sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg, const char *topic,
-                           size_t tlen) {
+sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg, const char *fname,
+                           const char *topic, size_t tlen) {
   lring *u = check_ring(L, ring_idx);
   sse_event ev;
   int check_utf8;
-  lsse_check_event(L, ev_idx, arg, NULL, &ev, &check_utf8);
+  lsse_check_event(L, ev_idx, arg, fname, &ev, &check_utf8);
   if (ev.id.p)
-    luaL_argerror(L, arg, "event must not carry an id: ids are assigned by the replayer");
+    lsse_argerror(L, arg, fname, "event must not carry an id: ids are assigned by the replayer");
   if (!u->ring) return NULL;
-  double now = ring_now(L, u);
+  double now = ring_now(L, ring_idx, u);
   if (!u->ring) return NULL; /* the clock closed it */
 
   /* no Lua call from here on until the frame belongs to the ring */
@@ -103,7 +103,7 @@ sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg, cons
   char id[SSE_RING_ID_CAP];
   ev.id.n = sse_ring_format_id(r, sse_ring_next_seq(r), id, sizeof id);
   ev.id.p = id;
-  sse_frame *f = lsse_event_frame(L, &ev, check_utf8, arg, topic, tlen);
+  sse_frame *f = lsse_event_frame_as(L, &ev, check_utf8, arg, fname, topic, tlen);
   sse_frame_ref(f); /* the caller's: the ring may evict it at once */
   int rc = sse_ring_store(r, f, now);
   if (rc != 0) {
@@ -124,7 +124,7 @@ static int l_store(lua_State *L) {
   int tt = lua_type(L, 3);
   if (tt == LUA_TSTRING) topic = lua_tolstring(L, 3, &tlen);
   else if (tt != LUA_TNIL && tt != LUA_TNONE) type_error(L, 3, "string");
-  sse_frame *f = lsse_ring_store(L, 1, 2, 2, topic, tlen);
+  sse_frame *f = lsse_ring_store(L, 1, 2, 1, "store", topic, tlen);
   if (!f) return push_closed(L);
   sse_frame_unref(f); /* the id is on the stack top */
   return 1;
@@ -184,7 +184,7 @@ static int l_replay(lua_State *L) {
   topic_set ts;
   check_topics(L, 4, &ts);
   if (!u->ring) return push_closed(L);
-  double now = ring_now(L, u);
+  double now = ring_now(L, 1, u);
   if (!u->ring) return push_closed(L);
   sse_ring_expire(u->ring, now);
 
@@ -382,6 +382,6 @@ void lsse_open_ring(lua_State *L) {
     lua_pushliteral(L, RING_MT);
     lua_setfield(L, -2, "__name");
   }
-  lua_pop(L, 1);
+  lua_setfield(L, -2, "ring_metatable"); /* how sse.Hub recognises a ring */
   luaL_setfuncs(L, fns, 0);
 }

@@ -23,7 +23,15 @@ if not uv_ok then uv = nil end
 
 -- The in-memory replayer's type: the hub hands it to the C core, which
 -- stores and fans out one and the same frame.
-local RING_MT = debug.getregistry()["sse.Ring"]
+local RING_MT = core.ring_metatable
+
+-- An asynchronous backend (docs/CORE.md 3) answers replays later.
+local ASYNC = { "publish", "replay_async", "last_id" }
+local SYNC = { "store", "replay", "last_id" }
+
+local function is_async(r)
+  return type(r) == "table" and type(r.replay_async) == "function"
+end
 
 local function now()
   return uv and uv.now() / 1000 or os.clock()
@@ -65,18 +73,15 @@ function Hub.new(opts)
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
   local r = opts.replayer
   if r ~= nil then
-    for _, m in ipairs({ "store", "replay", "last_id" }) do
+    for _, m in ipairs(is_async(r) and ASYNC or SYNC) do
       if type(r) ~= "table" and type(r) ~= "userdata" or type(r[m]) ~= "function" then
         argerror(1, "new", ("field 'replayer' must have a '%s' method"):format(m))
       end
     end
   end
+  core.check_options(opts, "new") -- outbox_limit, slow_policy: one rule, in C
   local limit = opts.outbox_limit or Hub.DEFAULT_OUTBOX_LIMIT
-  if type(limit) ~= "number" or limit < 1 then argerror(1, "new", "field 'outbox_limit': positive number expected") end
   local policy = opts.slow_policy or "close"
-  if policy ~= "close" and policy ~= "drop_oldest" then
-    argerror(1, "new", "field 'slow_policy': \"close\" or \"drop_oldest\" expected, got " .. tostring(policy))
-  end
   local ka = opts.keepalive
   if ka ~= nil and (type(ka) ~= "number" or ka <= 0) then
     argerror(1, "new", "field 'keepalive': positive number of seconds expected")
@@ -99,6 +104,7 @@ function Hub.new(opts)
     stats = { published = 0, deliveries = 0, slow_closed = 0, dropped_streams = 0 },
   }, Hub)
   if ka then self:_start_keepalive(ka) end
+  if r ~= nil and type(r.bind) == "function" then r:bind(self) end
   return self
 end
 
@@ -122,8 +128,11 @@ function Hub:register(stream)
   if stream._hub == self then return true end
   if stream._hub then argerror(1, "register", "stream is registered with another hub") end
   local id = self._core:add(stream._sub)
+  if not id then return nil, "closed" end
   self._streams[id] = stream
   stream._hub = self
+  -- a stream follows the hub's outbox limit and policy unless it chose its own
+  stream._sub:set_limits(stream._limit or self._limit, stream._policy or self._policy)
   -- frames queued before registration are written with the next flush
   if stream._sub:queued() > 0 then self:_schedule() end
   return true
@@ -189,9 +198,6 @@ local function fields_of(ev, n, fname)
            comment = src.comment, check_utf8 = src.check_utf8 }
 end
 
-local function rethrow(n, fname, err)
-  argerror(n, fname, tostring(err):match("%((.*)%)$") or tostring(err))
-end
 
 -- Store (when a replayer is set) and queue. Returns count, id, or nil, err
 -- when the replayer fails at runtime.
@@ -202,22 +208,26 @@ local function publish(self, fname, n, topic, ev)
   if r and id ~= nil then
     argerror(n, fname, "event must not carry an id when the hub has a replayer (ids are the replayer's)")
   end
-  local ok, count
-  if r and getmetatable(r) == RING_MT then
+  local count
+  if r and is_async(r) then
+    -- the backend assigns the id; its follower delivers (hub:deliver)
+    self.stats.published = self.stats.published + 1
+    return r:publish(f, topic)
+  elseif r and getmetatable(r) == RING_MT then
     -- one encode: the ring's frame is the one every subscriber gets
-    ok, count, id = pcall(self._core.publish, self._core, f, topic, now(), r)
-    if ok and count == nil then return nil, id end -- the ring is closed
+    count, id = self._core:publish(f, topic, now(), r, fname, n)
+    if count == nil then return nil, id end -- the ring is closed
   else
     if r then
-      local sok, res, err = pcall(r.store, r, f, topic)
-      if not sok then rethrow(n, fname, res) end   -- a bad event is stored nowhere
+      local res, err = r:store(f, topic) -- a bad event raises and is stored nowhere
       if res == nil then return nil, err end
       id = res
       f.id = id
     end
-    ok, count = pcall(self._core.publish, self._core, f, topic, now())
+    local err
+    count, err = self._core:publish(f, topic, now(), nil, fname, n)
+    if count == nil then return nil, err end
   end
-  if not ok then rethrow(n, fname, count) end
   local st = self.stats
   st.published = st.published + 1
   st.deliveries = st.deliveries + count
@@ -234,6 +244,7 @@ function Hub:broadcast(ev)
   check_self(self, "broadcast")
   local hook = self.on_broadcast
   if hook and hook(ev) == false then return nil, "vetoed" end
+  if self._closed then return nil, "closed" end -- the hook closed the hub
   return publish(self, "broadcast", 1, nil, ev)
 end
 
@@ -243,6 +254,7 @@ function Hub:broadcast_to(topic, ev)
   check_topic(topic, 1, "broadcast_to")
   local hook = self.on_broadcast_to
   if hook and hook(topic, ev) == false then return nil, "vetoed" end
+  if self._closed then return nil, "closed" end -- the hook closed the hub
   return publish(self, "broadcast_to", 2, topic, ev)
 end
 
@@ -276,27 +288,84 @@ function Hub:attach(stream, opts)
 
   local r = self._replayer
   if not r then return 0 end
+  local sub = stream._sub
   if last_id == nil then
-    -- A first connection: tell the client where it joined (an id-only block
-    -- dispatches nothing), so if it is cut off before its first event it
-    -- still resumes from here and misses nothing published meanwhile.
+    -- A first connection: tell the client where it joined, as a named event
+    -- with data (clients such as eventsource-parser drop an id-only block),
+    -- so if it is cut off before its first event it still resumes from here.
     local joined = r:last_id()
-    if joined ~= nil then stream:_send_raw(core.encode({ id = joined })) end
+    if joined ~= nil then stream:_send_raw(core.join_event(joined)) end
     return 0
   end
-  -- Replay synchronously into one write: nothing can be published between
-  -- the replay and going live, since both happen in this call.
-  local parts, n = {}, 0
+  self._core:replay_begin(sub) -- live frames wait behind the replay
+  stream._replay_from = last_id
+  if is_async(r) then
+    local aok, aerr = pcall(r.replay_async, r, self, stream, last_id, topics or {})
+    if not aok then self:resume(stream, nil, tostring(aerr)) end
+    return 0, "pending"
+  end
+  -- a synchronous replayer: its frames go ahead of whatever was published
+  -- meanwhile, in one hand-off
+  local frames, n = {}, 0
   local count, gap = r:replay(last_id, function(bytes)
     n = n + 1
-    parts[n] = bytes
+    frames[n] = bytes
   end, topics or {})
-  if gap == "gap" then
-    local g = require("sse.gap")
-    stream:_send_raw(core.encode(g.event(g.info(r, last_id))))
-  end
-  if n > 0 then stream:_send_raw(table.concat(parts), true) end
+  local info
+  if gap == "gap" then info = { oldest = r.first_id and r:first_id() or nil, latest = r:last_id() } end
+  self._core:resume(sub, frames, 0, info, last_id, "attach")
+  stream._replay_from = nil
+  stream:_kick()
   return count, gap
+end
+
+--- hub:resume(stream, frames, upto [, gap]) -> count | nil, "closed"
+-- The answer of an asynchronous replay (docs/CORE.md 3): frames (wire
+-- bytes or events with their ids, oldest first) go out ahead of the live
+-- events that waited; those with seq <= upto are dropped (the replay has
+-- them). gap = {oldest =, latest =} sends the sse-gap event first.
+-- hub:resume(stream, nil, err): the replay failed: a gap, then live.
+function Hub:resume(stream, frames, upto, gap)
+  check_self(self, "resume")
+  check_stream(stream, 1, "resume")
+  if frames == nil then
+    frames, upto, gap = {}, 0, {}
+  end
+  if stream._closed then return nil, "closed" end
+  local n, err = self._core:resume(stream._sub, frames, upto, gap, stream._replay_from, "resume")
+  stream._replay_from = nil
+  stream:_kick()
+  return n, err
+end
+
+--- hub:deliver(ev, topic, seq) -> count: an event that already has its id
+-- (from an asynchronous backend's follower): one encode, then the fan-out.
+-- seq is the backend's sequence number of the event (integer >= 1).
+function Hub:deliver(ev, topic, seq)
+  check_self(self, "deliver")
+  local count, err = self._core:deliver(ev, topic, seq, now(), "deliver")
+  if count == nil then return nil, err end
+  local st = self.stats
+  st.deliveries = st.deliveries + count
+  self:_schedule()
+  return count
+end
+
+--- The registered streams, as a list.
+function Hub:streams()
+  check_self(self, "streams")
+  local list = {}
+  for _, s in pairs(self._streams) do list[#list + 1] = s end
+  return list
+end
+
+--- Closes every stream gracefully (clients reconnect and resume); returns
+-- how many.
+function Hub:disconnect_all(reason)
+  check_self(self, "disconnect_all")
+  local list = self:streams()
+  for _, s in ipairs(list) do s:close(reason) end
+  return #list
 end
 
 --- Number of registered streams.
@@ -350,7 +419,9 @@ function Hub:flush()
   if ready then
     for i = 1, #ready do
       local s = self._streams[ready[i]]
-      if s then s:_drain() end
+      if s then
+        if s._writer then s:_drain() else s:_ready() end
+      end
     end
   end
   if dead then

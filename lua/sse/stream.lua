@@ -20,8 +20,6 @@ Stream.DEFAULT_WRITE_TIMEOUT = 60
 -- how long close() waits for queued bytes to reach a client that stopped reading
 Stream.CLOSE_GRACE_MS = 5000
 
-local POLICIES = { close = true, drop_oldest = true }
-
 local uv_ok, uv = pcall(require, "luv")
 if not uv_ok then uv = nil end
 
@@ -51,40 +49,45 @@ end
 function Stream.new(opts)
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
   local handle, writer = opts.handle, opts.writer
-  if (handle == nil) == (writer == nil) then
-    argerror(1, "new", "exactly one of 'handle' (luv stream) or 'writer' (function) expected")
+  local on_ready = opts.on_ready
+  local n = (handle ~= nil and 1 or 0) + (writer ~= nil and 1 or 0) + (on_ready ~= nil and 1 or 0)
+  if n ~= 1 then
+    argerror(1, "new", "exactly one of 'handle' (luv stream), 'writer' (function) or 'on_ready' (function) expected")
   end
   if writer ~= nil and type(writer) ~= "function" then
     argerror(1, "new", "field 'writer': function expected, got " .. type(writer))
   end
+  if on_ready ~= nil and type(on_ready) ~= "function" then
+    argerror(1, "new", "field 'on_ready': function expected, got " .. type(on_ready))
+  end
+  local head = opts.head
+  if head ~= nil and type(head) ~= "string" then
+    argerror(1, "new", "field 'head': string expected, got " .. type(head))
+  end
+  core.check_options(opts, "new") -- outbox_limit, slow_policy, write_timeout: in C
   local limit = opts.outbox_limit or Stream.DEFAULT_OUTBOX_LIMIT
-  if type(limit) ~= "number" or limit < 1 then
-    argerror(1, "new", "field 'outbox_limit': positive number expected")
-  end
   local policy = opts.slow_policy or "close"
-  if not POLICIES[policy] then
-    argerror(1, "new", "field 'slow_policy': \"close\" or \"drop_oldest\" expected, got " .. tostring(policy))
-  end
   local lid = opts.last_event_id
   if lid ~= nil and type(lid) ~= "string" then
     argerror(1, "new", "field 'last_event_id': string expected, got " .. type(lid))
   end
   local wt = opts.write_timeout
   if wt == nil then wt = Stream.DEFAULT_WRITE_TIMEOUT end
-  if wt ~= false and (type(wt) ~= "number" or wt <= 0 or wt > 4294967) then
-    argerror(1, "new", "field 'write_timeout': positive number of seconds or false expected")
-  end
-  local ok, sub = pcall(core.sub_new, handle, limit, policy, wt and math.floor(wt * 1000) or 0)
-  if not ok then
-    argerror(1, "new", "field 'handle': " .. (tostring(sub):match("%((.*)%)$") or tostring(sub)))
-  end
-  return setmetatable({
+  local sub = core.sub_new(handle, limit, policy, wt and math.floor(wt * 1000) or 0)
+  local self = setmetatable({
     _sub = sub,
     _handle = handle,
     _writer = writer,
+    _on_ready = on_ready,
     _last_id = lid,
+    -- a hub's limit and policy apply unless the stream chose its own
+    _limit = opts.outbox_limit,
+    _policy = opts.slow_policy,
     -- _hub, _on_close, _ka (keep-alive group) are set on demand
   }, Stream)
+  -- the response head (sse.http) goes through the same outbox: one writer
+  if head then self:_send_raw(head) end
+  return self
 end
 
 --- Is v an sse.Stream?
@@ -96,6 +99,7 @@ end
 local function after_send(self, ok, why)
   if ok then
     if self._writer then return self:_drain() end
+    if self._on_ready and not self._hub then self:_ready() end
     return true
   end
   if why == "slow" or why == "closed" then
@@ -114,13 +118,48 @@ function Stream:_drain()
   return nil, "closed"
 end
 
+-- Bytes were queued behind the stream's back (a replay's hand-off): write,
+-- drain or announce them now.
+function Stream:_kick()
+  if self._closed then return end
+  if self._writer then return self:_drain() end
+  if self._on_ready then return self:_ready() end
+  self._sub:flush()
+end
+
+-- A pull transport has bytes: tell the host (once per batch).
+function Stream:_ready()
+  if self._announced then return end
+  self._announced = true
+  local ok, err = pcall(self._on_ready, self)
+  if not ok then warn("on_ready callback failed: " .. tostring(err)) end
+end
+
+--- stream:take() -> the bytes queued for a pull transport ("" when none),
+-- or nil, reason once the stream is closed and nothing is left.
+function Stream:take()
+  check_self(self, "take")
+  self._announced = nil
+  if self._finished then return nil, self._close_reason end
+  local bytes = self._sub:take()
+  if bytes == "" and self._closed then
+    self._finished = true
+    Stream._finish(self) -- drained: close for good, run on_close
+    return nil, self._close_reason
+  end
+  return bytes
+end
+
+--- stream:stats() -> {bytes_sent, dropped, queued, topics}
+function Stream:stats()
+  check_self(self, "stats")
+  return self._sub:stats()
+end
+
 -- Sends the event built from fields, naming fname in errors.
 local function send_fields(self, fname, fields)
   if self._closed then return nil, "closed" end
-  local ok, res, why = pcall(self._sub.send, self._sub, fields, now())
-  if not ok then
-    argerror(1, fname, tostring(res):match("%((.*)%)$") or tostring(res), 2)
-  end
+  local res, why = self._sub:send(fields, now(), fname)
   return after_send(self, res, why)
 end
 
@@ -280,6 +319,8 @@ end
 
 -- Detaches from the C core, closes the transport, runs on_close once.
 local function finish(self)
+  if self._done then return end
+  self._done = true
   self._sub:detach()
   local h = self._handle
   if h and not h:is_closing() then h:close() end
@@ -290,6 +331,12 @@ local function finish(self)
     local ok, err = pcall(fn, self._close_reason, self)
     if not ok then warn("on_close callback failed: " .. tostring(err)) end
   end
+end
+
+Stream._finish = function(self)
+  if self._finished_once then return end
+  self._finished_once = true
+  return finish(self)
 end
 
 --- stream:close([reason]): stop sending, let what is queued reach the client
@@ -308,6 +355,11 @@ function Stream:close(reason)
     return finish(self)
   end
   local sub = self._sub
+  if self._on_ready and reason == nil and sub:queued() > 0 then
+    -- a pull transport drains through take(); it finishes when empty
+    self._announced = nil
+    return self:_ready()
+  end
   if reason ~= nil or not uv or sub:state() ~= "open" or sub:queued() == 0 then
     return finish(self)
   end
