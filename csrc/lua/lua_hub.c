@@ -164,7 +164,9 @@ static int push_now(lua_State *L, sse_sub *s, sse_frame *f, int exempt) {
 
 /* sub:send(ev [, now]) -> true | nil, "closed" | nil, "slow" */
 static int l_sub_send(lua_State *L) {
-  sse_sub *s = check_sub(L, 1)->s;
+  lsub *u0 = (lsub *)luaL_checkudata(L, 1, SUB_MT);
+  if (!u0->s) return lsse_fail(L, 0, "closed");
+  sse_sub *s = u0->s;
   if (sse_sub_state(s) != SSE_SUB_OPEN) return push_not_open(L, s);
   /* reading the event may run Lua (an __index) that closes this sub: look
    * it up again afterwards (no Lua runs while the frame is held) */
@@ -186,7 +188,9 @@ static int l_sub_send(lua_State *L) {
  * replay = true: a replay the client asked for, exempt from the outbox
  * limit while unsent (see sse_sub_push_exempt). */
 static int l_sub_send_raw(lua_State *L) {
-  sse_sub *s = check_sub(L, 1)->s;
+  lsub *u0 = (lsub *)luaL_checkudata(L, 1, SUB_MT);
+  if (!u0->s) return lsse_fail(L, 0, "closed");
+  sse_sub *s = u0->s;
   size_t n;
   const char *b = luaL_checklstring(L, 2, &n);
   int replay = lua_toboolean(L, 4);
@@ -222,7 +226,8 @@ static int l_sub_state(lua_State *L) {
   }
   sse_sub *s = u->s;
   int st = sse_sub_state(s), why = sse_sub_reason(s);
-  if (st == SSE_SUB_OPEN) lua_pushliteral(L, "open");
+  if (st == SSE_SUB_OPEN && sse_sub_replaying(s)) lua_pushliteral(L, "replaying");
+  else if (st == SSE_SUB_OPEN) lua_pushliteral(L, "open");
   else if (st == SSE_SUB_DRAINING) lua_pushliteral(L, "draining");
   else if (why == SSE_CLOSE_OWNER || why == SSE_CLOSE_NONE) lua_pushliteral(L, "closed");
   else {

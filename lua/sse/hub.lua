@@ -203,6 +203,8 @@ end
 -- when the replayer fails at runtime.
 local function publish(self, fname, n, topic, ev)
   local f = fields_of(ev, n, fname)
+  -- reading the event may have run Lua (an __index) that closed the hub
+  if self._closed or not self._core:alive() then return nil, "closed" end
   local id = f.id
   local r = self._replayer
   if r and id ~= nil then

@@ -150,6 +150,13 @@ function Stream:take()
   return bytes
 end
 
+-- The core's state of the stream: "open", "replaying", "draining", "closed"
+-- (internal: for specs and the hub).
+function Stream:_state()
+  if self._done then return "closed" end
+  return (self._sub:state())
+end
+
 --- stream:stats() -> {bytes_sent, dropped, queued, topics}
 function Stream:stats()
   check_self(self, "stats")
