@@ -73,6 +73,7 @@ if mode == "subscribe" then
         stats.reasons[why] = (stats.reasons[why] or 0) + 1
       end,
       on_event = function(ev)
+        if ev.type == "sse-join" then return end -- the join position, not an event
         if ev.type == "sse-gap" then
           stats.gaps = stats.gaps + 1
           sample = sample or ("client %d: gap event %s"):format(i, ev.data)
