@@ -80,6 +80,8 @@ struct lat {
 struct opts {
 	const char *host, *sub_path, *pub_path, *label;
 	int port, n, burst, payload, pid, pending, settle_ms, sample_ms, src_ips;
+	int port2;                /* --sub-port2: every other subscriber connects here */
+	int npids, pids[8];       /* --pids: more processes summed into the CPU figures */
 	double rate, duration, ramp, timeout, hold, max_time;
 	/* reconnect storm: storm clients, each K events behind */
 	const char *storm_path;
@@ -92,6 +94,7 @@ struct state {
 	struct opts o;
 	int ep;
 	struct sockaddr_in addr;
+	struct sockaddr_in addr2; /* the second server's address (--sub-port2) */
 	struct conn *subs;
 	struct conn pub;
 	char *out; size_t out_len, out_off, out_cap;   /* publisher output */
@@ -173,7 +176,7 @@ static long proc_status_kb(int pid, const char *key)
 }
 
 /* utime+stime of the process in microseconds (from clock ticks); -1 if unknown. */
-static long long proc_cpu_us(int pid)
+static long long proc_cpu_us_one(int pid)
 {
 	char path[64], buf[2048], *p;
 	unsigned long long ut, st;
@@ -193,7 +196,7 @@ static long long proc_cpu_us(int pid)
 }
 
 /* Sum over the process's threads of /proc/.../schedstat run time, in ns; -1 if unknown. */
-static long long proc_sched_ns(int pid)
+static long long proc_sched_ns_one(int pid)
 {
 	char path[300], buf[256];
 	struct dirent *de;
@@ -209,6 +212,24 @@ static long long proc_sched_ns(int pid)
 		if (read_small(path, buf, sizeof buf) > 0) sum += strtoll(buf, NULL, 10);
 	}
 	closedir(d);
+	return sum;
+}
+
+/* The CPU figures of the server: pid's, plus those of --pids (several
+ * instances of one service) when pid is the --pid; -1 if unknown. */
+static long long proc_cpu_us(int pid)
+{
+	long long sum = proc_cpu_us_one(pid), v;
+	for (int i = 0; sum >= 0 && pid == G.o.pid && i < G.o.npids; i++)
+		sum = (v = proc_cpu_us_one(G.o.pids[i])) < 0 ? -1 : sum + v;
+	return sum;
+}
+
+static long long proc_sched_ns(int pid)
+{
+	long long sum = proc_sched_ns_one(pid), v;
+	for (int i = 0; sum >= 0 && pid == G.o.pid && i < G.o.npids; i++)
+		sum = (v = proc_sched_ns_one(G.o.pids[i])) < 0 ? -1 : sum + v;
 	return sum;
 }
 
@@ -732,7 +753,8 @@ static void sub_start(struct conn *c, int storm)
 			return;
 		}
 	}
-	if (connect(c->fd, (struct sockaddr *)&G.addr, sizeof G.addr) == 0) {
+	const struct sockaddr_in *to = G.o.port2 && (c - G.subs) % 2 ? &G.addr2 : &G.addr;
+	if (connect(c->fd, (const struct sockaddr *)to, sizeof *to) == 0) {
 		if (ep_set(EPOLL_CTL_ADD, c, EPOLLIN) < 0) { conn_close(c, 1); return; }
 		sub_send_request(c);
 		return;
@@ -1008,6 +1030,8 @@ static void usage(void)
 		"  --duration S      fixed-rate phase length in seconds (10)\n"
 		"  --payload B       event data bytes (40; 26..1048576)\n"
 		"  --pid PID         server process for /proc CPU and RSS figures\n"
+		"  --pids P1,P2      more server processes whose CPU is added to --pid's (RSS: --pid only)\n"
+		"  --sub-port2 P     every other subscriber connects to this port (a second instance)\n"
 		"  --ramp R          new connections per second (5000)\n"
 		"  --pending K       max handshakes in flight (256)\n"
 		"  --src-ips K       spread client ends over 127.0.0.1..K (16; 1 = off)\n"
@@ -1055,6 +1079,11 @@ static int parse_args(int argc, char **argv)
 		else if (!strcmp(a, "--duration")) o->duration = atof(v);
 		else if (!strcmp(a, "--payload")) o->payload = atoi(v);
 		else if (!strcmp(a, "--pid")) o->pid = atoi(v);
+		else if (!strcmp(a, "--sub-port2")) o->port2 = atoi(v);
+		else if (!strcmp(a, "--pids")) {
+			for (const char *q = v; *q && o->npids < 8; q = strchr(q, ',') ? strchr(q, ',') + 1 : "")
+				o->pids[o->npids++] = atoi(q);
+		}
 		else if (!strcmp(a, "--ramp")) o->ramp = atof(v);
 		else if (!strcmp(a, "--pending")) o->pending = atoi(v);
 		else if (!strcmp(a, "--src-ips")) o->src_ips = atoi(v);
@@ -1135,6 +1164,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if ((ntohl(G.addr.sin_addr.s_addr) >> 24) != 127) G.o.src_ips = 1;   /* loopback only */
+	G.addr2 = G.addr;
+	G.addr2.sin_port = htons((uint16_t)o->port2);
 	G.ep = epoll_create1(EPOLL_CLOEXEC);
 	G.rbuf = malloc(RBUF_SIZE);
 	G.subs = calloc((size_t)(o->n + o->storm ? o->n + o->storm : 1), sizeof *G.subs);
