@@ -24,7 +24,7 @@ local M = {}
 --     starts a new epoch rather than hand out ids a second time
 --   4 max_len (approximate stream trim), 5 head bytes (comment, event lines),
 --   6 tail bytes (retry, data lines, blank line), 7 topic, 8 "1" when there
---   is a topic, 9 stream ttl in ms (0: none), 10 idempotency ttl in s,
+--   is a topic, 9 (unused), 10 idempotency ttl in s,
 --   11 the channel
 -- -> {id, 1 (stored) | 0 (an earlier publish with this key), seq, epoch}
 M.publish = [=[
@@ -45,9 +45,9 @@ local function b36(n)
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local epoch = redis.call('HGET', meta, 'epoch')
-local seq
-if epoch and epoch == ARGV[2] and tonumber(redis.call('HGET', meta, 'seq') or '0') < tonumber(ARGV[3]) then
+local m = redis.call('HMGET', meta, 'epoch', 'seq')
+local epoch, seq = m[1], tonumber(m[2] or '0')
+if epoch and epoch == ARGV[2] and seq < tonumber(ARGV[3]) then
   epoch = false
 end
 if not epoch then
@@ -56,7 +56,8 @@ if not epoch then
   redis.call('HSET', meta, 'epoch', epoch, 'seq', 1)
   seq = 1
 else
-  seq = redis.call('HINCRBY', meta, 'seq', 1)
+  seq = seq + 1
+  redis.call('HSET', meta, 'seq', string.format('%.0f', seq))
 end
 local id = epoch .. '-' .. b36(seq)
 local bytes = ARGV[5] .. 'id: ' .. id .. '\n' .. ARGV[6]
@@ -70,7 +71,6 @@ else
   redis.call('XADD', log, 'MAXLEN', '~', ARGV[4], sid, 'd', bytes, 'ts', ms)
   head = epoch .. ' ' .. string.format('%.0f', seq) .. ' -\n'
 end
-if ARGV[9] ~= '0' then redis.call('PEXPIRE', log, ARGV[9]) end
 if idem then redis.call('SET', idem, id, 'EX', ARGV[10]) end
 redis.call('PUBLISH', ARGV[11], head .. bytes)
 return {id, 1, seq, epoch}
