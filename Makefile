@@ -220,6 +220,17 @@ bench-large: $(MODULE)
 bench-large-short: $(MODULE)
 	LARGE_SHORT=1 bash bench/large.sh
 
+# issue 12: fan-out through Redis, sse against Nchan, one instance against two
+.PHONY: bench-redis bench-redis-short bench-redis-backend
+bench-redis: $(MODULE)
+	bash bench/redis_fanout.sh
+
+bench-redis-short: $(MODULE)
+	REDIS_SHORT=1 bash bench/redis_fanout.sh
+
+bench-redis-backend: $(MODULE)
+	$(BENCH_ENV) $(LUA) bench/redis_backend_bench.lua
+
 bench-encode: $(MODULE)
 	$(BENCH_ENV) $(LUA) bench/encode_bench.lua
 
