@@ -1,6 +1,8 @@
 --- sse.http.conn: one plain connection's state machine and its timeouts.
 --
 --   head  -> (body) -> dispatch -> idle | head (pipelined) | linger
+--                               -> wait (res:later) -> answer -> as above
+--   wait: the handler answers later; nothing more is read meanwhile
 --   linger: our side shut down after an answer that closes; what the peer
 --           still sends is discarded until it closes or the time runs out
 -- A connection whose request got res:sse leaves this machinery: adopt()
@@ -23,7 +25,7 @@ M.WRITE_HIGH = 256 * 1024
 -- closed straight after the answer is written.
 M.MAX_REFUSED = 256
 
-local HEAD, BODY, IDLE, LINGER = "head", "body", "idle", "linger"
+local HEAD, BODY, IDLE, LINGER, WAIT = "head", "body", "idle", "linger", "wait"
 
 local process
 
@@ -70,9 +72,15 @@ local function linger(server, conn)
   if not ok or not res then close(server, conn) end
 end
 
---- After an ordinary answer: close when the request asked for it.
+--- After an ordinary answer: close when the request asked for it; after a
+-- late one (res:later), go on with what the client pipelined meanwhile.
 function M.answered(server, conn, keep)
-  if not keep then linger(server, conn) end
+  conn.waiting = nil
+  if not keep then return linger(server, conn) end
+  if conn.state ~= WAIT or conn.closed then return end
+  conn.state = conn.buf == "" and IDLE or HEAD
+  conn.deadline = uv.now() + (conn.state == IDLE and server._idle_ms or server._head_ms)
+  if conn.buf ~= "" then guard(server, "pipelined requests", process, server, conn) end
 end
 
 local function text_answer(status, msg, extra)
@@ -115,6 +123,16 @@ local function on_read(server, conn, err, data)
   if err or not data then return close(server, conn) end
   local st = conn.state
   if st == LINGER then return end -- discarded
+  if st == WAIT then
+    -- kept for after the answer (reading goes on, so a client that leaves
+    -- is noticed); a client that piles up more stops being read
+    conn.buf = conn.buf .. data
+    if #conn.buf > M.WRITE_HIGH then
+      conn.tcp:read_stop()
+      conn.paused = true
+    end
+    return
+  end
   if st == IDLE then
     conn.state = HEAD
     conn.deadline = uv.now() + server._head_ms
@@ -229,6 +247,12 @@ function process(server, conn)
     conn.req = nil
     server._router:dispatch(server, conn, req)
     if conn.closed or conn.state == LINGER or conn.stream then return end
+    if conn.waiting then
+      -- res:later(): handle nothing more until the answer is written
+      conn.state = WAIT
+      conn.deadline = uv.now() + server._idle_ms
+      return
+    end
     if conn.buf == "" then
       conn.state = IDLE
       conn.deadline = uv.now() + server._idle_ms
@@ -262,7 +286,8 @@ end
 function M.sweep(server)
   local now = uv.now()
   for conn in pairs(server._conns) do
-    if conn.paused and not conn.closed and conn.tcp:get_write_queue_size() <= M.WRITE_HIGH / 2 then
+    if conn.paused and not conn.closed and conn.state ~= WAIT
+       and conn.tcp:get_write_queue_size() <= M.WRITE_HIGH / 2 then
       conn.paused = nil
       conn.tcp:read_start(conn.reader)
       local st = conn.state
@@ -272,7 +297,10 @@ function M.sweep(server)
     end
     if not conn.closed and now >= conn.deadline then
       local st = conn.state
-      if st == LINGER or st == IDLE or conn.paused or (st == HEAD and conn.buf == "") then
+      if st == WAIT then
+        fail(server, conn, 503, "no answer in time")
+        if not conn.closed then conn.deadline = now + server._linger_ms end
+      elseif st == LINGER or st == IDLE or conn.paused or (st == HEAD and conn.buf == "") then
         close(server, conn)
       else
         fail(server, conn, 408, st == HEAD and "request head not received in time"

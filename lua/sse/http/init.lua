@@ -41,8 +41,9 @@
 -- none), req.version ("1.1" | "1.0"), req.last_event_id (Last-Event-ID
 -- header, else the lastEventId query parameter, else nil), req.remote (peer
 -- IP). A handler must answer before it returns, with exactly one of
--- res:send(body), res:json(value) or res:sse{...}; one that returns without
--- answering gets a 500 (and a log line). A handler error is caught and logged
+-- res:send(body), res:json(value) or res:sse{...} -- or call res:later()
+-- and answer from a callback; one that returns without answering gets a
+-- 500 (and a log line). A handler error is caught and logged
 -- with its route: 500 if nothing was sent yet, the stream closed otherwise.
 --
 -- Protocol errors (400, 408, 411, 413, 414, 417, 431, 503, 505) get a short

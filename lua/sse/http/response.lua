@@ -174,6 +174,17 @@ function Response:send(body)
   return self:_answer(self._status, body)
 end
 
+--- res:later() -> res: the handler answers after it returns (from a
+-- callback: a Redis reply, a timer), with res:send or res:json. Until then
+-- the connection handles nothing more (requests pipelined behind wait, in
+-- order); no answer within the server's idle_timeout gets a 503. Returns res.
+function Response:later()
+  check_res(self, "later")
+  self._later = true
+  self._conn.waiting = true
+  return self
+end
+
 --- res:json(value): answer with the JSON of value (application/json).
 function Response:json(value)
   check_res(self, "json")

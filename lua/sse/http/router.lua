@@ -169,7 +169,7 @@ function Router:dispatch(server, conn, req)
     elseif not res._done then
       res:_answer(500, "internal server error\n")
     end
-  elseif not res._done then
+  elseif not res._done and not res._later then
     pcall(server.log, ("handler of %s %s returned without a response"):format(method, route.path))
     res:_answer(500, "internal server error\n")
   end
