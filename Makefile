@@ -68,7 +68,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 
 .PHONY: all help test check ctest lint spec spec-luajit spec-san rock-test browser install uninstall \
-        run bench bench-encode bench-replay bench-hub bench-fanout bench-fanout-short bench-fanout-hold clean deps
+        run bench bench-encode bench-encode-compare bench-replay bench-hub bench-fanout bench-fanout-short \
+        bench-fanout-hold clean deps
 
 all: $(MODULES)
 
@@ -233,6 +234,11 @@ bench-redis-backend: $(MODULE)
 
 bench-encode: $(MODULE)
 	$(BENCH_ENV) $(LUA) bench/encode_bench.lua
+
+# the encoder on Lua 5.4 and LuaJIT against an older revision's, in one run
+# (ENCODE_BEFORE_REV=<git rev>, default the encoder before issue 11's fix)
+bench-encode-compare:
+	sh bench/encode_compare.sh
 
 clean:
 	rm -rf build

@@ -15,16 +15,43 @@
 #define SSE_HAVE_SSE2 1
 #endif
 
+#ifdef SSE_HAVE_SSE2
+#if defined(__GNUC__)
+#define SSE_INLINE static inline __attribute__((always_inline))
+#else
+#define SSE_INLINE static inline
+#endif
+
+/* Bit k set when byte k of the 16 at p is CR or LF (or, with hi, >= 0x80). */
+SSE_INLINE unsigned block_mask(const unsigned char *p, int hi) {
+  const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+  __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+  unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+  return hi ? m | (unsigned)_mm_movemask_epi8(v) : m;
+}
+
+/* From i, the first byte of p[0..n) that block_mask flags, or n, 16 bytes a
+ * step; a last partial step re-reads the final 16 bytes, so there is no
+ * byte-by-byte tail when n >= 16. Under 16 bytes it returns i (the caller
+ * goes byte by byte). Inlined, so hi is a constant at each use. */
+SSE_INLINE size_t skip_blocks(const unsigned char *p, size_t i, size_t n, int hi) {
+  unsigned m;
+  for (; i + 16 <= n; i += 16)
+    if ((m = block_mask(p + i, hi))) return i + (size_t)__builtin_ctz(m);
+  if (i < n && n >= 16) {
+    m = block_mask(p + n - 16, hi) >> (i - (n - 16));
+    return m ? i + (size_t)__builtin_ctz(m) : n;
+  }
+  return i;
+}
+#endif
+
 /* Index of the first CR or LF in p[0..n), or n when there is none. */
-static size_t find_eol(const char *p, size_t n) {
+static size_t find_eol(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
   size_t i = 0;
 #ifdef SSE_HAVE_SSE2
-  const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
-  for (; i + 16 <= n; i += 16) {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-    int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
-    if (m) return i + (size_t)__builtin_ctz((unsigned)m);
-  }
+  if (n >= 16) return skip_blocks(p, 0, n, 0);
 #endif
   for (; i < n; i++)
     if (p[i] == '\r' || p[i] == '\n') return i;
@@ -39,19 +66,9 @@ static size_t find_eol(const char *p, size_t n) {
 static size_t scan_text(const char *s, size_t n, int utf8, size_t *lines, size_t *eol_bytes) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, nl = 0, nb = 0, len;
-#ifdef SSE_HAVE_SSE2
-  const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
-#endif
   while (i < n) {
 #ifdef SSE_HAVE_SSE2
-    while (i + 16 <= n) {
-      __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-      unsigned m = (unsigned)_mm_movemask_epi8(
-          _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
-      if (utf8) m |= (unsigned)_mm_movemask_epi8(v);
-      if (m) { i += (size_t)__builtin_ctz(m); break; }
-      i += 16;
-    }
+    i = utf8 ? skip_blocks(p, i, n, 1) : skip_blocks(p, i, n, 0);
     if (i >= n) break;
 #endif
     unsigned char c = p[i];
@@ -73,14 +90,33 @@ static size_t scan_text(const char *s, size_t n, int utf8, size_t *lines, size_t
   return n;
 }
 
-/* Offset of the first CR, LF or NUL in a single-line field, or n. */
-static size_t find_forbidden(const char *p, size_t n, int *code) {
-  for (size_t i = 0; i < n; i++) {
-    char c = p[i];
-    if (c == '\r' || c == '\n') { *code = SSE_E_NEWLINE; return i; }
-    if (c == '\0') { *code = SSE_E_NUL; return i; }
+/* Checks a single-line field in one pass: the first CR, LF or NUL wins
+ * (SSE_E_NEWLINE, SSE_E_NUL), then, with utf8, the first invalid UTF-8 byte
+ * (SSE_E_UTF8). Returns 0 or the code, with *off the byte offset. A valid
+ * multi-byte sequence holds no byte < 0x80, so skipping it skips no CR, LF
+ * or NUL. */
+static int check_line(const char *s, size_t n, int utf8, size_t *off) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, bad = n, len;
+  while (i < n) {
+    unsigned char c = p[i];
+    if (c > '\r' && c < 0x80) { /* the common case, in one compare */
+      i++;
+      continue;
+    }
+    if (c >= 0x80) {
+      if (utf8 && bad == n && sse_utf8_seq(p + i, n - i, &len) == SSE_UTF8_OK) i += len;
+      else { if (utf8 && bad == n) bad = i; i++; }
+      continue;
+    }
+    if (c == '\r' || c == '\n' || c == 0) {
+      *off = i;
+      return c ? SSE_E_NEWLINE : SSE_E_NUL;
+    }
+    i++;
   }
-  return n;
+  if (bad != n) { *off = bad; return SSE_E_UTF8; }
+  return SSE_OK;
 }
 
 static int fail(sse_encode_err *err, int code, const char *field, size_t off) {
@@ -121,26 +157,20 @@ static int retry_digits(long long v) {
 int sse_encode_check(const sse_event *ev, int check_utf8, size_t *len,
                      sse_encode_err *err) {
   size_t total = 1; /* the blank line that dispatches */
-  int code = 0;
-  size_t off;
-
+  size_t off = 0;
   int rc;
   /* ": text" per line */
   if (ev->comment.p && (rc = multiline_check(&ev->comment, "comment", 2, check_utf8, &total, err)))
     return rc;
   if (ev->event.p) {
-    if ((off = find_forbidden(ev->event.p, ev->event.n, &code)) != ev->event.n)
-      return fail(err, code, "event", off);
-    if (check_utf8 && (off = sse_utf8_valid_prefix(ev->event.p, ev->event.n)) != ev->event.n)
-      return fail(err, SSE_E_UTF8, "event", off);
+    if ((rc = check_line(ev->event.p, ev->event.n, check_utf8, &off)))
+      return fail(err, rc, "event", off);
     if (!add_size(&total, ev->event.n + (ev->event.n ? 8 : 7)))
       return fail(err, SSE_E_TOOBIG, "event", 0);
   }
   if (ev->id.p) {
-    if ((off = find_forbidden(ev->id.p, ev->id.n, &code)) != ev->id.n)
-      return fail(err, code, "id", off);
-    if (check_utf8 && (off = sse_utf8_valid_prefix(ev->id.p, ev->id.n)) != ev->id.n)
-      return fail(err, SSE_E_UTF8, "id", off);
+    if ((rc = check_line(ev->id.p, ev->id.n, check_utf8, &off)))
+      return fail(err, rc, "id", off);
     if (!add_size(&total, ev->id.n + (ev->id.n ? 5 : 4)))
       return fail(err, SSE_E_TOOBIG, "id", 0);
   }

@@ -19,12 +19,23 @@
 
 #define SCRATCH_MT "sse.Scratch"
 
-/* Upvalue 1 of every encoder: malloc'd memory owned by a userdata (freed by
- * its __gc), so a raise never leaks it and no call pays for a fresh buffer. */
+enum { F_ID, F_EVENT, F_DATA, F_COMMENT, F_RETRY, F_UTF8, F_UNKNOWN, NSLOTS };
+
+/* The module state, upvalue 1 of every encoder: a scratch buffer of
+ * malloc'd memory owned by the userdata (freed by its __gc), so a raise never
+ * leaks it and no call pays for a fresh buffer; and the identity of the six
+ * field-name strings. Short strings are interned in every Lua, so a key is
+ * the field "data" exactly when it is the same string object as our "data"
+ * (anchored in the userdata's user value): one lua_topointer per key
+ * instead of a type check, a lua_tolstring and a compare. */
 typedef struct scratch {
   char *p;
   size_t cap;
+  const void *key[F_UNKNOWN];
 } scratch;
+
+static const char *const field_names[F_UNKNOWN] = {"id",      "event", "data",
+                                                   "comment", "retry", "check_utf8"};
 
 static int scratch_gc(lua_State *L) {
   scratch *s = (scratch *)lua_touserdata(L, 1);
@@ -64,18 +75,17 @@ static void scratch_trim(scratch *s) {
 
 /* --- reading an event --------------------------------------------------- */
 
-enum { F_ID, F_EVENT, F_DATA, F_COMMENT, F_RETRY, F_UTF8, F_UNKNOWN, NSLOTS };
-
-/* The field named by the string key at idx, or -1. */
+/* The field named by the string key at idx, or -1. Byte compares, no
+ * memcmp call: this runs for every key of every event. */
 static int field_of(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TSTRING) return -1; /* never convert a key in place */
   size_t n;
   const char *k = lua_tolstring(L, idx, &n);
   switch (n) {
-  case 2: return memcmp(k, "id", 2) == 0 ? F_ID : -1;
-  case 4: return memcmp(k, "data", 4) == 0 ? F_DATA : -1;
+  case 2: return k[0] == 'i' && k[1] == 'd' ? F_ID : -1;
+  case 4: return k[0] == 'd' && k[1] == 'a' && k[2] == 't' && k[3] == 'a' ? F_DATA : -1;
   case 5:
-    if (memcmp(k, "event", 5) == 0) return F_EVENT;
+    if (k[0] == 'e') return memcmp(k, "event", 5) == 0 ? F_EVENT : -1;
     return memcmp(k, "retry", 5) == 0 ? F_RETRY : -1;
   case 7: return memcmp(k, "comment", 7) == 0 ? F_COMMENT : -1;
   case 10: return memcmp(k, "check_utf8", 10) == 0 ? F_UTF8 : -1;
@@ -206,21 +216,34 @@ static const char *push_decimal(lua_State *L, long long v, size_t *n) {
   return lua_tolstring(L, -1, n);
 }
 
+/* The field of the key at idx, by string identity (see struct scratch). */
+static int field_by_ptr(lua_State *L, int idx, const scratch *st) {
+  const void *k = lua_topointer(L, idx);
+  for (int f = 0; f < F_UNKNOWN; f++)
+    if (k == st->key[f]) return f;
+  return -1;
+}
+
 /* Reads the event at idx into ev and *check_utf8 (see the rule at the top).
  * Returns 0, or -1 with the reason pushed (the text inside "bad argument
- * ... (...)"). Either way it leaves values on the stack that anchor ev's
- * strings; it runs no Lua code. One pass over the table; a bad table is
- * then explained by explain_event. */
-static int read_event(lua_State *L, int idx, sse_event *ev, int *check_utf8) {
+ * ... (...)"); it runs no Lua code. One pass over the table; a bad table is
+ * then explained by explain_event. With st NULL it leaves values on the
+ * stack that anchor ev's strings (for callers that run Lua code before they
+ * use ev); with the module state st, ev points into the event table, which
+ * the caller keeps on the stack and uses ev before any Lua code runs. */
+static int read_event(lua_State *L, int idx, sse_event *ev, int *check_utf8, const scratch *st) {
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE) {
     lua_pushfstring(L, "event (table or sse.Event) expected, got %s", luaL_typename(L, idx));
     return -1;
   }
   luaL_checkstack(L, NSLOTS + 4, "event fields");
-  lua_rawgeti(L, idx, 1);
-  if (lua_type(L, -1) == LUA_TTABLE && is_event_object(L, idx)) idx = lua_gettop(L); /* anchored */
-  else lua_pop(L, 1);
+  if (lua_getmetatable(L, idx)) { /* a plain table has none: one cheap call */
+    lua_pop(L, 1);
+    lua_rawgeti(L, idx, 1);
+    if (lua_type(L, -1) == LUA_TTABLE && is_event_object(L, idx)) idx = lua_gettop(L); /* anchored */
+    else lua_pop(L, 1);
+  }
 
   int top = lua_gettop(L), bad = 0;
   long long id_num = -1;
@@ -231,7 +254,7 @@ static int read_event(lua_State *L, int idx, sse_event *ev, int *check_utf8) {
   while (lua_next(L, idx)) {
     int t = lua_type(L, -1);
     sse_str *str = NULL;
-    switch (field_of(L, -2)) {
+    switch (st ? field_by_ptr(L, -2, st) : field_of(L, -2)) {
     case F_ID:
       if (t == LUA_TSTRING) str = &ev->id;
       else bad = t != LUA_TNUMBER || !check_uint(L, -1, SSE_ID_INT_MAX, &id_num);
@@ -248,7 +271,8 @@ static int read_event(lua_State *L, int idx, sse_event *ev, int *check_utf8) {
     }
     if (bad) break;
     if (str) str->p = lua_tolstring(L, -1, &str->n);
-    lua_insert(L, -2); /* the value stays below the key: it anchors ev's pointer */
+    if (st) lua_pop(L, 1);
+    else lua_insert(L, -2); /* the value stays below the key: it anchors ev's pointer */
   }
   if (bad) {
     lua_settop(L, top);
@@ -261,7 +285,8 @@ static int read_event(lua_State *L, int idx, sse_event *ev, int *check_utf8) {
 
 void lsse_check_event(lua_State *L, int idx, int arg, const char *fname, sse_event *ev,
                       int *check_utf8) {
-  if (read_event(L, idx, ev, check_utf8) != 0) lsse_argerror(L, arg, fname, "%s", lua_tostring(L, -1));
+  if (read_event(L, idx, ev, check_utf8, NULL) != 0)
+    lsse_argerror(L, arg, fname, "%s", lua_tostring(L, -1));
 }
 
 int lsse_encode_error(lua_State *L, int arg, const char *fname, const sse_encode_err *err) {
@@ -299,9 +324,14 @@ sse_frame *lsse_event_frame_as(lua_State *L, const sse_event *ev, int check_utf8
 #define UV_NAME lua_upvalueindex(2)
 #define UV_ARG lua_upvalueindex(3)
 
+/* The Lua name and argument an encoder reports, read only when it raises. */
+#define ENC_NAME(L) lua_tostring((L), UV_NAME)
+#define ENC_ARG(L) ((int)lua_tointeger((L), UV_ARG))
+
 /* Reads opts.check_utf8 (a boolean) from the options table at idx: -1 when
  * absent. Raises for anything else in it. */
-static int read_opts(lua_State *L, int idx, const char *fname) {
+static int read_opts(lua_State *L, int idx) {
+  const char *fname = ENC_NAME(L);
   int check = -1;
   if (lua_isnoneornil(L, idx)) return check;
   if (!lua_istable(L, idx)) lsse_typeerror(L, idx, fname, "table", idx);
@@ -326,25 +356,24 @@ static int read_opts(lua_State *L, int idx, const char *fname) {
 /* encode(ev [, opts]) -> wire bytes of one event; errors name the encoder's
  * function and argument. opts.check_utf8 = false skips UTF-8 validation. */
 static int l_encode(lua_State *L) {
-  const char *fname = lua_tostring(L, UV_NAME);
-  int arg = (int)lua_tointeger(L, UV_ARG);
-  int opt_check = read_opts(L, 2, fname);
+  int opt_check = lua_isnoneornil(L, 2) ? -1 : read_opts(L, 2);
   sse_event ev;
   int check_utf8;
-  lsse_check_event(L, 1, arg, fname, &ev, &check_utf8);
+  scratch *sc = (scratch *)lua_touserdata(L, UV_SCRATCH);
+  if (read_event(L, 1, &ev, &check_utf8, sc) != 0)
+    return lsse_argerror(L, ENC_ARG(L), ENC_NAME(L), "%s", lua_tostring(L, -1));
   if (opt_check != -1) check_utf8 = opt_check;
 
   size_t len;
   sse_encode_err err;
   if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK)
-    return lsse_encode_error(L, arg, fname, &err);
+    return lsse_encode_error(L, ENC_ARG(L), ENC_NAME(L), &err);
 
   if (len <= SSE_ENCODE_STACK_BYTES) {
     char buf[SSE_ENCODE_STACK_BYTES];
     lua_pushlstring(L, buf, sse_encode_write(&ev, buf));
     return 1;
   }
-  scratch *sc = (scratch *)lua_touserdata(L, UV_SCRATCH);
   char *buf = scratch_reserve(sc, len, 0);
   if (!buf) return luaL_error(L, "not enough memory");
   lua_pushlstring(L, buf, sse_encode_write(&ev, buf));
@@ -368,7 +397,7 @@ static int l_encode_list(lua_State *L) {
     size_t len;
     sse_encode_err err;
     lua_rawgeti(L, 1, (int)i);
-    if (read_event(L, -1, &ev, &check_utf8) != 0)
+    if (read_event(L, -1, &ev, &check_utf8, sc) != 0)
       lsse_argerror(L, arg, fname, "event %d: %s", (int)i, lua_tostring(L, -1));
     if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK) {
       char msg[160];
@@ -435,9 +464,16 @@ static int l_utf8_valid(lua_State *L) {
 
 void lsse_open_encode(lua_State *L) {
   int mod = lua_gettop(L);
-  scratch *sc = (scratch *)lua_newuserdata(L, sizeof *sc);
+  scratch *sc = (scratch *)sse_newudata(L, sizeof *sc);
   sc->p = NULL;
   sc->cap = 0;
+  sse_getuservalue(L, -1); /* anchors the field names */
+  for (int f = 0; f < F_UNKNOWN; f++) {
+    lua_pushstring(L, field_names[f]);
+    sc->key[f] = lua_topointer(L, -1);
+    lua_rawseti(L, -2, f + 1);
+  }
+  lua_pop(L, 1);
   if (luaL_newmetatable(L, SCRATCH_MT)) {
     lua_pushcfunction(L, scratch_gc);
     lua_setfield(L, -2, "__gc");
