@@ -31,6 +31,7 @@ enum { F_ID, F_EVENT, F_DATA, F_COMMENT, F_RETRY, F_UTF8, F_UNKNOWN, NSLOTS };
 typedef struct scratch {
   char *p;
   size_t cap;
+  int by_ptr; /* lua_topointer identifies strings (Lua 5.4, LuaJIT; not PUC 5.1-5.3) */
   const void *key[F_UNKNOWN];
 } scratch;
 
@@ -254,7 +255,7 @@ static int read_event(lua_State *L, int idx, sse_event *ev, int *check_utf8, con
   while (lua_next(L, idx)) {
     int t = lua_type(L, -1);
     sse_str *str = NULL;
-    switch (st ? field_by_ptr(L, -2, st) : field_of(L, -2)) {
+    switch (st && st->by_ptr ? field_by_ptr(L, -2, st) : field_of(L, -2)) {
     case F_ID:
       if (t == LUA_TSTRING) str = &ev->id;
       else bad = t != LUA_TNUMBER || !check_uint(L, -1, SSE_ID_INT_MAX, &id_num);
@@ -468,9 +469,18 @@ void lsse_open_encode(lua_State *L) {
   sc->p = NULL;
   sc->cap = 0;
   sse_getuservalue(L, -1); /* anchors the field names */
+  sc->by_ptr = 1;
   for (int f = 0; f < F_UNKNOWN; f++) {
+    char copy[16];
     lua_pushstring(L, field_names[f]);
     sc->key[f] = lua_topointer(L, -1);
+    /* the same text made anew must be the same object, and no two alike */
+    strcpy(copy, field_names[f]);
+    lua_pushstring(L, copy);
+    if (!sc->key[f] || lua_topointer(L, -1) != sc->key[f]) sc->by_ptr = 0;
+    for (int g = 0; g < f; g++)
+      if (sc->key[g] == sc->key[f]) sc->by_ptr = 0;
+    lua_pop(L, 1);
     lua_rawseti(L, -2, f + 1);
   }
   lua_pop(L, 1);
