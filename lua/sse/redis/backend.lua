@@ -190,7 +190,7 @@ end
 
 function Backend:_cmd_ready(conn)
   local link = self.links.cmd
-  local pending = 2
+  local pending = 3
   local function loaded(name)
     return function(sha, err)
       if not err then self.sha[name] = sha end
@@ -204,6 +204,7 @@ function Backend:_cmd_ready(conn)
   end
   conn:call(loaded("publish"), "SCRIPT", "LOAD", scripts.publish)
   conn:call(loaded("read"), "SCRIPT", "LOAD", scripts.read)
+  conn:call(loaded("init"), "SCRIPT", "LOAD", scripts.init)
 end
 
 function Backend:_sub_ready(conn)
@@ -462,12 +463,16 @@ function Backend:_deliver(bytes, topic, seq)
 end
 
 -- The follower lost continuity (an outage longer than the window, a new
--- epoch): the local subscribers get the gap event.
+-- epoch): every local subscriber gets the gap event (no id: its
+-- Last-Event-ID stays). Rare, so one send per stream is fine.
 function Backend:_local_gap(info)
   local hub = self.hub
-  if hub and hub.deliver_gap then
-    local ok, err = pcall(hub.deliver_gap, hub, info)
-    if not ok then self:_warn("gap delivery failed: " .. tostring(err)) end
+  if hub and hub.streams then
+    local data = core.gap_data and core.gap_data(info.last_event_id, info.oldest, info.latest)
+      or require("sse.gap").data(info)
+    local ev = { event = "sse-gap", data = data }
+    local ok, list = pcall(hub.streams, hub)
+    for _, s in ipairs(ok and list or {}) do pcall(s.send, s, ev) end
   end
   if self.on_gap then pcall(self.on_gap, info) end
 end

@@ -43,7 +43,6 @@ function Follower.new(backend)
   return setmetatable({
     b = backend,
     epoch = nil, pos = 0,      -- the last event applied
-    empty = false,             -- Redis had no epoch yet when we looked
     syncing = false, resync = false, held = {}, live = false,
     stale = false, ping_out = false, mark = nil, pos_at_beat = 0,
     head = nil, head_epoch = nil,
@@ -86,10 +85,7 @@ end
 -- (a hole or an unseen epoch: a catch-up is started).
 function Follower:_apply(epoch, seq, topic, bytes)
   if epoch ~= self.epoch then
-    if self.epoch == nil and self.empty then
-      -- Redis held nothing when we looked: this is its first epoch
-      self.epoch, self.pos, self.empty = epoch, 0, false
-    elseif self.epoch ~= nil and seq == 1 then
+    if self.epoch ~= nil and seq == 1 then
       -- Redis started a new epoch (flushed, replaced): continuity is lost
       self:_gap(self:last_id(), nil, id_of(epoch, 1))
       self.epoch, self.pos = epoch, 0
@@ -129,28 +125,25 @@ function Follower:sync()
   if not b:_ready() then return end
   self.syncing, self.resync = true, false
   self.stats.catchups = self.stats.catchups + 1
-  if self.epoch == nil and not self.empty then
-    -- the first start: join at the head
-    return b:_call(function(r, err)
-      if err then return self:_sync_failed(err) end
-      if r[1] then
-        self.epoch, self.pos = r[1], tonumber(r[2]) or 0
-      else
-        self.empty = true -- the first event of the first epoch is ours
-      end
+  if self.epoch == nil then
+    -- the first start: join at the head (creating the epoch if Redis has none)
+    local ok, err = b:_eval("init", { b.keys.meta, b.keys.log }, { b.cand }, function(r, rerr)
+      if rerr or type(r) ~= "table" then return self:_sync_failed(rerr or "bad reply") end
+      self.epoch, self.pos = r[1], tonumber(r[2]) or 0
       self:_sync_done()
-    end, "HMGET", b.keys.meta, "epoch", "seq")
+    end)
+    if not ok then self:_sync_failed(err) end
+    return
   end
   local function page()
-    -- an empty Redis when we looked: from the start of whatever epoch it has now
-    b:_read(self.epoch or "*", self.pos, nil, nil, function(r, err)
+    b:_read(self.epoch, self.pos, nil, nil, function(r, err)
       if err then return self:_sync_failed(err) end
-      if not r.epoch then return self:_sync_done() end -- still empty
-      if r.gap ~= "" or (self.epoch and r.epoch ~= self.epoch) then
+      if not r.epoch then return self:_sync_done() end -- flushed, nothing new yet
+      if r.gap ~= "" or r.epoch ~= self.epoch then
         local oldest = r.oldest > 0 and id_of(r.epoch, r.oldest) or nil
         self:_gap(self:last_id(), oldest, id_of(r.epoch, r.head))
       end
-      if r.epoch ~= self.epoch then self.epoch, self.pos, self.empty = r.epoch, 0, false end
+      if r.epoch ~= self.epoch then self.epoch, self.pos = r.epoch, 0 end
       local n = #r.frames
       for i = 1, n do
         local seq = r.seqs[i]

@@ -76,10 +76,28 @@ redis.call('PUBLISH', ARGV[11], head .. bytes)
 return {id, 1, seq, epoch}
 ]=]
 
+--- INIT: KEYS meta, log; ARGV 1 random characters for a new epoch.
+-- Makes sure Redis has an epoch (creating one at seq 0), so that a fresh
+-- client always gets a join position. -> {epoch, seq}
+M.init = [=[
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+if m[1] then return {m[1], tonumber(m[2] or '0')} end
+local digits, t = '0123456789abcdefghijklmnopqrstuvwxyz', redis.call('TIME')
+local n, s = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ''
+repeat
+  local r = n % 36
+  s = string.sub(digits, r + 1, r + 1) .. s
+  n = (n - r) / 36
+until n == 0
+local epoch = s .. ARGV[1]
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+return {epoch, 0}
+]=]
+
 --- READ: the events after a position, for a client's replay or a
 -- follower's catch-up. KEYS meta, log; ARGV:
---   1 the epoch of the position ("" for a malformed id, "*" for whatever
---     epoch Redis has: a follower that saw none yet), 2 its seq,
+--   1 the epoch of the position ("" for a malformed id), 2 its seq,
 --   3 max_len (the window: only the newest max_len ids count as kept),
 --   4 ttl in ms (0: none; older entries are gone),
 --   5, 6 the epoch and seq of the follower's position ("" : no bound): a
@@ -99,7 +117,6 @@ local max_len, ttl, page = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[7
 local lo = head - max_len + 1
 if lo < 1 then lo = 1 end
 local gap, from, pos_epoch = '', 0, ARGV[1]
-if pos_epoch == '*' then pos_epoch = epoch end
 if pos_epoch == '' then
   gap, from = 'malformed', lo
 elseif pos_epoch ~= epoch then

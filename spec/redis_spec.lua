@@ -1,0 +1,242 @@
+-- End to end: two sse instances (sse.http + Hub on sse.redis.backend) on one
+-- real redis-server, real sockets, sse.client subscribers. Each instance is
+-- what bench/redis_fanout_server.lua runs: GET /sub?topic=..., POST /pub.
+local cjson = require("cjson")
+local sse = require("sse")
+local async = require("helpers.async")
+local R = require("helpers.redis_server")
+local uv = require("luv")
+local client = require("sse.client")
+local redis = require("sse.redis")
+
+local srv
+local n_prefix = 0
+
+-- An instance on the Redis at url (default the spec's server).
+local function instance(prefix, opts)
+  opts = opts or {}
+  local self = {}
+  self.backend = redis.backend({
+    url = opts.url or srv.url, prefix = prefix, heartbeat = 0.1, timeout = 0.5,
+    backoff_min = 0.01, backoff_max = 0.1, max_len = opts.max_len, log = function() end,
+  })
+  self.hub = sse.Hub.new({ replayer = self.backend })
+  self.http = sse.http.new({ host = "127.0.0.1", port = 0, log = function() end })
+  self.http:get("/sub", function(req, res)
+    local t = req.query.topic
+    local stream = res:sse()
+    if stream then self.hub:attach(stream, { topics = { t or "all" }, last_event_id = req.last_event_id }) end
+  end)
+  -- answered once Redis stored the event (res:later), 503 when it did not
+  self.http:post("/pub", function(req, res)
+    local ok, err = self.backend:publish({ data = req.body }, req.query.topic or "all", function(id, perr)
+      if id then res:send(id) else res:status(503):send(perr) end
+    end)
+    if ok then res:later() else res:status(503):send(err) end
+  end)
+  self.port = assert(self.http:listen())
+  function self.close()
+    self.http:close()
+    self.hub:close()
+    self.backend:close()
+  end
+  return self
+end
+
+local function pair()
+  n_prefix = n_prefix + 1
+  local prefix = ("e2e%d:"):format(n_prefix)
+  local a, b = instance(prefix), instance(prefix)
+  async.wait(function() return a.backend:status().healthy and b.backend:status().healthy end, 3, "both healthy")
+  return a, b
+end
+
+-- POST /pub on an instance -> status, body (a raw request on the running loop)
+local function pub(inst, data, topic)
+  local tcp, buf, done = uv.new_tcp(), {}, false
+  local path = "/pub" .. (topic and ("?topic=" .. topic) or "")
+  tcp:connect("127.0.0.1", inst.port, function(err)
+    if err then done = true return end
+    tcp:write(("POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
+      :format(path, #data, data))
+    tcp:read_start(function(rerr, chunk)
+      if rerr or not chunk then
+        done = true
+        tcp:close()
+      else
+        buf[#buf + 1] = chunk
+      end
+    end)
+  end)
+  async.wait(function() return done end, 3, "the /pub answer")
+  local text = table.concat(buf)
+  return tonumber(text:match("^HTTP/1%.1 (%d+)")), text:match("\r\n\r\n(.*)$")
+end
+
+-- An sse.client subscriber recording events.
+local function subscribe(inst, opts)
+  opts = opts or {}
+  local got = { events = {}, opens = 0 }
+  got.client = client.connect(("http://127.0.0.1:%d/sub%s"):format(inst.port, opts.query or ""), {
+    last_event_id = opts.last_event_id, retry = 50,
+    on_event = function(ev) got.events[#got.events + 1] = ev end,
+    on_open = function() got.opens = got.opens + 1 end,
+    on_error = function() end,
+  })
+  function got.datas(type_)
+    local t = {}
+    for _, e in ipairs(got.events) do
+      if (type_ or "message") == e.type then t[#t + 1] = e.data end
+    end
+    return t
+  end
+  function got.count(type_) return #got.datas(type_) end
+  return got
+end
+
+local function range(prefix, a, b)
+  local t = {}
+  for i = a, b do t[#t + 1] = prefix .. i end
+  return t
+end
+
+describe("two sse instances on one Redis", function()
+  setup(function() srv = R.start() end)
+  teardown(function() if srv then srv:stop() end end)
+
+  it("a client on A receives what is published on B, with one id sequence", function()
+    async.run(20, function()
+      local a, b = pair()
+      local on_a = subscribe(a)
+      async.wait(function() return on_a.count("sse-join") == 1 end, 3, "joined")
+      for i = 1, 4 do assert.are.equal(200, (pub(i % 2 == 0 and a or b, "e" .. i))) end
+      assert.is_true(b.hub:broadcast_to("all", { data = "e5" })) -- the hub hands it to the backend
+      async.wait(function() return on_a.count() == 5 end, 3, "five events on A")
+      assert.are.same(range("e", 1, 5), on_a.datas())
+      local ids = {}
+      for _, e in ipairs(on_a.events) do if e.type == "message" then ids[#ids + 1] = e.id end end
+      local epoch = ids[1]:match("^(.-)%-1$")
+      assert.truthy(epoch)
+      assert.are.same({ epoch .. "-1", epoch .. "-2", epoch .. "-3", epoch .. "-4", epoch .. "-5" }, ids)
+      on_a.client:close()
+      a.close()
+      b.close()
+    end)
+  end)
+
+  it("a client that leaves A and reconnects to B with Last-Event-ID gets every event once, in order", function()
+    async.run(20, function()
+      local a, b = pair()
+      local on_a = subscribe(a, { query = "?topic=news" })
+      async.wait(function() return on_a.count("sse-join") == 1 end, 3, "joined")
+      for i = 1, 3 do pub(b, "n" .. i, "news") end
+      pub(b, "other", "sport")
+      async.wait(function() return on_a.count() == 3 end, 3, "three on A")
+      local last = on_a.client:last_event_id()
+      on_a.client:close()
+      for i = 4, 8 do pub(a, "n" .. i, "news") end
+      pub(a, "other2", "sport")
+      -- some are published while the client reconnects
+      local on_b = subscribe(b, { query = "?topic=news", last_event_id = last })
+      for i = 9, 10 do pub(a, "n" .. i, "news") end
+      async.wait(function() return on_b.count() == 7 end, 3, "seven on B")
+      async.sleep(0.2)
+      assert.are.same(range("n", 4, 10), on_b.datas())
+      assert.are.equal(0, on_b.count("sse-gap"))
+      on_b.client:close()
+      a.close()
+      b.close()
+    end)
+  end)
+
+  it("while Redis is down: publishes fail (503) at once, streams stay open, nothing accepted is lost", function()
+    async.run(30, function()
+      local a, b = pair()
+      local on_a = subscribe(a)
+      async.wait(function() return on_a.count("sse-join") == 1 end, 3, "joined")
+      for i = 1, 3 do assert.are.equal(200, (pub(b, "e" .. i))) end
+      async.wait(function() return on_a.count() == 3 end, 3, "three")
+      srv:kill()
+      async.wait(function() return not b.backend:status().connected end, 2, "b sees the outage")
+      local t0 = os.clock()
+      local status = pub(b, "lost?")
+      assert.are.equal(503, status)
+      assert.is_true(os.clock() - t0 < 1)
+      assert.is_false(a.backend:status().healthy)
+      srv:restart() -- an empty Redis: a new epoch
+      async.wait(function() return a.backend:status().healthy and b.backend:status().healthy end, 5, "back")
+      for i = 4, 6 do assert.are.equal(200, (pub(b, "e" .. i))) end
+      async.wait(function() return on_a.count() == 6 end, 3, "all six")
+      assert.are.same(range("e", 1, 6), on_a.datas())
+      assert.are.equal(1, on_a.opens) -- the stream stayed open
+      -- continuity across the new epoch cannot be proven: the subscriber is told
+      assert.are.equal(1, on_a.count("sse-gap"))
+      on_a.client:close()
+      a.close()
+      b.close()
+    end)
+  end)
+
+  it("a hung Redis fails a publish within the timeout (503), and the hub recovers", function()
+    async.run(30, function()
+      local a, b = pair()
+      srv:pause()
+      local t0 = os.time()
+      local status = pub(b, "x")
+      srv:resume()
+      assert.are.equal(503, status)
+      assert.is_true(os.time() - t0 <= 2)
+      async.wait(function() return b.backend:status().healthy end, 5, "healthy again")
+      assert.are.equal(200, (pub(b, "y")))
+      a.close()
+      b.close()
+    end)
+  end)
+
+  it("resuming after Redis was flushed (a new epoch) gives the gap event", function()
+    async.run(20, function()
+      local a, b = pair()
+      local on_a = subscribe(a)
+      async.wait(function() return on_a.count("sse-join") == 1 end, 3, "joined")
+      pub(b, "old")
+      async.wait(function() return on_a.count() == 1 end, 3, "one")
+      local last = on_a.client:last_event_id()
+      on_a.client:close()
+      srv:cli("FLUSHALL")
+      pub(b, "new")
+      async.wait(function() return a.backend:last_id() and a.backend:last_id():match("%-1$") end, 3, "new epoch")
+      local on_b = subscribe(b, { last_event_id = last })
+      async.wait(function() return on_b.count("sse-gap") == 1 and on_b.count() == 1 end, 3, "gap and new")
+      local gap = cjson.decode(on_b.datas("sse-gap")[1])
+      assert.are.equal(last, gap.last_event_id)
+      assert.are.same({ "new" }, on_b.datas())
+      on_b.client:close()
+      a.close()
+      b.close()
+    end)
+  end)
+
+  it("resuming from an id older than the window gives the gap event, then what is kept", function()
+    async.run(20, function()
+      n_prefix = n_prefix + 1
+      local prefix = ("e2e%d:"):format(n_prefix)
+      local a, b = instance(prefix, { max_len = 3 }), instance(prefix, { max_len = 3 })
+      async.wait(function() return a.backend:status().healthy and b.backend:status().healthy end, 3, "healthy")
+      local on_a = subscribe(a)
+      async.wait(function() return on_a.count("sse-join") == 1 end, 3, "joined")
+      pub(a, "e1")
+      async.wait(function() return on_a.count() == 1 end, 3, "one")
+      local last = on_a.client:last_event_id()
+      on_a.client:close()
+      for i = 2, 7 do pub(a, "e" .. i) end
+      local on_b = subscribe(b, { last_event_id = last })
+      async.wait(function() return on_b.count() == 3 end, 3, "the window")
+      assert.are.same({ "e5", "e6", "e7" }, on_b.datas())
+      assert.are.equal(1, on_b.count("sse-gap"))
+      assert.are.equal("sse-gap", on_b.events[1].type)
+      on_b.client:close()
+      a.close()
+      b.close()
+    end)
+  end)
+end)
