@@ -29,6 +29,7 @@ local lazy = {
   Stream = { "sse.stream" },
   http = { "sse.http" },
   client = { "sse.client" },
+  catalogue = { "sse.catalogue" },
 }
 
 return setmetatable(M, {
