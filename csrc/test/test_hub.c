@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures, checks;
-#define CHECK(c) do { checks++; if (!(c)) { fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); failures++; } } while (0)
+#include "check.h"
 
 static sse_frame *frame(const char *text) {
   return sse_frame_new(text, strlen(text), NULL, 0);
@@ -49,11 +48,7 @@ static char *take(sse_sub *s) {
 
 static void expect_take(sse_sub *s, const char *want) {
   char *got = take(s);
-  checks++;
-  if (strcmp(got, want) != 0) {
-    fprintf(stderr, "take: want [%s]\n       got [%s]\n", want, got);
-    failures++;
-  }
+  CHECKF(strcmp(got, want) == 0, "take: want [%s]\n       got [%s]", want, got);
   free(got);
 }
 
@@ -419,7 +414,5 @@ int main(void) {
   test_turn_bytes();
   test_keepalive();
   test_frames_shared();
-  printf("hub: %d checks, %d failed\n", checks, failures);
-  printf("%d passed, %d failed\n", checks - failures, failures);
-  return failures != 0;
+  return check_summary("test_hub");
 }

@@ -7,19 +7,7 @@
 
 #include "ring.h"
 
-static int failures, checks;
-
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    checks++;                                                              \
-    if (!(cond)) {                                                         \
-      failures++;                                                          \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,     \
-              #cond);                                                      \
-    }                                                                      \
-  } while (0)
-
-#define CHECK_STR(got, want) CHECK(strcmp((got), (want)) == 0)
+#include "check.h"
 
 /* A frame whose bytes are `s` (no topic). */
 static sse_frame *mk(const char *s) {
@@ -411,7 +399,7 @@ static void test_random_model(void) {
     }
     CHECK(sse_ring_bytes(r) == bytes);
     CHECK(bytes <= max_bytes && mn <= max_events);
-    if (failures) break;
+    if (check_failures) break;
   }
   sse_ring_free(r);
 }
@@ -428,7 +416,6 @@ int main(void) {
   test_growth_and_wrap();
   test_clear_and_refs();
   test_store_refuses();
-  for (int i = 0; i < 20 && !failures; i++) test_random_model();
-  printf("test_ring: %d checks, %d failures\n", checks, failures);
-  return failures ? 1 : 0;
+  for (int i = 0; i < 20 && !check_failures; i++) test_random_model();
+  return check_summary("test_ring");
 }
