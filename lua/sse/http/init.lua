@@ -40,10 +40,14 @@
 -- names; any-case lookup works; repeats joined by ", "), req.body ("" when
 -- none), req.version ("1.1" | "1.0"), req.last_event_id (Last-Event-ID
 -- header, else the lastEventId query parameter, else nil), req.remote (peer
--- IP). A handler must answer before it returns, with exactly one of
--- res:send(body), res:json(value) or res:sse{...} -- or call res:later()
--- and answer from a callback; one that returns without answering gets a
--- 500 (and a log line). A handler error is caught and logged
+-- IP). A handler answers with exactly one of res:send(body), res:json(value)
+-- or res:sse{...} before it returns -- or calls res:later() and answers
+-- from a callback. It runs in a coroutine of its own, so it may also wait
+-- for something (another service, a file) with http.await(fn [, timeout])
+-- without blocking the loop. One that returns without answering gets a 500
+-- (and a log line). app:use([prefix,] fn) adds middleware, run before the
+-- handler (fn(req, res): answer to stop there). A handler error is caught
+-- and logged
 -- with its route: 500 if nothing was sent yet, the stream closed otherwise.
 --
 -- Protocol errors (400, 408, 411, 413, 414, 417, 431, 503, 505) get a short
@@ -73,6 +77,8 @@ M.LINGER, M.WRITE_HIGH, M.MAX_REFUSED = conn.LINGER, conn.WRITE_HIGH, conn.MAX_R
 
 --- http.new([opts]) -> app (nothing is bound until app:listen()).
 M.new = Server.new
+--- http.await(fn [, timeout]) -> the values fn's callback got | nil, "timeout"
+M.await = require("sse.http.router").await
 M.Server = Server
 M.Response = response.Response
 return M

@@ -9,13 +9,18 @@ local argerror, show = options.argerror, options.show
 
 local CORS_HEADERS = "Last-Event-ID, Content-Type, Authorization"
 
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
 local Router = {}
 Router.__index = Router
+
+local drive
 
 function Router.new()
   return setmetatable({
     exact = {},     -- path -> { methods = {GET = fn, ...}, path = }
     prefixes = {},  -- routes whose path ends in '*', longest prefix first
+    _middleware = {}, -- { prefix =, fn = } in the order of app:use
   }, Router)
 end
 
@@ -114,6 +119,65 @@ local function first(v)
   return v
 end
 
+-- The coroutine of each request waiting in sse.http.await -> its driver.
+local drivers = setmetatable({}, { __mode = "k" })
+
+-- The body of a request's coroutine: the middleware that applies, in order
+-- (each may answer, which ends the chain), then the route's handler.
+local function chain(middleware, handler, req, res)
+  for i = 1, #middleware do
+    local m = middleware[i]
+    if not m.prefix or req.path:sub(1, #m.prefix) == m.prefix then
+      m.fn(req, res)
+      if res._done then return end
+    end
+  end
+  return handler(req, res)
+end
+
+-- Runs the request's coroutine co until it ends or waits (then "pending");
+-- when it ends, applies the policy: an error is logged (500 if nothing was
+-- sent, the stream closed otherwise), no answer (and no res:later()) is a
+-- 500. The late answer hands the connection back (sse.http.conn.answered).
+function drive(server, conn, res, co, what, ...)
+  if not drivers[co] then -- before the first resume: await looks it up
+    drivers[co] = function(...)
+      -- called from a luv callback (await's done): nothing may escape into the loop
+      local ok, err = pcall(drive, server, conn, res, co, what, ...)
+      if not ok then pcall(server.log, "internal error after await: " .. tostring(err)) end
+    end
+  end
+  local ok, err = coroutine.resume(co, ...)
+  if coroutine.status(co) ~= "dead" then
+    -- waiting in await: the connection waits for the answer as for
+    -- res:later() (sse.http.conn: pipelined requests after it; 503 past
+    -- idle_timeout)
+    if not res._done then conn.waiting = true end
+    return "pending"
+  end
+  drivers[co] = nil
+  if not ok then
+    pcall(server.log, ("handler error in %s: %s"):format(what, debug.traceback(co, tostring(err))))
+    if res._stream then
+      res._stream:close()
+    elseif not res._done then
+      res:_answer(500, "internal server error\n")
+    end
+  elseif not res._done and not res._later then
+    pcall(server.log, ("handler of %s returned without a response"):format(what))
+    res:_answer(500, "internal server error\n")
+  end
+end
+
+--- router:use(prefix, fn): middleware fn(req, res) for every routed request
+-- (prefix nil: all; else the paths that start with it), in the order added,
+-- before the handler. It answers to stop the request there (a 401, a 429),
+-- or returns to let it go on; it may wait with sse.http.await.
+function Router:use(prefix, fn)
+  local list = self._middleware
+  list[#list + 1] = { prefix = prefix, fn = fn }
+end
+
 --- dispatch(server, conn, req): completes req (query, headers, Last-Event-ID,
 -- remote) and answers it through its route's handler. A bad query is a
 -- protocol error (server:_fail).
@@ -161,18 +225,53 @@ function Router:dispatch(server, conn, req)
     return res:_answer(405, "method not allowed\n", { "Allow", allow })
   end
 
-  local ok, err = xpcall(function() return handler(req, res) end, debug.traceback)
-  if not ok then
-    pcall(server.log, ("handler error in %s %s: %s"):format(method, route.path, tostring(err)))
-    if res._stream then
-      res._stream:close()
-    elseif not res._done then
-      res:_answer(500, "internal server error\n")
-    end
-  elseif not res._done and not res._later then
-    pcall(server.log, ("handler of %s %s returned without a response"):format(method, route.path))
-    res:_answer(500, "internal server error\n")
+  drive(server, conn, res, coroutine.create(chain), method .. " " .. route.path, self._middleware,
+    handler, req, res)
+end
+
+--- await(fn [, timeout]) -> what fn's callback was given | nil, "timeout".
+-- Inside a handler or middleware (they run in a coroutine per request):
+-- calls fn(done) and waits, without blocking the loop, until done(...) is
+-- called -- at once or from a later luv callback -- then returns done's
+-- arguments. With timeout (seconds), gives nil, "timeout" if done has not
+-- been called by then (a later call is ignored). The connection waits too:
+-- requests pipelined behind are answered after this one.
+function Router.await(fn, timeout)
+  if type(fn) ~= "function" then
+    argerror(1, "await", "function expected, got " .. type(fn), 2)
   end
+  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout > 0 and timeout < 1e9)) then
+    argerror(2, "await", "timeout must be a positive number of seconds, got " .. show(timeout), 2)
+  end
+  local co = coroutine.running()
+  local resume = co and drivers[co]
+  if not resume then
+    error("'await' called outside an sse.http handler", 2)
+  end
+  local state, results, timer = "calling", nil, nil
+  local function done(...)
+    if state == "done" then return end
+    local was = state
+    state = "done"
+    if timer then
+      timer:close()
+      timer = nil
+    end
+    if was == "calling" then
+      results = { n = select("#", ...), ... } -- answered at once: no yield
+    else
+      resume(...)
+    end
+  end
+  fn(done)
+  if state == "done" then return unpack(results, 1, results.n) end
+  state = "waiting"
+  if timeout then
+    local uv = require("luv")
+    timer = uv.new_timer()
+    timer:start(math.max(1, math.floor(timeout * 1000)), 0, function() done(nil, "timeout") end)
+  end
+  return coroutine.yield()
 end
 
 return Router

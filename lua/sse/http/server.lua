@@ -69,6 +69,23 @@ function Server:post(path, handler)
   return self
 end
 
+--- app:use([prefix,] fn): middleware fn(req, res) run before the handler
+-- of every routed request (or of those whose path starts with prefix), in
+-- the order added; it answers to stop the request (401, 429, ...) or
+-- returns to let it through, and may wait with sse.http.await. Returns app.
+function Server:use(prefix, fn)
+  check_server(self, "use")
+  if fn == nil then prefix, fn = nil, prefix end
+  if prefix ~= nil and (type(prefix) ~= "string" or prefix:sub(1, 1) ~= "/") then
+    options.argerror(1, "use", "path prefix must start with '/', got " .. options.show(prefix), 2)
+  end
+  if type(fn) ~= "function" then
+    options.argerror(prefix and 2 or 1, "use", "function expected, got " .. type(fn), 2)
+  end
+  self._router:use(prefix, fn)
+  return self
+end
+
 -- What the other parts call on the server.
 function Server:_fail(c, status, msg) return conn.fail(self, c, status, msg) end
 function Server:_answered(c, keep) return conn.answered(self, c, keep) end
