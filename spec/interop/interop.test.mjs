@@ -21,15 +21,6 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, DEADLINE);
 
-// Early cut: until the hub announces the join position in a form eventsource-parser
-// keeps (issue 9), npm eventsource loses what is published during its first gap
-// (Chromium keeps the id-only block the hub sends today). INTEROP_EARLY_KNOWN=0
-// drops the tag.
-function earlyKnown(kind) {
-  if (process.env.INTEROP_EARLY_KNOWN === '0' || kind === 'Chromium') return {};
-  return { known: 'issue 9: the hub gives the join position as an id-only block, which eventsource-parser drops' };
-}
-
 let browser = null;
 try {
   const cases = normalize(JSON.parse(fs.readFileSync(process.argv[2], 'utf8')));
@@ -50,7 +41,7 @@ try {
     phase('Chromium streams done');
     await liveChecks(browser);
     phase('live hub done');
-    await earlyCutChecks(browser, earlyKnown);
+    await earlyCutChecks(browser);
     phase('early cut done');
   }
 } catch (e) {

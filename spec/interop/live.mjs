@@ -103,8 +103,11 @@ export async function liveChecks(browser) {
 }
 
 // (c) A client cut before its first event must resume from where it joined. Two
-// joins: on a fresh hub (empty replay window) and after events exist.
-export async function earlyCutChecks(browser, known) {
+// joins: on a fresh hub (empty replay window) and after events exist. (Until the
+// hub gave the join position as the sse-join event, it sent an id-only block,
+// which eventsource-parser drops: npm eventsource then lost what was published
+// during its first gap -- 1 of these 6 events arrived.)
+export async function earlyCutChecks(browser) {
   const hub = await startHub(['--replay-events', '1000']);
   const url = new URL('events?topic=early', hub.url).href;
   const fresh = [esClient(url), await chromiumClient(browser, hub.url, url)];
@@ -130,7 +133,7 @@ export async function earlyCutChecks(browser, known) {
       for (const c of list) {
         await check(`${c.kind} cut before its first event (joined ${label}) resumes and misses nothing`, () => {
           sameEvents(c.events, want, c.kind);
-        }, known(c.kind));
+        });
       }
     }
   } catch (e) {
