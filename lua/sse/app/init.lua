@@ -180,7 +180,7 @@ function M.new(opts)
   for k, v in pairs(M.DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do
     local known = M.DEFAULTS[k] ~= nil or k == "token" or k == "cors" or k == "cors_credentials"
-      or k == "dashboard" or k == "log"
+      or k == "dashboard" or k == "log" or k == "redis" or k == "redis_prefix"
     for _, h in ipairs(HTTP_OPTIONS) do known = known or k == h end
     if not known then
       argerror(("unknown option '%s'"):format(tostring(k)))
@@ -201,8 +201,16 @@ function M.new(opts)
   end
   local self = setmetatable({ opts = o, event_types = { message = true }, ntypes = 1,
                               started = uv.now(), closed_bytes = 0 }, { __index = M })
-  self.replayer = sse.MemoryReplayer.new({ max_events = o.replay_events, max_bytes = o.replay_bytes,
-                                           ttl = o.replay_ttl })
+  if o.redis ~= nil then
+    -- several hubs on one Redis share ids, replay and fan-out (sse.redis)
+    local ok, b = pcall(require("sse.redis").backend, { url = o.redis, prefix = o.redis_prefix,
+      max_len = o.replay_events, ttl = o.replay_ttl, log = o.log })
+    if not ok then argerror("option 'redis': " .. (tostring(b):match("%((.*)%)$") or tostring(b))) end
+    self.backend, self.replayer = b, b
+  else
+    self.replayer = sse.MemoryReplayer.new({ max_events = o.replay_events, max_bytes = o.replay_bytes,
+                                             ttl = o.replay_ttl })
+  end
   self.hub = sse.Hub.new({ replayer = self.replayer, outbox_limit = o.outbox_limit,
                            slow_policy = o.slow_policy, keepalive = o.keepalive })
   local hopts = { host = o.host, port = o.port, max_connections = o.max_connections,
@@ -249,16 +257,13 @@ function M:_routes()
     local tlist, terr = request_topics(self, { topic = topic })
     if not tlist then return json_error(res, 400, terr) end
     f.topic = nil
+    if self.backend then return self:_publish_redis(res, topic, f) end
     local ok, n, id = pcall(hub.broadcast_to, hub, topic, f)
     if not ok then
       return json_error(res, 400, tostring(n):match("%((.*)%)$") or tostring(n))
     end
     if not n then return json_error(res, 503, id) end
-    local etype = f.event or "message"
-    if not self.event_types[etype] and self.ntypes < self.opts.max_event_types then
-      self.event_types[etype] = true
-      self.ntypes = self.ntypes + 1
-    end
+    self:_count_type(f.event)
     json_answer(res, J.obj("id", id, "topic", topic, "subscribers", n))
   end)
 
@@ -274,6 +279,28 @@ function M:_routes()
     if not authorized(self, req, res) then return end
     json_answer(res, J.obj("closed", self:disconnect_all()))
   end)
+end
+
+function M:_count_type(event)
+  local etype = event or "message"
+  if not self.event_types[etype] and self.ntypes < self.opts.max_event_types then
+    self.event_types[etype] = true
+    self.ntypes = self.ntypes + 1
+  end
+end
+
+-- POST /publish on Redis: answered once Redis stored the event (the id it
+-- got; "subscribers" counts this instance's), 503 when it did not.
+function M:_publish_redis(res, topic, f)
+  local ok, queued, err = pcall(self.backend.publish, self.backend, f, topic, function(id, perr)
+    if not id then return json_error(res, 503, perr) end
+    self.hub.stats.published = self.hub.stats.published + 1
+    self:_count_type(f.event)
+    json_answer(res, J.obj("id", id, "topic", topic, "subscribers", self.hub:topic_count(topic)))
+  end)
+  if not ok then return json_error(res, 400, tostring(queued):match("%((.*)%)$") or tostring(queued)) end
+  if not queued then return json_error(res, 503, err) end
+  res:later()
 end
 
 --- Counters, as /stats shows them: a plain table (top: how many of the
@@ -296,24 +323,25 @@ function M:stats(top)
     slow_closed = hub.stats.slow_closed,
     event_types = types,
     replay = {
-      first_id = r:first_id(),
+      first_id = not self.backend and r:first_id() or nil,
       last_id = r:last_id(),
-      length = r:len(),
-      bytes = r:bytes(),
+      length = not self.backend and r:len() or nil,
+      bytes = not self.backend and r:bytes() or nil,
       max_events = self.opts.replay_events,
       ttl = self.opts.replay_ttl,
     },
+    backend = self.backend and self.backend:status() or nil,
     uptime = (uv.now() - self.started) / 1000,
   }
 end
 
--- The /stats answer, keys in the README's order.
+-- The /stats answer, keys in the README's order ("backend" only on Redis).
 function M:_stats_json(top)
   local s = self:stats(top)
   local tops = {}
   for i, e in ipairs(s.top_topics) do tops[i] = J.obj("topic", e.topic, "subscribers", e.subscribers) end
   local r = s.replay
-  return J.obj(
+  local kv = {
     "connections", s.connections,
     "topics", s.topics,
     "top_topics", J.arr(tops),
@@ -324,7 +352,19 @@ function M:_stats_json(top)
     "event_types", J.arr(s.event_types),
     "replay", J.obj("first_id", r.first_id, "last_id", r.last_id, "length", r.length, "bytes", r.bytes,
       "max_events", r.max_events, "ttl", r.ttl),
-    "uptime", s.uptime)
+  }
+  local n = 18
+  local b = s.backend
+  if b then
+    kv[n + 1], kv[n + 2] = "backend", J.obj("type", "redis", "url", b.url, "healthy", b.healthy,
+      "connected", b.connected, "following", b.following, "stale", b.stale, "lag", b.lag,
+      "last_id", b.last_id, "epoch", b.epoch, "published", b.published, "publish_errors", b.publish_errors,
+      "reconnects", b.reconnects, "catchups", b.catchups, "stale_events", b.stale_events, "gaps", b.gaps,
+      "error", b.error)
+    n = n + 2
+  end
+  kv[n + 1], kv[n + 2] = "uptime", s.uptime
+  return J.obj((table.unpack or unpack)(kv, 1, n + 2))
 end
 
 --- Closes every stream gracefully; clients reconnect and resume.
@@ -349,6 +389,7 @@ function M:close()
   self.closed = true
   self.http:close()
   self.hub:close()
+  if self.backend then self.backend:close() end
 end
 
 return M

@@ -26,6 +26,8 @@ M.FLAGS = {
   { "write-timeout", "number", "seconds sent data may stay unacknowledged (vanished clients)", D.write_timeout },
   { "head-timeout", "number", "seconds a client has to send a request head", 10 },
   { "max-body-bytes", "int", "largest request body (publish) accepted", 1048576 },
+  { "redis", "string", "share ids, replay and fan-out with other hubs on this Redis (redis://host[:port][/db])", nil },
+  { "redis-prefix", "string", "prefix of the hub's keys and channel in Redis", "sse:" },
 }
 
 local function usage(out, prog)
