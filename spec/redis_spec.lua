@@ -8,6 +8,8 @@ local R = require("helpers.redis_server")
 local uv = require("luv")
 local client = require("sse.client")
 local redis = require("sse.redis")
+local App = require("sse.app")
+local P = require("helpers.tcp_proxy")
 
 local srv
 local n_prefix = 0
@@ -102,7 +104,10 @@ end
 
 describe("two sse instances on one Redis", function()
   setup(function() srv = R.start() end)
-  teardown(function() if srv then srv:stop() end end)
+  teardown(function()
+    if srv then srv:stop() end
+    srv = nil
+  end)
 
   it("a client on A receives what is published on B, with one id sequence", function()
     async.run(20, function()
@@ -238,5 +243,134 @@ describe("two sse instances on one Redis", function()
       a.close()
       b.close()
     end)
+  end)
+end)
+
+-- The demo hub with --redis: POST /publish, /events, /stats as in the README.
+describe("the demo hub on Redis (sse.app, --redis)", function()
+  setup(function() srv = R.start() end)
+  teardown(function()
+    if srv then srv:stop() end
+    srv = nil
+  end)
+
+  local function app(prefix, url)
+    local a = App.new({ port = 0, redis = url or srv.url, redis_prefix = prefix, log = function() end,
+                        dashboard = false })
+    a.backend.heartbeat = 0.1 -- the liveness check, faster for the spec
+    a.backend.beat:start(100, 100)
+    assert(a:listen())
+    return a
+  end
+
+  -- a raw HTTP request on the running loop -> status, body
+  local function request(port, method, path, body)
+    local tcp, buf, done = uv.new_tcp(), {}, false
+    tcp:connect("127.0.0.1", port, function(err)
+      if err then done = true return end
+      tcp:write(("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        .. "Content-Length: %d\r\n\r\n%s"):format(method, path, #(body or ""), body or ""))
+      tcp:read_start(function(rerr, chunk)
+        if rerr or not chunk then
+          done = true
+          tcp:close()
+        else
+          buf[#buf + 1] = chunk
+        end
+      end)
+    end)
+    async.wait(function() return done end, 3, "the answer to " .. path)
+    local text = table.concat(buf)
+    return tonumber(text:match("^HTTP/1%.1 (%d+)")), text:match("\r\n\r\n(.*)$")
+  end
+
+  local function stats(a)
+    local _, body = request(a.port, "GET", "/stats")
+    return cjson.decode(body)
+  end
+
+  local function publish(a, fields)
+    local status, body = request(a.port, "POST", "/publish", cjson.encode(fields))
+    return status, body and body ~= "" and cjson.decode(body) or nil
+  end
+
+  it("publishes on one hub, delivers on the other, and shows the backend in /stats", function()
+    async.run(20, function()
+      n_prefix = n_prefix + 1
+      local prefix = ("app%d:"):format(n_prefix)
+      local a, b = app(prefix), app(prefix)
+      async.wait(function() return stats(a).backend.healthy and stats(b).backend.healthy end, 3, "healthy")
+      local on_a = { events = {} }
+      local c = client.connect(("http://127.0.0.1:%d/events?topic=news"):format(a.port), {
+        retry = 50, on_event = function(ev) on_a.events[#on_a.events + 1] = ev end, on_error = function() end })
+      async.wait(function() return #on_a.events == 1 end, 3, "joined") -- sse-join
+      local status, res = publish(b, { topic = "news", event = "headline", data = "hello" })
+      assert.are.equal(200, status)
+      assert.matches("%-1$", res.id)
+      assert.are.same({ "news", 0 }, { res.topic, res.subscribers })
+      async.wait(function() return #on_a.events == 2 end, 3, "the event on A")
+      assert.are.same({ "headline", "hello", res.id }, { on_a.events[2].type, on_a.events[2].data, on_a.events[2].id })
+      local st = stats(a)
+      assert.are.same({ "redis", true, true, true, false, 0, res.id },
+        { st.backend.type, st.backend.healthy, st.backend.connected, st.backend.following, st.backend.stale,
+          st.backend.lag, st.backend.last_id })
+      assert.are.equal(res.id, st.replay.last_id)
+      assert.are.equal(cjson.null, st.replay.length)
+      c:close()
+      a:close()
+      b:close()
+    end)
+  end)
+
+  it("answers 503 while Redis is unreachable, and /stats says so", function()
+    async.run(20, function()
+      n_prefix = n_prefix + 1
+      local proxy = P.new(srv.port)
+      local a = app(("app%d:"):format(n_prefix), "redis://127.0.0.1:" .. proxy.port)
+      async.wait(function() return stats(a).backend.healthy end, 3, "healthy")
+      proxy:close() -- Redis is gone for this hub (and cannot be reached again)
+      async.wait(function() return not stats(a).backend.connected end, 2, "disconnected")
+      local status, res = publish(a, { data = "x" })
+      assert.are.equal(503, status)
+      assert.are.equal("redis: not connected", res.error)
+      local st = stats(a).backend
+      assert.is_false(st.healthy)
+      assert.truthy(st.error:match("cannot connect") or st.error:match("closed by server"), st.error)
+      a:close()
+    end)
+  end)
+
+  it("never reports healthy while the follower is stale; it is noticed within 2 heartbeats", function()
+    async.run(20, function()
+      n_prefix = n_prefix + 1
+      local prefix = ("app%d:"):format(n_prefix)
+      local proxy = P.new(srv.port)
+      local a = app(prefix, "redis://127.0.0.1:" .. proxy.port)
+      local b = app(prefix)
+      async.wait(function() return stats(a).backend.healthy and stats(b).backend.healthy end, 3, "healthy")
+      local got = {}
+      local c = client.connect(("http://127.0.0.1:%d/events"):format(a.port), {
+        retry = 50, on_event = function(ev) got[#got + 1] = ev end, on_error = function() end })
+      async.wait(function() return #got == 1 end, 3, "joined")
+      proxy:freeze() -- a's Redis connections go silent, without an error
+      assert.are.equal(200, (publish(b, { data = "during" })))
+      local t = async.wait(function() return stats(a).backend.stale end, 2, "a reports stale")
+      assert.is_true(t <= 2 * 0.1 + 0.5 + 0.2, "noticed after " .. t .. " s")
+      assert.is_false(stats(a).backend.healthy)
+      async.wait(function() return #got == 2 end, 3, "caught up")
+      assert.are.equal("during", got[2].data)
+      async.wait(function() return stats(a).backend.healthy end, 3, "healthy again")
+      c:close()
+      a:close()
+      b:close()
+      proxy:close()
+    end)
+  end)
+
+  it("refuses a bad --redis URL at start, naming the option", function()
+    local ok, err = pcall(App.new, { redis = "http://x", port = 0 })
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'new' %(option 'redis': field 'url': "
+      .. "redis://host%[:port%]%[/db%] expected%)", err)
   end)
 end)
