@@ -27,13 +27,15 @@ int lsse_typeerror(lua_State *L, int arg, const char *fname, const char *expecte
  * negative C code). Returns the number of values pushed (2 or 3). */
 int lsse_fail(lua_State *L, int code, const char *msg);
 
-/* Read the event at idx (a plain table, or an sse.Event whose fields table
- * is at [1]) into ev, checking field types. Raises "bad argument #arg to
- * 'fname'" naming the field on misuse (fname NULL: see lsse_argerror). Pushes values onto the stack that anchor
- * ev's string pointers: keep them there (or lua_settop back) until ev is
- * no longer used. Sets *check_utf8 from the event's check_utf8 field (true
- * when absent). Fields: id (string or number), event, data, comment
- * (strings), retry (integer >= 0). */
+/* Reads the event at idx into ev by the one event rule (lua_encode.c): a
+ * plain table or an sse.Event (fields table at [1]), read raw (no
+ * metamethod runs); only id (string, or integer 0..SSE_ID_INT_MAX written in
+ * decimal), event, data, comment (strings), retry (integer
+ * 0..SSE_RETRY_MAX) and check_utf8 (boolean; *check_utf8 is 1 when absent).
+ * Raises "bad argument #arg to 'fname' (...)" naming the field on misuse
+ * (fname NULL: see lsse_argerror). Contents (line breaks, UTF-8) are checked
+ * later by sse_encode_check. Pushes values that anchor ev's strings: keep
+ * them (or lua_settop back) until ev is no longer used. */
 void lsse_check_event(lua_State *L, int idx, int arg, const char *fname,
                       sse_event *ev, int *check_utf8);
 
