@@ -11,6 +11,9 @@ local res = sse.Sse.new()
   :into_response()
 
 print("HTTP/1.1 " .. res.status .. " OK")
-for k, v in pairs(res.headers) do print(k .. ": " .. v) end
+local names = {}
+for k in pairs(res.headers) do names[#names + 1] = k end
+table.sort(names) -- one order on every run
+for _, k in ipairs(names) do print(k .. ": " .. res.headers[k]) end
 print()
 io.write(res.body)
