@@ -5,7 +5,7 @@
 #     luarocks default (Lua 5.1 here), 5.1, 5.4 and LuaJIT 2.1. Each tree's
 #     module loads in its interpreter, encodes, delivers Hub -> Stream on luv
 #     (.ci/rock-smoke.lua), and its sse-hub command serves / and /events.
-#  2. `make install` into a temp PREFIX (5.4 and LuaJIT), and with DESTDIR:
+#  2. `make install` into a temp PREFIX (5.4, LuaJIT, 5.1), and with DESTDIR:
 #     the sse-hub command runs from there with a clean environment; `make
 #     uninstall` removes every file.
 #  3. The checkout is left as it was: no csrc/*.o, no sse/core.so, nothing
@@ -153,6 +153,7 @@ install_check() {
 }
 install_check lua5.4
 install_check luajit
+install_check lua5.1
 
 # --- the checkout is as it was -----------------------------------------------
 if [ "$in_git" = yes ]; then
