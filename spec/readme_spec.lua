@@ -213,7 +213,7 @@ describe("README.md", function()
     end
     assert.are.equal(2, #cmds)
     -- terminal 1 subscribes; once it is counted, terminal 2 publishes
-    local sub = R.spawn("sh", { "-c", cmds[1].cmd .. " 2>/dev/null" }, { env = R.env() })
+    local sub = R.spawn("sh", { "-c", cmds[1].cmd .. " 2>/dev/null" }, { env = R.env_plain() })
     local stats = function()
       local c = C.connect(tonumber(port))
       local r = c:request(C.get("/stats"), 3000)
@@ -221,7 +221,7 @@ describe("README.md", function()
       return r and r.body or ""
     end
     assert.is_true(C.wait(function() return stats():find('"connections":1', 1, true) ~= nil end, 5000), stats())
-    local code, answer = R.run("sh", { "-c", cmds[2].cmd }, { env = R.env() })
+    local code, answer = R.run("sh", { "-c", cmds[2].cmd }, { env = R.env_plain() })
     assert.are.equal(0, code)
     -- the README's ids are examples: its epoch stands for the hub's
     local id = answer:match('"id":"([^"]+)"')

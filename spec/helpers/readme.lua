@@ -120,11 +120,21 @@ function M.run(cmd, args, opts)
   return p.code, p.out(), p.err()
 end
 
---- The environment of a child: PATH, the spec's search paths, and the
--- sanitizer runtime a spec-san run preloads.
+--- The environment of a Lua child: PATH, the spec's search paths, and the
+-- sanitizer runtime a spec-san run preloads (M.env_plain: PATH and HOME,
+-- for curl and sh, which are not to run under ASan).
 function M.env(extra)
   local env = {}
   for _, k in ipairs({ "PATH", "HOME", "LUA_PATH", "LUA_CPATH", "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS" }) do
+    if os.getenv(k) then env[#env + 1] = k .. "=" .. os.getenv(k) end
+  end
+  for _, e in ipairs(extra or {}) do env[#env + 1] = e end
+  return env
+end
+
+function M.env_plain(extra)
+  local env = {}
+  for _, k in ipairs({ "PATH", "HOME" }) do
     if os.getenv(k) then env[#env + 1] = k .. "=" .. os.getenv(k) end
   end
   for _, e in ipairs(extra or {}) do env[#env + 1] = e end
