@@ -20,8 +20,9 @@
 --   <!-- readme-test: session -->         `$ ` lines are run against a demo
 --        hub (curl), in the terminals their `# terminal N` comments name;
 --        the other lines are what those terminals show
--- In a Lua block, `print(...)  --> text` says what that print writes
--- (white space runs are equal; `…` matches anything).
+-- In a Lua block, `print(...)  --> text` (or a `--> text` line right under
+-- the print) says what that print writes: white space runs are equal, `…`
+-- matches anything, a ` -- comment` after the text is not part of it.
 local R = require("helpers.readme")
 local C = require("helpers.http_client")
 
@@ -172,9 +173,10 @@ describe("README.md", function()
           if b.kind == "given" and b.args:find("hub") then
             assert.truthy(out:find("%-1\thello\n"), "the client block printed " .. out)
           end
-          for i, w in ipairs(want) do
-            assert(lines[i] and R.same_output(lines[i], w),
-              ("README.md line %d: print #%d wrote %q, the README says %q"):format(b.line, i, tostring(lines[i]), w))
+          for _, w in ipairs(want) do
+            assert(lines[w.n] and R.same_output(lines[w.n], w.want),
+              ("README.md line %d: print #%d wrote %q, the README says %q")
+                :format(b.line, w.n, tostring(lines[w.n]), w.want))
           end
         end
       end)
@@ -270,15 +272,19 @@ describe("README.md", function()
       if f then f:close() end
       return f ~= nil
     end
-    -- a name resolves against the last directory named on its line, the
-    -- line's first column, or the top of the checkout
+    -- a name resolves against the last directory named in its entry, the
+    -- entry's first column, or the top of the checkout
+    local FILE_EXT = { c = true, h = true, lua = true, html = true, md = true, sh = true, mk = true }
     local named, section = {}, ""
+    local here = section
     for l in layout:gmatch("([^\n]*)\n") do
-      section = l:match("^(%S+/)") or section
-      local here = section
+      if l:match("^(%S+/)") then
+        section = l:match("^(%S+/)")
+        here = section
+      end
       for token in l:gmatch("[%w_%.%*/-]+") do
         local name = token:gsub("[%.,:;]+$", "")
-        if not name:find("*", 1, true) and (name:find("%.%a+$") or name:find("/$")) then
+        if not name:find("*", 1, true) and (FILE_EXT[name:match("%.(%a+)$") or ""] or name:find("/$")) then
           named[name] = true
           local found
           for _, base in ipairs({ here, section, "" }) do

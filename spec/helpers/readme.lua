@@ -59,12 +59,23 @@ function M.section(text, title)
   return out and table.concat(out, "\n")
 end
 
---- expected(body) -> the texts after `-->` on the block's print lines, in order.
+--- expected(body) -> list of {n, want}: the n-th print of the block (by
+-- its place in the text) writes the line want. `print(...)  --> want` on
+-- one line, or a `--> want` line right under a print; a ` -- ` comment
+-- after want is not part of it.
 function M.expected(body)
-  local out = {}
+  local out, n, waiting = {}, 0, nil
   for l in body:gmatch("[^\n]+") do
-    local want = l:match("^%s*print%b()%s*%-%->%s*(.-)%s*$")
-    if want then out[#out + 1] = want end
+    local want
+    if l:find("^%s*print%(") then
+      n = n + 1
+      want = l:match("^%s*print%b()%s*%-%->%s*(.-)%s*$")
+      waiting = not want -- its output may be on the next line
+    elseif waiting then
+      want = l:match("^%s*%-%->%s*(.-)%s*$")
+      waiting = false
+    end
+    if want then out[#out + 1] = { n = n, want = (want:gsub("%s+%-%- .*$", "")) } end
   end
   return out
 end
