@@ -256,10 +256,11 @@ describe("sse.app (the demo hub)", function()
   end)
 
   it("rejects too many topics on one connection", function()
-    local app = start({ max_topics = 2 })
+    local app = start({ max_topics_per_connection = 2 })
     local res = request(app, "GET", "/events?topic=a&topic=b&topic=c")
     assert.are.equal(400, res.status)
-    assert.are.equal("too many topics (at most 2)", cjson.decode(res.body).error)
+    assert.are.equal("too many topics on one connection (max-topics-per-connection is 2)",
+      cjson.decode(res.body).error)
     res = request(app, "GET", "/events?topic=a%00b")
     assert.are.equal(400, res.status)
     assert.are.equal("topic name contains a control character", cjson.decode(res.body).error)

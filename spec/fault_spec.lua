@@ -671,9 +671,9 @@ describe("fault: malformed and hostile requests", function()
     { "300 topics", "GET /events?" .. topics(300) .. " HTTP/1.1\r\n" .. H .. "\r\n", 400,
       "too many query parameters\n" },
     { "33 topics", "GET /events?" .. topics(33) .. " HTTP/1.1\r\n" .. H .. "\r\n", 400,
-      '{"error":"too many topics (at most 32)"}' },
+      '{"error":"too many topics on one connection (max-topics-per-connection is 32)"}' },
     { "a 200-byte topic", "GET /events?topic=" .. ("t"):rep(200) .. " HTTP/1.1\r\n" .. H .. "\r\n", 400,
-      '{"error":"topic name longer than 128 bytes"}' },
+      '{"error":"topic name longer than 128 bytes (max-topic-bytes)"}' },
     { "10 KB Last-Event-ID", "GET /events HTTP/1.1\r\n" .. H .. "Last-Event-ID: " .. ("9"):rep(10240)
       .. "\r\n\r\n", 431, "request head too large\n" },
     { "10 KB lastEventId", "GET /events?lastEventId=" .. ("9"):rep(10240) .. " HTTP/1.1\r\n" .. H .. "\r\n",

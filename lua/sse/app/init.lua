@@ -13,6 +13,7 @@ local core = require("sse.core")
 local cjson = require("cjson")
 local J = require("sse.app.json")
 local auth = require("sse.app.auth")
+local access = require("sse.app.access")
 
 local M = {}
 
@@ -27,7 +28,9 @@ M.DEFAULTS = {
   outbox_limit = 256 * 1024,
   write_timeout = 60,       -- seconds unacknowledged data may wait (vanished peers)
   slow_policy = "close",
-  max_topics = 32,          -- topics one connection may subscribe to
+  max_topics_per_connection = 32, -- topics one connection may subscribe to (400)
+  max_topics = 100000,      -- topics in the hub (503); about 250 B of C heap each
+  max_connections_per_ip = 0, -- open streams from one address (429); 0: no limit
   max_topic_bytes = 128,
   max_event_types = 64,     -- distinct event types listed in /stats
   stats_top = 20,           -- topics listed by /stats without ?top=
@@ -37,6 +40,9 @@ M.DEFAULTS = {
   head_timeout = nil, idle_timeout = nil, max_head_bytes = nil, max_body_bytes = nil,
 }
 local HTTP_OPTIONS = { "head_timeout", "idle_timeout", "max_head_bytes", "max_body_bytes" }
+-- sse.app.access: who may subscribe and publish
+local ACCESS_OPTIONS = { authorize = true, jwt_secret = true, jwt_key = true, jwt_query = true,
+                         jwt_leeway = true }
 
 local function argerror(msg)
   error("bad argument #1 to 'new' (" .. msg .. ")", 3)
@@ -50,37 +56,14 @@ local function read_file(path)
   return s
 end
 
--- Topics of a request: a list, the default when none, or nil, message.
-local function request_topics(self, q)
-  local t = q.topic
-  if t == nil then return { self.opts.default_topic } end
-  if type(t) == "string" then t = { t } end
-  if #t > self.opts.max_topics then
-    return nil, ("too many topics (at most %d)"):format(self.opts.max_topics)
-  end
-  local seen, list = {}, {}
-  for _, name in ipairs(t) do
-    if name == "" then return nil, "empty topic name" end
-    if #name > self.opts.max_topic_bytes then
-      return nil, ("topic name longer than %d bytes"):format(self.opts.max_topic_bytes)
-    end
-    if not core.utf8_valid(name) then return nil, "topic name is not valid UTF-8" end
-    if name:find("%c") then return nil, "topic name contains a control character" end
-    if not seen[name] then
-      seen[name] = true
-      list[#list + 1] = name
-    end
-  end
-  return list
-end
-
 -- An answer with a JSON body whose key order is fixed (J.obj).
 local function json_answer(res, value)
   res:header("Content-Type", "application/json"):send(J.encode(value))
 end
 
-local function json_error(res, status, msg)
+local function json_error(res, status, msg, headers)
   res:status(status)
+  for i = 1, #(headers or {}), 2 do res:header(headers[i], headers[i + 1]) end
   json_answer(res, J.obj("error", msg))
 end
 
@@ -171,8 +154,9 @@ end
 
 --- app.new(opts) -> app; opts as M.DEFAULTS plus token (string), cors
 -- (list of origins), dashboard (path of the page; default M.dashboard_path();
--- false: none),
--- log (function(msg)).
+-- false: none), log (function(msg)), and who may subscribe and publish
+-- (sse.app.access): authorize (a hook), or jwt_secret / jwt_key (a PEM file),
+-- jwt_query, jwt_leeway.
 function M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then argerror("table expected, got " .. type(opts)) end
@@ -180,7 +164,7 @@ function M.new(opts)
   for k, v in pairs(M.DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do
     local known = M.DEFAULTS[k] ~= nil or k == "token" or k == "cors" or k == "cors_credentials"
-      or k == "dashboard" or k == "log" or k == "redis" or k == "redis_prefix"
+      or k == "dashboard" or k == "log" or k == "redis" or k == "redis_prefix" or ACCESS_OPTIONS[k]
     for _, h in ipairs(HTTP_OPTIONS) do known = known or k == h end
     if not known then
       argerror(("unknown option '%s'"):format(tostring(k)))
@@ -213,6 +197,7 @@ function M.new(opts)
   end
   self.hub = sse.Hub.new({ replayer = self.replayer, outbox_limit = o.outbox_limit,
                            slow_policy = o.slow_policy, keepalive = o.keepalive })
+  self.access = access.new(o, self.hub)
   local hopts = { host = o.host, port = o.port, max_connections = o.max_connections,
                   cors = o.cors and { origins = o.cors, credentials = o.cors_credentials } or nil,
                   log = o.log }
@@ -241,21 +226,35 @@ function M:_routes()
   end)
 
   http:get("/events", function(req, res)
-    local topics, err = request_topics(self, req.query)
-    if not topics then return json_error(res, 400, err) end
+    local acc = self.access
+    local topics, status, msg = acc:topics(req.query.topic, self.opts.default_topic, "subscribe")
+    if not topics then return json_error(res, status, msg) end
+    local allowed, info, why, headers = acc:check(req, "subscribe", topics) -- may wait
+    if not allowed then return json_error(res, info, why, headers) end
+    local ok, st, lmsg = acc:admit(req, allowed)
+    if not ok then return json_error(res, st, lmsg) end
     local stream = res:sse({ outbox_limit = self.opts.outbox_limit, slow_policy = self.opts.slow_policy,
                              write_timeout = self.opts.write_timeout })
+    if not stream then return end -- the client left while it was being authorized
     stream:on_close(self._count_bytes)
-    hub:attach(stream, { topics = topics, last_event_id = req.last_event_id })
+    acc:adopt(stream, req, info)
+    hub:attach(stream, { topics = allowed, last_event_id = req.last_event_id })
   end)
 
   http:post("/publish", function(req, res)
-    if not authorized(self, req, res) then return end
+    local acc = self.access
+    -- without an authorization hook the static token is checked first, as before
+    if not acc.authorize and not authorized(self, req, res) then return end
     local f, err = publish_fields(req)
     if not f then return json_error(res, 400, err) end
     local topic = f.topic or self.opts.default_topic
-    local tlist, terr = request_topics(self, { topic = topic })
-    if not tlist then return json_error(res, 400, terr) end
+    local tlist, tstatus, terr = acc:topics(topic, self.opts.default_topic, "publish")
+    if not tlist then return json_error(res, tstatus, terr) end
+    -- with one, the static token (when set) still lets its holder publish
+    if acc.authorize and not (self.opts.token and auth.check(req.headers.authorization, self.opts.token)) then
+      local allowed, status, why, headers = acc:check(req, "publish", { topic }) -- may wait
+      if not allowed then return json_error(res, status, why, headers) end
+    end
     f.topic = nil
     if self.backend then return self:_publish_redis(res, topic, f) end
     local ok, n, id = pcall(hub.broadcast_to, hub, topic, f)
@@ -390,6 +389,7 @@ function M:close()
   self.http:close()
   self.hub:close()
   if self.backend then self.backend:close() end
+  self.access:close()
 end
 
 return M

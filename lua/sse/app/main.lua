@@ -28,6 +28,16 @@ M.FLAGS = {
   { "max-body-bytes", "int", "largest request body (publish) accepted", 1048576 },
   { "redis", "string", "share ids, replay and fan-out with other hubs on this Redis (redis://host[:port][/db])", nil },
   { "redis-prefix", "string", "prefix of the hub's keys and channel in Redis", "sse:" },
+  { "jwt-secret", "string", "HS256 secret (32+ bytes): /events and /publish need a JWT granting the topics", nil },
+  { "jwt-key", "string", "file of a PEM public key (RS256 or ES256) the JWTs are checked with", nil },
+  { "jwt-query", "flag", "also take the JWT from ?token= (EventSource cannot set headers)", nil },
+  { "jwt-leeway", "number", "seconds of clock skew allowed on a JWT's exp and nbf", 30 },
+  { "max-topics-per-connection", "int", "topics one connection may subscribe to (more: 400)",
+    D.max_topics_per_connection },
+  { "max-topics", "int", "topics in the hub (a subscription creating more: 503)", D.max_topics },
+  { "max-connections-per-ip", "int", "open streams from one address (more: 429; 0: no limit)",
+    D.max_connections_per_ip },
+  { "max-topic-bytes", "int", "longest topic name", D.max_topic_bytes },
 }
 
 local function usage(out, prog)
@@ -119,6 +129,10 @@ function M.main(argv, prog)
     "  subscribe  curl -N '", base, "events?topic=news'\n",
     "  publish    curl", auth, " -d topic=news -d event=headline -d data=hello ", base, "publish\n",
     "  stats      curl", auth, " ", base, "stats\n")
+  if opts.jwt_secret or opts.jwt_key then
+    io.stdout:write("  tokens     /events and /publish need a JWT granting the topics: ",
+      "-H 'Authorization: Bearer JWT'", opts.jwt_query and " or ?token=JWT" or "", "\n")
+  end
   io.stdout:flush()
 
   -- SIGINT / SIGTERM: stop accepting, close the streams cleanly, exit 0.
