@@ -309,3 +309,85 @@ describe("the demo hub's limits", function()
     assert.truthy(open_stream(app, "/events?topic=12345678&topic=b").buf:find("200 OK", 1, true))
   end)
 end)
+
+describe("the demo hub's presence", function()
+  -- the events of a raw stream's buffer: {event =, data =, id =}
+  local function events(c)
+    local list = {}
+    local body = c.buf:match("\r\n\r\n(.*)$") or ""
+    for block in body:gmatch("(.-)\n\n") do
+      local ev = {}
+      for line in block:gmatch("[^\n]+") do
+        local k, v = line:match("^(%w+): ?(.*)$")
+        if k then ev[k] = v end
+      end
+      if ev.event then list[#list + 1] = ev end
+    end
+    return list
+  end
+
+  it("--presence: joins and leaves as presence events on $presence, not stored, without ids", function()
+    local app = start({ presence = true })
+    local watcher = open_stream(app, "/events?topic=$presence")
+    local a = open_stream(app, "/events?topic=news&topic=sport")
+    local b = open_stream(app, "/events?topic=news")
+    a:close()
+    local function presences()
+      local n = 0
+      for _, ev in ipairs(events(watcher)) do if ev.event == "presence" then n = n + 1 end end
+      return n
+    end
+    assert.is_true(C.wait(function() return presences() >= 5 end, 3000))
+    C.sleep(50) -- nothing more comes
+    local got = {}
+    for _, ev in ipairs(events(watcher)) do
+      if ev.event == "presence" then
+        assert.is_nil(ev.id)
+        got[#got + 1] = cjson.decode(ev.data)
+      end
+    end
+    local function has(t, n, joined)
+      for _, g in ipairs(got) do
+        if g.topic == t and g.subscribers == n and g.joined == joined then return true end
+      end
+      return false
+    end
+    assert.is_true(has("news", 1, true) and has("sport", 1, true) and has("news", 2, true))
+    assert.is_true(has("news", 1, false) and has("sport", 0, false))
+    assert.equal(5, #got)
+    -- nothing about $presence itself, nothing stored for replay
+    for _, g in ipairs(got) do assert.not_equal("$presence", g.topic) end
+    assert.equal(0, app.replayer:len())
+    b:close()
+  end)
+
+  it("GET /subscriptions lists topics, and a topic's streams with who they are", function()
+    local tok = T.mint_one({ alg = "HS256", key = SECRET,
+      claims = { exp = os.time() + 600, sub = "alice", sse = { subscribe = { "*" } } } })
+    local app = start({ jwt_secret = SECRET, token = "admin" })
+    open_stream(app, "/events?topic=news&topic=sport", bearer(tok))
+    open_stream(app, "/events?topic=news", bearer(tok))
+    assert.equal(401, request(app, get("/subscriptions")).status)
+    local r = request(app, get("/subscriptions", bearer("admin")))
+    assert.equal(200, r.status)
+    assert.same({ topics = 2, subscriptions = { { topic = "news", subscribers = 2 },
+      { topic = "sport", subscribers = 1 } } }, r.json)
+    r = request(app, get("/subscriptions?topic=news", bearer("admin")))
+    assert.equal("news", r.json.topic)
+    assert.equal(2, r.json.subscribers)
+    assert.equal(2, #r.json.streams)
+    assert.is_false(r.json.more)
+    for _, s in ipairs(r.json.streams) do
+      assert.equal("127.0.0.1", s.remote)
+      assert.equal("alice", s.user)
+      assert.is_true(math.abs(s.since - os.time()) <= 2)
+      assert.equal("number", type(s.id))
+    end
+    r = request(app, get("/subscriptions?topic=news&limit=1", bearer("admin")))
+    assert.equal(1, #r.json.streams)
+    assert.is_true(r.json.more)
+    r = request(app, get("/subscriptions?limit=0", bearer("admin")))
+    assert.equal(400, r.status)
+    assert.same({ error = "query 'limit' must be an integer in 1..1000" }, r.json)
+  end)
+end)

@@ -633,6 +633,10 @@ int sse_sub_is_subscribed(const sse_sub *s, const char *topic, size_t len) {
   return 0;
 }
 
+void sse_sub_each_topic(const sse_sub *s, void (*fn)(const char *, size_t, void *), void *ud) {
+  for (sse_membership *m = s->topics; m; m = m->next_of_sub) fn(m->topic->name, m->topic->len, ud);
+}
+
 int sse_hub_subscribe(sse_sub *s, const char *topic, size_t len) {
   sse_hub *h = s->hub;
   if (!h || !s->registered) return SSE_HUB_ECLOSED;

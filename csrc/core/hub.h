@@ -144,6 +144,9 @@ int sse_hub_subscribe(sse_sub *s, const char *topic, size_t len);
 /* 1 when removed, 0 when it was not subscribed. */
 int sse_hub_unsubscribe(sse_sub *s, const char *topic, size_t len);
 int sse_sub_is_subscribed(const sse_sub *s, const char *topic, size_t len);
+/* Calls fn(name, len, ud) for every topic s is subscribed to, the most recent
+ * first (fn must not change the hub). For presence: what a closing stream left. */
+void sse_sub_each_topic(const sse_sub *s, void (*fn)(const char *, size_t, void *), void *ud);
 
 /* Queues a reference to f. Returns 1 when queued, 0 when s is not open or
  * failed now (overflow under the close policy, ENOMEM). Under drop_oldest,

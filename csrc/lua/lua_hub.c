@@ -264,6 +264,26 @@ static int l_sub_detach(lua_State *L) {
   return 0;
 }
 
+typedef struct topic_list {
+  lua_State *L;
+  int n;
+} topic_list;
+
+static void push_topic(const char *name, size_t len, void *ud) {
+  topic_list *t = (topic_list *)ud;
+  lua_pushlstring(t->L, name, len);
+  lua_rawseti(t->L, -2, ++t->n);
+}
+
+/* sub:topics() -> the topics the subscriber is in, a list (most recent first). */
+static int l_sub_topics(lua_State *L) {
+  sse_sub *s = check_sub(L, 1)->s;
+  topic_list t = {L, 0};
+  lua_newtable(L);
+  sse_sub_each_topic(s, push_topic, &t);
+  return 1;
+}
+
 static int l_sub_id(lua_State *L) {
   sse_sub *s = check_sub(L, 1)->s;
   if (!sse_sub_hub(s)) return 0;
@@ -821,7 +841,7 @@ void lsse_open_hub(lua_State *L) {
       {"send", l_sub_send},     {"send_raw", l_sub_send_raw}, {"take", l_sub_take},
       {"queued", l_sub_queued}, {"state", l_sub_state},       {"stats", l_sub_stats},
       {"detach", l_sub_detach}, {"close", sub_gc},            {"id", l_sub_id},
-      {"set_limits", l_sub_set_limits}, {"flush", l_sub_flush},
+      {"set_limits", l_sub_set_limits}, {"flush", l_sub_flush}, {"topics", l_sub_topics},
       {NULL, NULL}};
   static const luaL_Reg hub_methods[] = {
       {"add", l_hub_add},

@@ -86,6 +86,32 @@ static void test_topics(void) {
   sse_sub_free(b);
 }
 
+/* sse_sub_each_topic: appends "name," for each topic into the buffer ud */
+static void collect_topic(const char *name, size_t len, void *ud) {
+  char *buf = ud;
+  strncat(buf, name, len);
+  strcat(buf, ",");
+}
+
+static void test_each_topic(void) {
+  sse_hub *h = sse_hub_new();
+  sse_sub *a = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  CHECK(add(h, a) == 0);
+  char buf[64] = "";
+  sse_sub_each_topic(a, collect_topic, buf);
+  CHECK_STR(buf, "");
+  CHECK(sse_hub_subscribe(a, "x", 1) == 1 && sse_hub_subscribe(a, "yy", 2) == 1);
+  CHECK(sse_hub_subscribe(a, "z", 1) == 1 && sse_hub_unsubscribe(a, "yy", 2) == 1);
+  sse_sub_each_topic(a, collect_topic, buf);
+  CHECK_STR(buf, "z,x,");
+  sse_hub_remove(a); /* out of the hub: in no topic */
+  buf[0] = 0;
+  sse_sub_each_topic(a, collect_topic, buf);
+  CHECK_STR(buf, "");
+  sse_sub_free(a);
+  sse_hub_free(h);
+}
+
 static void test_many_topics(void) {
   sse_hub *h = sse_hub_new();
   sse_sub *s = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
@@ -404,6 +430,7 @@ static void test_frames_shared(void) {
 
 int main(void) {
   test_topics();
+  test_each_topic();
   test_many_topics();
   test_close_policy();
   test_drop_oldest();

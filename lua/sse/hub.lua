@@ -101,6 +101,8 @@ function Hub.new(opts)
     _scheduled = false,
     on_broadcast = nil,      -- hook(ev) -> false vetoes
     on_broadcast_to = nil,   -- hook(topic, ev) -> false vetoes
+    on_subscribe = nil,      -- hook(stream, topic): the stream joined the topic
+    on_unsubscribe = nil,    -- hook(stream, topic, reason): it left (reason: see _forget)
     stats = { published = 0, deliveries = 0, slow_closed = 0, dropped_streams = 0 },
   }, Hub)
   if ka then self:_start_keepalive(ka) end
@@ -147,17 +149,31 @@ function Hub:unregister(stream)
   return true
 end
 
--- Called by Stream:close and unregister.
+-- Runs a presence hook; its error is reported, never raised into the hub.
+local function notify(hook, stream, topic, reason)
+  local ok, err = pcall(hook, stream, topic, reason)
+  if not ok then warn("error in a subscription hook: " .. tostring(err)) end
+end
+
+-- Called by Stream:close and unregister. on_unsubscribe hears of every
+-- topic the stream was in, with the stream's close reason ("closed", "eof",
+-- "slow", ...) or "unregistered".
 function Hub:_forget(stream)
   if self._closed then return end
   -- Frames published this loop turn wait for the flush; once removed from
   -- the hub the stream would never write them (a graceful close would wait
   -- CLOSE_GRACE_MS and drop them), so flush first.
   if self._scheduled then self:flush() end
+  local hook = self.on_unsubscribe
+  local left = hook and stream._sub:topics() -- the C side knows them (one home)
   local id = stream._sub:id() -- the C side knows it while registered
   self._core:remove(stream._sub)
   if id then self._streams[id] = nil end
   stream._hub = nil
+  if left then
+    local reason = stream._closed and (stream._close_reason or "closed") or "unregistered"
+    for _, topic in ipairs(left) do notify(hook, stream, topic, reason) end
+  end
 end
 
 --- hub:subscribe(stream, topic): registers the stream if needed.
@@ -168,7 +184,9 @@ function Hub:subscribe(stream, topic)
   check_topic(topic, 2, "subscribe")
   local ok, err = self:register(stream)
   if not ok then return nil, err end
-  self._core:subscribe(stream._sub, topic)
+  if self._core:subscribe(stream._sub, topic) and self.on_subscribe then
+    notify(self.on_subscribe, stream, topic)
+  end
   return true
 end
 
@@ -178,7 +196,9 @@ function Hub:unsubscribe(stream, topic)
   check_stream(stream, 1, "unsubscribe")
   check_topic(topic, 2, "unsubscribe")
   if stream._hub ~= self then return false end
-  return self._core:unsubscribe(stream._sub, topic)
+  local was = self._core:unsubscribe(stream._sub, topic)
+  if was and self.on_unsubscribe then notify(self.on_unsubscribe, stream, topic, "unsubscribed") end
+  return was
 end
 
 --- hub:is_subscribed(stream, topic)
@@ -260,6 +280,22 @@ function Hub:broadcast_to(topic, ev)
   return publish(self, "broadcast_to", 2, topic, ev)
 end
 
+--- hub:notify_to(topic, ev) -> count: the topic's streams get ev now, and
+-- that is all: no id, not stored for replay, no broadcast hooks, this
+-- process only -- for what a reconnecting client need not get back
+-- (presence, typing indicators).
+function Hub:notify_to(topic, ev)
+  check_self(self, "notify_to")
+  check_topic(topic, 1, "notify_to")
+  local f = fields_of(ev, 2, "notify_to")
+  if self._closed or not self._core:alive() then return nil, "closed" end
+  local count, err = self._core:publish(f, topic, now(), nil, "notify_to", 2)
+  if count == nil then return nil, err end
+  self.stats.deliveries = self.stats.deliveries + count
+  self:_schedule()
+  return count
+end
+
 --- hub:attach(stream, {topics =, last_event_id =}) -> replayed count [, "gap"]
 -- Registers and subscribes the stream, sends what it missed since
 -- last_event_id (default: the stream's own), then it is live: nothing is
@@ -286,8 +322,23 @@ function Hub:attach(stream, opts)
   end
   local ok, err = self:register(stream)
   if not ok then return nil, err end
-  for i = 1, #(topics or {}) do self._core:subscribe(stream._sub, topics[i]) end
+  local joined = {}
+  for i = 1, #(topics or {}) do
+    if self._core:subscribe(stream._sub, topics[i]) then joined[#joined + 1] = topics[i] end
+  end
+  -- on_subscribe runs once the stream is set up (after its replay, or with
+  -- the replay pending): an event it publishes reaches the stream after the
+  -- replay, never before
+  local count, state = self:_replay(stream, last_id, topics)
+  local hook = self.on_subscribe
+  if hook then
+    for _, t in ipairs(joined) do notify(hook, stream, t) end
+  end
+  return count, state
+end
 
+-- The replay part of attach: what the stream missed, then live.
+function Hub:_replay(stream, last_id, topics)
   local r = self._replayer
   if not r then return 0 end
   local sub = stream._sub

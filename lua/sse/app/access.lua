@@ -42,7 +42,8 @@ end
 -- jwt_key, jwt_query, the limits). Raises on a bad option (as app.new).
 function M.new(o, hub)
   local self = setmetatable({ opts = o, hub = hub, per_ip = {}, leeway = 0,
-                              ip_of = setmetatable({}, { __mode = "k" }) }, A)
+                              -- stream -> {ip =, user =, since =}
+                              _meta = setmetatable({}, { __mode = "k" }) }, A)
   if o.authorize ~= nil and type(o.authorize) ~= "function" then
     argerror("option 'authorize' must be a function")
   end
@@ -184,14 +185,14 @@ function A:admit(req, topics)
   return true
 end
 
---- access:adopt(stream, req, info): count the stream against its address and
--- close it when its authorization expires (info.exp).
+--- access:adopt(stream, req, info): count the stream against its address,
+-- remember who it is (info.sub: the token's subject) and close it when its
+-- authorization expires (info.exp).
 function A:adopt(stream, req, info)
   local ip = req.remote
-  if ip then
-    self.per_ip[ip] = (self.per_ip[ip] or 0) + 1
-    self.ip_of[stream] = ip
-  end
+  if ip then self.per_ip[ip] = (self.per_ip[ip] or 0) + 1 end
+  local user = info and info.sub
+  self._meta[stream] = { ip = ip, user = type(user) == "string" and user or nil, since = os.time() }
   local exp = info and tonumber(info.exp)
   if exp then self.expiry:set(stream, exp + self.leeway) end
   stream:on_close(self._on_close)
@@ -199,13 +200,17 @@ end
 
 function A:_closed(stream)
   self.expiry:clear(stream)
-  local ip = self.ip_of[stream]
-  self.ip_of[stream] = nil
+  local m = self._meta[stream]
+  self._meta[stream] = nil
+  local ip = m and m.ip
   if ip then
     local n = (self.per_ip[ip] or 1) - 1
     self.per_ip[ip] = n > 0 and n or nil
   end
 end
+
+--- What is known of a stream: {ip =, user =, since =} (fields may be nil).
+function A:meta(stream) return self._meta[stream] or {} end
 
 --- The number of open streams from ip.
 function A:streams_from(ip) return self.per_ip[ip] or 0 end

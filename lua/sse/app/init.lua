@@ -14,6 +14,7 @@ local cjson = require("cjson")
 local J = require("sse.app.json")
 local auth = require("sse.app.auth")
 local access = require("sse.app.access")
+local presence = require("sse.app.presence")
 
 local M = {}
 
@@ -40,9 +41,9 @@ M.DEFAULTS = {
   head_timeout = nil, idle_timeout = nil, max_head_bytes = nil, max_body_bytes = nil,
 }
 local HTTP_OPTIONS = { "head_timeout", "idle_timeout", "max_head_bytes", "max_body_bytes" }
--- sse.app.access: who may subscribe and publish
+-- sse.app.access and sse.app.presence: who may subscribe and publish; presence
 local ACCESS_OPTIONS = { authorize = true, jwt_secret = true, jwt_key = true, jwt_query = true,
-                         jwt_leeway = true }
+                         jwt_leeway = true, presence = true }
 
 local function argerror(msg)
   error("bad argument #1 to 'new' (" .. msg .. ")", 3)
@@ -198,6 +199,8 @@ function M.new(opts)
   self.hub = sse.Hub.new({ replayer = self.replayer, outbox_limit = o.outbox_limit,
                            slow_policy = o.slow_policy, keepalive = o.keepalive })
   self.access = access.new(o, self.hub)
+  if o.presence ~= nil and type(o.presence) ~= "boolean" then argerror("option 'presence' must be a boolean") end
+  if o.presence then presence.enable(self.hub) end
   local hopts = { host = o.host, port = o.port, max_connections = o.max_connections,
                   cors = o.cors and { origins = o.cors, credentials = o.cors_credentials } or nil,
                   log = o.log }
@@ -272,6 +275,16 @@ function M:_routes()
     if not top then return json_error(res, 400, err) end
     res:header("Cache-Control", "no-cache")
     json_answer(res, self:_stats_json(top))
+  end)
+
+  http:get("/subscriptions", function(req, res)
+    if not authorized(self, req, res) then return end
+    local limit, err = presence.limit(req.query)
+    if not limit then return json_error(res, 400, err) end
+    local topic = req.query.topic
+    if type(topic) == "table" then return json_error(res, 400, "query 'topic' given more than once") end
+    res:header("Cache-Control", "no-cache")
+    json_answer(res, presence.listing(hub, self.access, topic, limit))
   end)
 
   http:post("/admin/disconnect", function(req, res)

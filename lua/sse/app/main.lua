@@ -38,6 +38,7 @@ M.FLAGS = {
   { "max-connections-per-ip", "int", "open streams from one address (more: 429; 0: no limit)",
     D.max_connections_per_ip },
   { "max-topic-bytes", "int", "longest topic name", D.max_topic_bytes },
+  { "presence", "flag", "publish joins and leaves as 'presence' events on the topic $presence", nil },
 }
 
 local function usage(out, prog)
