@@ -80,6 +80,7 @@ help:
 	@echo "make spec-luajit   the same specs on LuaJIT (make LUA=luajit build)"
 	@echo "make spec-san      the specs against an ASan+UBSan build"
 	@echo "make ctest         C unit tests of the core under ASan+UBSan"
+	@echo "make rock-test     the rock for Lua 5.1, 5.4, LuaJIT and make install/uninstall, from fresh trees"
 	@echo "make browser       the dashboard in headless Chromium (spec/browser/)"
 	@echo "make interop       our streams read by eventsource-parser, npm eventsource, Chromium"
 	@echo "make fuzz          libFuzzer on every target (FUZZ_TIME=s); fuzz-short for CI"
