@@ -121,7 +121,12 @@ local function run_block(b)
     "os.exit(0)", -- no lua_close: handles the block left open are not collected
   }, "\n")
   local path = R.tmpfile(script)
-  local code, out, err = R.run(LUA, { path }, { env = R.env() })
+  local ok, code, out, err = pcall(R.run, LUA, { path }, { env = R.env(), ms = 15000 })
+  if not ok then
+    os.remove(path)
+    error(("README.md line %d: the block did not finish in 15 s (one that serves forever wants a marker:"
+      .. " file, given hub or fragment; see spec/readme_spec.lua)\n%s"):format(b.line, tostring(code)), 0)
+  end
   os.remove(path)
   assert(code == 0, ("README.md line %d (%s): exit %s\n%s%s"):format(b.line, LUA, tostring(code), out, err))
   return out
