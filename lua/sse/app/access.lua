@@ -97,10 +97,10 @@ function M.new(o, hub)
 end
 
 -- The reason a topic name is refused, or nil.
-local function bad_topic(self, name, action)
+local function bad_topic(o, name, action)
   if name == "" then return "empty topic name" end
-  if #name > self.opts.max_topic_bytes then
-    return ("topic name longer than %d bytes (max-topic-bytes)"):format(self.opts.max_topic_bytes)
+  if #name > o.max_topic_bytes then
+    return ("topic name longer than %d bytes (max-topic-bytes)"):format(o.max_topic_bytes)
   end
   if not core.utf8_valid(name) then return "topic name is not valid UTF-8" end
   if name:find("%c") then return "topic name contains a control character" end
@@ -111,19 +111,21 @@ local function bad_topic(self, name, action)
   return nil
 end
 
---- access:topics(q_topic, default, action) -> list | nil, 400, message: the
--- topics a request names (q.topic: a string or a list; none: the default),
--- without repeats, each checked.
-function A:topics(t, default, action)
+--- access.topics(opts, q_topic, default, action) -> list | nil, 400, message:
+-- the topics a request names (q.topic: a string or a list; none: the
+-- default), without repeats, each checked against opts
+-- (max_topics_per_connection, max_topic_bytes). Needs no access object
+-- (the OpenResty demo uses it too).
+function M.topics(o, t, default, action)
   if t == nil then return { default } end
   if type(t) == "string" then t = { t } end
-  local max = self.opts.max_topics_per_connection
+  local max = o.max_topics_per_connection
   if #t > max then
     return nil, 400, ("too many topics on one connection (max-topics-per-connection is %d)"):format(max)
   end
   local seen, list = {}, {}
   for _, name in ipairs(t) do
-    local why = bad_topic(self, name, action)
+    local why = bad_topic(o, name, action)
     if why then return nil, 400, why end
     if not seen[name] then
       seen[name] = true
@@ -131,6 +133,11 @@ function A:topics(t, default, action)
     end
   end
   return list
+end
+
+--- access:topics(q_topic, default, action): access.topics with this app's options.
+function A:topics(t, default, action)
+  return M.topics(self.opts, t, default, action)
 end
 
 -- RFC 6750 3: the challenge of a 401 (the description as a quoted-string).

@@ -1,0 +1,120 @@
+--- sse.app.rules: the demo hub's rules that do not depend on its host, shared
+-- by sse.app (on luv) and the OpenResty demo (examples/openresty/): the
+-- fields of a publish request, ?top=N of /stats, the /stats answer and where
+-- the dashboard page is.
+local core = require("sse.core")
+local cjson = require("cjson")
+local J = require("sse.app.json")
+
+local M = {}
+
+local FIELDS = { topic = true, event = true, data = true, retry = true }
+
+--- publish_fields(req) -> the fields of a publish request ({topic, event,
+-- data, retry}), or nil, message. req: {headers = {[lowercase name] = value},
+-- body = string}. A JSON body's non-string
+-- data is the text the publisher wrote (sse.app.json), not a re-encoding.
+function M.publish_fields(req)
+  local ctype = (req.headers["content-type"] or ""):lower()
+  local body = req.body or ""
+  local f, texts
+  if ctype:find("json", 1, true) or (ctype == "" and body:match("^%s*{")) then
+    f, texts = J.decode_object(body)
+    if not f then return nil, texts end
+  elseif ctype == "" or ctype:find("application/x-www-form-urlencoded", 1, true) then
+    local q, _, msg = core.http_parse_query(body, 64)
+    if not q then return nil, msg end
+    f = q
+    for k, v in pairs(f) do
+      if type(v) == "table" then return nil, ("field '%s' given more than once"):format(k) end
+    end
+  else
+    return nil, "unsupported Content-Type (use application/json or a form)"
+  end
+  for k in pairs(f) do
+    if not FIELDS[k] then
+      if k == "id" then return nil, "ids are assigned by the hub" end
+      return nil, ("unknown field '%s'"):format(tostring(k))
+    end
+  end
+  local data = f.data
+  if data == nil or data == cjson.null then return nil, "field 'data' is required" end
+  if type(data) ~= "string" then data = texts.data end
+  local topic = f.topic
+  if topic ~= nil and type(topic) ~= "string" then return nil, "field 'topic' must be a string" end
+  local event = f.event
+  if event ~= nil and type(event) ~= "string" then return nil, "field 'event' must be a string" end
+  local retry = f.retry
+  if retry ~= nil then
+    retry = tonumber(retry)
+    if not retry or retry < 0 or retry ~= math.floor(retry) or retry > 2 ^ 53 then
+      return nil, "field 'retry' must be a non-negative integer"
+    end
+    retry = math.floor(retry)
+  end
+  return { topic = topic, event = event ~= "" and event or nil, data = data, retry = retry }
+end
+
+--- stats_top(opts, query): ?top=N of /stats: the default, or an integer
+-- in 0..max; nil, message. opts: stats_top, stats_top_max.
+function M.stats_top(o, q)
+  local v = q.top
+  if v == nil then return o.stats_top end
+  local max = o.stats_top_max
+  local n = type(v) == "string" and v:match("^%d+$") and tonumber(v)
+  if not n or n > max then return nil, ("query 'top' must be an integer in 0..%d"):format(max) end
+  return n
+end
+
+--- Where the dashboard page is: dashboard.html beside this module, found on
+-- package.path like a module (lua/sse/app/ in a checkout; installed beside
+-- the Lua modules, <share>/lua/<version>/sse/app/dashboard.html). nil when
+-- it is not there.
+function M.dashboard_path()
+  local file = "sse/app/dashboard.html"
+  for template in package.path:gmatch("[^;]+") do
+    local path = template:gsub("%?%.lua$", file)
+    if path ~= template then
+      local f = io.open(path, "rb")
+      if f then
+        f:close()
+        return path
+      end
+    end
+  end
+  return nil
+end
+
+--- stats_json(stats) -> the /stats answer (a J value), keys in the README's
+-- order ("backend" only on Redis); stats as app:stats() returns it.
+function M.stats_json(s)
+  local tops = {}
+  for i, e in ipairs(s.top_topics) do tops[i] = J.obj("topic", e.topic, "subscribers", e.subscribers) end
+  local r = s.replay
+  local kv = {
+    "connections", s.connections,
+    "topics", s.topics,
+    "top_topics", J.arr(tops),
+    "published", s.published,
+    "deliveries", s.deliveries,
+    "bytes_sent", s.bytes_sent,
+    "slow_closed", s.slow_closed,
+    "event_types", J.arr(s.event_types),
+    "replay", J.obj("first_id", r.first_id, "last_id", r.last_id, "length", r.length, "bytes", r.bytes,
+      "max_events", r.max_events, "ttl", r.ttl),
+  }
+  local n = 18
+  local b = s.backend
+  if b then
+    kv[n + 1], kv[n + 2] = "backend", J.obj("type", "redis", "url", b.url, "healthy", b.healthy,
+      "connected", b.connected, "following", b.following, "stale", b.stale, "lag", b.lag,
+      "last_id", b.last_id, "epoch", b.epoch, "published", b.published, "publish_errors", b.publish_errors,
+      "reconnects", b.reconnects, "catchups", b.catchups, "stale_events", b.stale_events, "gaps", b.gaps,
+      "error", b.error)
+    n = n + 2
+  end
+  kv[n + 1], kv[n + 2] = "uptime", s.uptime
+  return J.obj((table.unpack or unpack)(kv, 1, n + 2))
+end
+
+return M
