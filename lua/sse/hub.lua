@@ -33,7 +33,12 @@ local function is_async(r)
   return type(r) == "table" and type(r.replay_async) == "function"
 end
 
+-- Inside nginx luv loads but nothing runs its loop: time, flushes and
+-- timers come from nginx there (sse.ngx.host).
+local host = require("sse.ngx.host")
+
 local function now()
+  if host.active then return host.now() end
   return uv and uv.now() / 1000 or os.clock()
 end
 
@@ -49,6 +54,7 @@ local function check_self(self, fname)
 end
 
 local function warn(msg)
+  if host.active then return host.warn(msg) end -- nginx's error log
   io.stderr:write("sse: ", msg, "\n")
 end
 
@@ -66,8 +72,9 @@ end
 -- (default 256 KiB); slow_policy: "close" (default: the client reconnects
 -- and replays) or "drop_oldest" (the client gets an sse-gap event);
 -- keepalive: seconds between comments to idle subscribers (nil: off);
--- flush: "loop" (end of each luv loop turn; default with luv) or
--- "immediate" (after each broadcast; default without luv).
+-- flush: "loop" (end of each luv loop turn; default with luv), "ngx" (end
+-- of this nginx event-loop turn, through a 0-delay ngx timer; the default
+-- inside nginx) or "immediate" (after each broadcast; default elsewhere).
 function Hub.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
@@ -86,11 +93,20 @@ function Hub.new(opts)
   if ka ~= nil and (type(ka) ~= "number" or ka <= 0) then
     argerror(1, "new", "field 'keepalive': positive number of seconds expected")
   end
-  local flush = opts.flush or (uv and "loop" or "immediate")
-  if flush ~= "loop" and flush ~= "immediate" then
-    argerror(1, "new", "field 'flush': \"loop\" or \"immediate\" expected, got " .. tostring(flush))
+  local flush = opts.flush or (host.active and "ngx" or uv and "loop" or "immediate")
+  if flush ~= "loop" and flush ~= "immediate" and flush ~= "ngx" then
+    argerror(1, "new", "field 'flush': \"loop\", \"ngx\" or \"immediate\" expected, got " .. tostring(flush))
   end
   if flush == "loop" and not uv then argerror(1, "new", "flush = \"loop\" needs luv") end
+  if flush == "loop" and host.active then
+    argerror(1, "new", "field 'flush': \"loop\" cannot work inside nginx (nothing runs the luv loop there); "
+      .. "use \"ngx\" (the default there) or \"immediate\"")
+  end
+  if flush == "ngx" and not host.active then argerror(1, "new", "flush = \"ngx\" works inside nginx only") end
+  if ka and host.active and not host.timers_allowed() then
+    argerror(1, "new", "field 'keepalive': nginx cannot start timers in init_by_lua; create the hub in "
+      .. "init_worker_by_lua* or in a handler (each worker has its own)")
+  end
   local self = setmetatable({
     _core = core.hub_new(),
     _streams = {},           -- id -> Stream
@@ -493,6 +509,20 @@ end
 function Hub:_schedule()
   if self._scheduled then return end
   if self._flush_mode == "immediate" then return self:flush() end
+  if self._flush_mode == "ngx" then
+    -- every event of this turn (pipelined publishes, a follower's batch)
+    -- goes out in one write per subscriber
+    self._on_defer = self._on_defer or function()
+      local ok, err = pcall(self.flush, self)
+      if not ok then warn("hub flush failed: " .. tostring(err)) end
+    end
+    self._scheduled = true
+    if not host.defer(self._on_defer) then
+      self._scheduled = false
+      return self:flush() -- no timer to be had (lua_max_pending_timers): at once
+    end
+    return
+  end
   self._scheduled = true
   local p = self._prepare
   if not p then
@@ -510,13 +540,18 @@ function Hub:_schedule()
 end
 
 function Hub:_start_keepalive(seconds)
+  local function beat()
+    self._core:keepalive(": keep-alive\n\n", now(), seconds)
+    self:flush() -- also closes subscribers whose writes failed meanwhile
+  end
+  if host.active then
+    self._ka_ngx = host.every(seconds, beat)
+    return
+  end
   local t = uv.new_timer()
   local ms = math.floor(seconds * 1000)
   t:start(ms, ms, function()
-    local ok, err = pcall(function()
-      self._core:keepalive(": keep-alive\n\n", now(), seconds)
-      self:flush() -- also closes subscribers whose writes failed meanwhile
-    end)
+    local ok, err = pcall(beat)
     if not ok then warn("hub keep-alive failed: " .. tostring(err)) end
   end)
   t:unref()
@@ -532,6 +567,7 @@ function Hub:close()
   for _, s in pairs(self._streams) do list[#list + 1] = s end
   for _, s in ipairs(list) do s:close() end
   self._closed = true
+  if self._ka_ngx then self._ka_ngx.stop() end
   for _, h in ipairs({ self._ka_timer or false, self._prepare or false }) do
     if h and not h:is_closing() then h:close() end
   end

@@ -23,7 +23,12 @@ Stream.CLOSE_GRACE_MS = 5000
 local uv_ok, uv = pcall(require, "luv")
 if not uv_ok then uv = nil end
 
+-- Inside nginx luv loads but nothing runs its loop: time, flushes and
+-- timers come from nginx there (sse.ngx.host).
+local host = require("sse.ngx.host")
+
 local function now()
+  if host.active then return host.now() end
   return uv and uv.now() / 1000 or os.clock()
 end
 
@@ -38,6 +43,7 @@ local function check_self(self, fname)
 end
 
 local function warn(msg)
+  if host.active then return host.warn(msg) end -- nginx's error log
   io.stderr:write("sse: ", msg, "\n")
 end
 
@@ -99,7 +105,11 @@ end
 local function after_send(self, ok, why)
   if ok then
     if self._writer then return self:_drain() end
-    if self._on_ready and not self._hub then self:_ready() end
+    if self._on_ready then
+      -- in a hub, its flush announces the bytes (nothing else would, where
+      -- no luv loop runs the hub)
+      if self._hub then self._hub:_schedule() else self:_ready() end
+    end
     return true
   end
   if why == "slow" or why == "closed" then
@@ -277,15 +287,24 @@ local groups = {}
 local function ka_group(seconds)
   local g = groups[seconds]
   if g then return g end
+  local function beat()
+    for s in pairs(g.streams) do
+      if not s._closed then s:_send_raw(": keep-alive\n\n") end
+    end
+  end
+  if host.active then
+    -- nginx: an ngx timer of this worker (luv's would never fire there)
+    if not host.timers_allowed() then error("start_keepalive: nginx cannot start timers in init_by_lua", 3) end
+    g = { streams = {}, n = 0 }
+    g.timer = host.every(seconds, beat)
+    groups[seconds] = g
+    return g
+  end
   if not uv then error("start_keepalive needs luv (apt-get install lua-luv)", 3) end
   g = { streams = {}, n = 0, timer = uv.new_timer() }
   local ms = math.floor(seconds * 1000)
   g.timer:start(ms, ms, function()
-    local ok, err = pcall(function()
-      for s in pairs(g.streams) do
-        if not s._closed then s:_send_raw(": keep-alive\n\n") end
-      end
-    end)
+    local ok, err = pcall(beat)
     if not ok then warn("keep-alive failed: " .. tostring(err)) end
   end)
   g.timer:unref() -- keep-alive alone must not keep a loop running
@@ -318,8 +337,12 @@ function Stream:stop_keepalive()
   g.streams[self] = nil
   g.n = g.n - 1
   if g.n == 0 then
-    g.timer:stop()
-    g.timer:close()
+    if host.active then
+      g.timer.stop()
+    else
+      g.timer:stop()
+      g.timer:close()
+    end
     groups[seconds] = nil
   end
 end
