@@ -108,7 +108,7 @@ deps:
 	@sh .ci/deps.sh
 
 test: deps
-	$(MAKE) all lint ctest spec spec-luajit spec-san rock-test browser interop
+	$(MAKE) all lint ctest spec spec-luajit spec-san spec-ngx rock-test browser interop
 
 check: test
 
@@ -247,3 +247,4 @@ clean:
 # fuzzing, valgrind and fault specs (issue 6)
 include mk/robust.mk
 include mk/interop.mk
+include mk/ngx.mk

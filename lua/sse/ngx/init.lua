@@ -1,0 +1,82 @@
+--- sse.ngx: Server-Sent Events from OpenResty / lua-nginx-module handlers.
+--
+--   # nginx.conf, http{}
+--   lua_shared_dict sse_log 16m;      # the log every worker shares
+--   lua_check_client_abort on;        # notice clients that go away
+--   lua_http10_buffering off;
+--
+--   -- a module of yours, required by the handlers: one hub per worker
+--   local sse_ngx = require("sse.ngx")
+--   local hub = sse_ngx.hub{ dict = "sse_log", keepalive = 15 }
+--
+--   -- content_by_lua_block (GET /events)
+--   local stream = sse_ngx.stream{ retry = 2000 }
+--   hub:attach(stream, { topics = { "news" } })     -- then return: it lives on
+--
+--   -- any handler or timer of any worker
+--   hub:broadcast_to("news", { event = "headline", data = "..." })
+--
+-- sse_ngx.stream answers with the event-stream headers and returns an
+-- sse.Stream (sse.ngx.stream). sse_ngx.hub returns an sse.Hub whose replayer
+-- is the shared-dict log (sse.ngx.log): ids are assigned once for all
+-- workers, every worker fans out each event in the same order, and a client
+-- resumes by Last-Event-ID in whichever worker it reconnects to.
+local M = {}
+
+M.stream = require("sse.ngx.stream").new
+M.request_last_event_id = require("sse.ngx.stream").request_last_event_id
+
+local LOG_OPTIONS = { max_events = true, ttl = true, poll = true, hole_wait = true, stats_every = true }
+local HUB_OPTIONS = { outbox_limit = true, slow_policy = true, keepalive = true }
+
+-- Raises err again for the caller of sse_ngx.hub, naming 'hub'.
+local function rethrow(err)
+  local msg = tostring(err):gsub("^[^:]*:%d+: ", ""):gsub("to 'new'", "to 'hub'")
+  error(msg, 3)
+end
+
+--- sse_ngx.log(opts): the shared-dict log (sse.ngx.log.new).
+function M.log(opts)
+  return require("sse.ngx.log").new(opts)
+end
+
+--- sse_ngx.hub{dict =, max_events =, ttl =, poll =, hole_wait =,
+-- outbox_limit =, slow_policy =, keepalive =} -> sse.Hub of this worker.
+-- With dict (a lua_shared_dict's name) the hub's replayer is the log shared
+-- by all workers; without it, a memory ring of this worker alone
+-- (max_events, ttl), whose ids mean nothing to the other workers: use it
+-- with worker_processes 1. Call it once per worker (at module level of a
+-- module the handlers require, or in init_worker_by_lua*), not in
+-- init_by_lua (the master has no timers).
+function M.hub(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #1 to 'hub' (table expected, got " .. type(opts) .. ")", 2) end
+  local lopts, hopts = {}, {}
+  for k, v in pairs(opts) do
+    if k == "dict" or LOG_OPTIONS[k] then
+      lopts[k] = v
+    elseif HUB_OPTIONS[k] then
+      hopts[k] = v
+    else
+      error(("bad argument #1 to 'hub' (unknown option '%s')"):format(tostring(k)), 2)
+    end
+  end
+  local sse = require("sse")
+  if lopts.dict ~= nil then
+    local ok, log = pcall(M.log, lopts)
+    if not ok then rethrow(log) end
+    hopts.replayer = log
+  else
+    for k in pairs(lopts) do
+      if k ~= "max_events" and k ~= "ttl" then
+        error(("bad argument #1 to 'hub' (option '%s' needs 'dict')"):format(k), 2)
+      end
+    end
+    hopts.replayer = sse.MemoryReplayer.new({ max_events = lopts.max_events, ttl = lopts.ttl })
+  end
+  local ok, hub = pcall(sse.Hub.new, hopts)
+  if not ok then rethrow(hub) end
+  return hub
+end
+
+return M

@@ -1,0 +1,169 @@
+--- sse.ngx.stream: an event stream answered from an nginx content handler.
+--
+--   content_by_lua_block {
+--     local stream = require("sse.ngx").stream{ retry = 2000, keepalive = 15 }
+--     hub:attach(stream, { topics = { "news" } })   -- or stream:send{...} yourself
+--   }                                              -- return: the stream lives on
+--
+-- It answers 200 with the event-stream headers and returns an sse.Stream on
+-- the pull transport (docs/CORE.md 2b): a light thread of this request
+-- (ngx.thread.spawn) sleeps on an ngx.semaphore, and when the stream has
+-- bytes it takes them all and writes them with ngx.print + ngx.flush(true).
+-- Only that thread writes this response, whoever sends or broadcasts, from
+-- whichever handler or timer of the worker. The request ends when the stream
+-- closes: stream:close(), the hub's slow policy, a failed write, or the
+-- client going away (ngx.on_abort, with lua_check_client_abort on).
+local Stream = require("sse.stream")
+local semaphore = require("ngx.semaphore")
+
+local ngx = ngx -- luacheck: ignore
+
+local M = {}
+
+-- How long the writer thread sleeps between two looks when nothing wakes
+-- it (it is woken by every batch; this only bounds a lost wake-up).
+M.IDLE_WAIT = 60
+
+local KNOWN = { retry = true, keepalive = true, outbox_limit = true, slow_policy = true,
+                last_event_id = true }
+
+-- stream -> its semaphore, while its writer runs (weak: never keeps a stream)
+local semas = setmetatable({}, { __mode = "k" })
+
+local warned_abort = false
+
+local function argerror(n, msg)
+  error(("bad argument #%d to 'stream' (%s)"):format(n, msg), 3)
+end
+
+local function show(v)
+  return type(v) == "number" and tostring(v) or type(v)
+end
+
+-- One function for every stream (no closure per stream): wakes its writer.
+local function wake(stream)
+  local s = semas[stream]
+  if s then s:post(1) end
+end
+
+local function wake_closed(_, stream)
+  return wake(stream)
+end
+
+--- The Last-Event-ID of the request: the header, else ?lastEventId= (what
+-- a new EventSource, which cannot set headers, is given by its page).
+function M.request_last_event_id()
+  local h = ngx.var.http_last_event_id
+  if h ~= nil then return h end
+  local q = ngx.var.arg_lastEventId
+  if q ~= nil then return ngx.unescape_uri(q) end
+  return nil
+end
+
+-- The writer: the only code that writes this response. Takes everything
+-- queued, prints and flushes it, sleeps until woken; ends with the stream.
+local function writer(stream, sema)
+  local print, flush = ngx.print, ngx.flush
+  while true do
+    local bytes = stream:take()
+    if bytes == nil then break end
+    if bytes == "" then
+      sema:wait(M.IDLE_WAIT)
+    else
+      -- flush(true) returns once the bytes are in the socket: meanwhile the
+      -- events that follow wait in the outbox, where its limit and the slow
+      -- policy see them
+      local ok, err = print(bytes)
+      if ok then ok, err = flush(true) end
+      if not ok then stream:close(err == "timeout" and "write timeout" or "write failed") end
+    end
+  end
+  semas[stream] = nil
+  ngx.eof()
+end
+
+--- sse.ngx.stream([opts]) -> sse.Stream. opts: retry (ms, sent first as
+-- "retry:"), keepalive (seconds between comments), outbox_limit and
+-- slow_policy (as sse.Stream; a hub's apply otherwise), last_event_id
+-- (default: the request's, M.request_last_event_id()). Headers set with
+-- ngx.header before the call are kept, but Content-Type and Cache-Control,
+-- which are the stream's. On a HEAD request the stream is returned closed.
+-- Raises when called outside a content handler or after the response
+-- headers were sent.
+function M.new(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then argerror(1, "table expected, got " .. type(opts)) end
+  for k in pairs(opts) do
+    if not KNOWN[k] then argerror(1, ("unknown option '%s'"):format(tostring(k))) end
+  end
+  local retry, ka = opts.retry, opts.keepalive
+  if retry ~= nil and (type(retry) ~= "number" or retry < 0 or retry ~= math.floor(retry)) then
+    argerror(1, "field 'retry': integer >= 0 expected, got " .. show(retry))
+  end
+  if ka ~= nil and (type(ka) ~= "number" or not (ka > 0 and ka < 1e9)) then
+    argerror(1, "field 'keepalive': positive number of seconds expected, got " .. show(ka))
+  end
+  if type(ngx) ~= "table" or not ngx.get_phase then
+    error("sse.ngx.stream works inside nginx (lua-nginx-module) only", 2)
+  end
+  local phase = ngx.get_phase()
+  if phase ~= "content" then
+    error(("sse.ngx.stream: call it from content_by_lua* (this is the %s phase)"):format(phase), 2)
+  end
+  if ngx.headers_sent then
+    error("sse.ngx.stream: the response headers were already sent (call it before ngx.say, "
+      .. "ngx.print, ngx.flush or ngx.send_headers)", 2)
+  end
+  local lid = opts.last_event_id
+  if lid == nil then lid = M.request_last_event_id() end
+  if lid ~= nil and type(lid) ~= "string" then
+    argerror(1, "field 'last_event_id': string expected, got " .. type(lid))
+  end
+  local ok, stream = pcall(Stream.new, { on_ready = wake, last_event_id = lid,
+                                         outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy })
+  if not ok then argerror(1, tostring(stream):match("%((.*)%)$") or tostring(stream)) end
+
+  ngx.status = 200
+  local h = ngx.header
+  h["Content-Type"] = "text/event-stream; charset=utf-8"
+  h["Cache-Control"] = "no-cache"
+  h["X-Accel-Buffering"] = "no" -- a proxy in front must not buffer it either
+  -- Sent now, explicitly: the client's EventSource opens at once, and an
+  -- HTTP/1.0 response is streamed (lua_http10_buffering applies only while
+  -- no header was sent).
+  ngx.send_headers()
+  if ngx.req.get_method() == "HEAD" then
+    stream:close()
+    return stream
+  end
+  if not ngx.flush(true) then
+    stream:close("write failed")
+    return stream
+  end
+
+  local sema = semaphore.new(0)
+  semas[stream] = sema
+  stream:on_close(wake_closed) -- a closed stream's writer wakes to finish
+  local aok, aerr = ngx.on_abort(function() stream:close("eof") end)
+  if not aok and not warned_abort then
+    warned_abort = true
+    if tostring(aerr):find("lua_check_client_abort", 1, true) then
+      ngx.log(ngx.WARN, "sse.ngx.stream: lua_check_client_abort is off: a client that goes away is ",
+        "noticed only when a write to it fails (the next event or keep-alive); set ",
+        "'lua_check_client_abort on;' in nginx.conf")
+    else
+      ngx.log(ngx.WARN, "sse.ngx.stream: ngx.on_abort failed (", tostring(aerr), "): a client that ",
+        "goes away is noticed only when a write to it fails")
+    end
+  end
+  if retry then stream:set_retry(retry) end
+  if ka then stream:start_keepalive(ka) end
+  local tok, terr = ngx.thread.spawn(writer, stream, sema)
+  if not tok then
+    stream:close("no writer thread")
+    error("sse.ngx.stream: cannot start the writer thread: " .. tostring(terr), 2)
+  end
+  return stream
+end
+
+return M

@@ -1,0 +1,487 @@
+-- sse inside a real nginx (Debian's nginx + lua-nginx-module, LuaJIT): the
+-- demo hub of examples/openresty/ and a few handlers of the spec's own,
+-- driven over loopback sockets from busted. `make spec-ngx` (in `make
+-- test`) runs it on LuaJIT with SSE_NGX_SPEC=1; elsewhere it is pending.
+local N = require("helpers.nginx")
+local cjson = require("cjson")
+
+if not os.getenv("SSE_NGX_SPEC") then
+  describe("nginx", function()
+    pending("runs under `make spec-ngx` (SSE_NGX_SPEC=1, the LuaJIT build)")
+  end)
+  return
+end
+
+-- Handlers of the spec's own, added to the example config.
+local EXTRA = [==[
+        location = /_pid {
+            content_by_lua_block { ngx.print(ngx.worker.pid()) }
+        }
+        # misuse is refused with a message (printed here)
+        location = /_late {
+            content_by_lua_block {
+                ngx.say("before")
+                local ok, err = pcall(require("sse.ngx").stream)
+                ngx.say(ok and "accepted" or err)
+            }
+        }
+        location = /_badopt {
+            content_by_lua_block {
+                local ok, err = pcall(require("sse.ngx").stream, { bogus = 1 })
+                ngx.say(ok and "accepted" or err)
+            }
+        }
+        location = /_loop {
+            content_by_lua_block {
+                local ok, err = pcall(require("sse").Hub.new, { flush = "loop" })
+                ngx.say(ok and "accepted" or err)
+            }
+        }
+        location = /_timer {
+            content_by_lua_block {
+                local res
+                local ok = ngx.timer.at(0, function()
+                    local _, err = pcall(require("sse.ngx").stream)
+                    res = err
+                end)
+                ngx.sleep(0.05)
+                ngx.say(res)
+            }
+        }
+        # a default hub: Hub.new() with no options, broadcast from a timer
+        location = /_bare {
+            content_by_lua_block {
+                local sse = require("sse")
+                local hub = package.loaded["spec.bare_hub"]
+                if not hub then
+                    hub = sse.Hub.new()
+                    package.loaded["spec.bare_hub"] = hub
+                end
+                local stream = require("sse.ngx").stream()
+                hub:register(stream)
+                ngx.timer.at(0.05, function() hub:broadcast({ data = "from a timer" }) end)
+                ngx.timer.at(1, function() stream:close() end)
+            }
+        }
+        # stream:start_keepalive (through the keepalive option), no hub
+        location = /_ka {
+            content_by_lua_block {
+                local stream = require("sse.ngx").stream({ keepalive = 0.1 })
+                ngx.timer.at(0.55, function() stream:close() end)
+            }
+        }
+        # a handler that sends by itself, sleeping between events
+        location = /_ticks {
+            content_by_lua_block {
+                local stream = require("sse.ngx").stream({ retry = 500 })
+                for i = 1, 3 do
+                    stream:send({ id = tostring(i), data = "tick " .. i })
+                    ngx.sleep(0.2)
+                end
+                stream:close()
+            }
+        }
+]==]
+
+-- The example config with the spec's options and handlers.
+local function edit_with(cfg, more)
+  return function(text)
+    local n
+    text, n = text:gsub('configure{ token = os.getenv%("SSE_HUB_TOKEN"%) }', function()
+      return "configure(" .. cfg .. ")"
+    end)
+    assert(n == 1, "configure line not found in the example nginx.conf")
+    text, n = text:gsub("(\n        location / {)", function(loc) return "\n" .. EXTRA .. loc end)
+    assert(n == 1, "location / not found in the example nginx.conf")
+    for pat, rep in pairs(more or {}) do
+      text, n = text:gsub(pat, rep)
+      assert(n == 1, "not in the example nginx.conf: " .. pat)
+    end
+    return text
+  end
+end
+
+local function start(cfg, more, workers)
+  local srv, err = N.start({ example = true, workers = workers or 2, edit = edit_with(cfg, more) })
+  assert(srv, err)
+  return srv
+end
+
+local function publish(port, topic, data, extra)
+  local body = "topic=" .. topic .. "&data=" .. data .. (extra or "")
+  local res = assert(N.request(port, "POST", "/publish", {
+    headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }, body = body }))
+  assert(res.status == 200, res.status .. " " .. res.body)
+  return cjson.decode(res.body).id, res
+end
+
+local function stats(port)
+  local res = assert(N.request(port, "GET", "/stats?top=100"))
+  assert.are.equal(200, res.status)
+  return cjson.decode(res.body)
+end
+
+local function subscribe(port, path, headers, version)
+  local c = assert(N.connect(port))
+  c:stream(path, headers, version)
+  return c
+end
+
+local function ids(list)
+  local out = {}
+  for i, ev in ipairs(list) do out[i] = ev.id end
+  return out
+end
+
+local function joined(c)
+  return #c:of_type("sse-join") > 0 or #c.events > 0
+end
+
+local function no_errors(srv)
+  local errs = srv:errors()
+  assert(#errs == 0, "error.log:\n" .. table.concat(errs, "\n"))
+end
+
+describe("nginx: the demo hub and sse.ngx", function()
+  local srv, port
+  lazy_setup(function()
+    srv = start("{ retry = 100, keepalive = 0.3, replay_events = 50, outbox_limit = 65536 }",
+      { ["send_timeout 60s;"] = "send_timeout 2s;" })
+    port = srv.port
+  end)
+  lazy_teardown(function()
+    if srv then srv:stop() end
+  end)
+
+  it("answers with the event-stream headers, chunked, and the join event first", function()
+    local c = subscribe(port, "/events?topic=h")
+    assert(N.wait(function() return joined(c) end, 3000), "no join event")
+    local h = c.head.headers
+    assert.are.equal(200, c.head.status)
+    assert.are.equal("text/event-stream; charset=utf-8", h["content-type"])
+    assert.are.equal("no-cache", h["cache-control"])
+    assert.are.equal("no", h["x-accel-buffering"])
+    assert.are.equal("chunked", h["transfer-encoding"])
+    assert.is_nil(h["content-length"])
+    local first = c.events[1]
+    assert.are.equal("sse-join", first.type)
+    assert.are.equal(first.id, cjson.decode(first.data).last_event_id)
+    assert(c.body:find("^retry: 100\n"), "the retry line goes first: " .. c.body:sub(1, 40))
+    c:close()
+  end)
+
+  it("delivers each event as it is published, not at the end", function()
+    local c = subscribe(port, "/events?topic=live")
+    assert(N.wait(function() return joined(c) end, 3000))
+    for i = 1, 5 do
+      local id = publish(port, "live", "n" .. i)
+      assert(N.wait(function() return #c:of_type() == i end, 2000), "event " .. i .. " did not arrive")
+      assert.are.equal(id, c:of_type()[i].id)
+      assert.are.equal("n" .. i, c:of_type()[i].data)
+    end
+    assert.is_nil(c.ended)
+    c:close()
+  end)
+
+  it("writes a handler's own sends as they happen (ngx.sleep between them)", function()
+    local c = subscribe(port, "/_ticks")
+    local t0 = os.clock()
+    assert(N.wait(function() return #c.events >= 1 end, 2000), "first tick missing")
+    -- the first tick arrives while the handler still sleeps before the others
+    assert.are.equal(1, #c.events)
+    assert.is_nil(c.ended)
+    assert(N.wait(function() return c.ended end, 3000), "the stream did not end")
+    assert.are.same({ "1", "2", "3" }, ids(c.events))
+    assert(c.body:find("^retry: 500\n"))
+    assert(os.clock() - t0 < 2)
+    c:close()
+  end)
+
+  it("streams to an HTTP/1.0 client (no chunks; the end is the connection's)", function()
+    local c = subscribe(port, "/events?topic=old", nil, "1.0")
+    assert(N.wait(function() return joined(c) end, 3000), "no join event for HTTP/1.0")
+    assert.is_nil(c.head.headers["transfer-encoding"])
+    assert.are.equal("close", c.head.headers["connection"])
+    local id = publish(port, "old", "for 1.0")
+    assert(N.wait(function() return #c:of_type() == 1 end, 2000))
+    assert.are.equal(id, c:of_type()[1].id)
+    local res = assert(N.request(port, "POST", "/admin/disconnect", { body = "" }))
+    assert.are.equal(200, res.status)
+    assert(N.wait(function() return c.eof end, 3000), "the HTTP/1.0 stream did not end")
+    c:close()
+  end)
+
+  it("notices a client that goes away and removes its subscriber", function()
+    local c = subscribe(port, "/events?topic=gone")
+    assert(N.wait(function() return joined(c) end, 3000))
+    local function count()
+      for _, e in ipairs(stats(port).top_topics) do
+        if e.topic == "gone" then return e.subscribers end
+      end
+      return 0
+    end
+    assert(N.wait(function() return count() == 1 end, 2000))
+    c:close()
+    -- ngx.on_abort fires at once; the stats of the other worker follow within 0.2 s
+    assert(N.wait(function() N.sleep(50); return count() == 0 end, 2000), "the subscriber is still there")
+  end)
+
+  it("sends the hub's keep-alive comments to idle streams", function()
+    local c = subscribe(port, "/events?topic=idle")
+    assert(N.wait(function() return select(2, c.body:gsub(": keep%-alive\n\n", "")) >= 2 end, 2000),
+      "no keep-alive from the hub: " .. c.body)
+    c:close()
+  end)
+
+  it("sends a stream's own keep-alive comments (stream:start_keepalive, ngx timers)", function()
+    local k = subscribe(port, "/_ka")
+    assert(N.wait(function() return k.ended end, 2000), "the stream did not end")
+    local n = select(2, k.body:gsub(": keep%-alive\n\n", ""))
+    assert(n >= 3 and n <= 6, "keep-alives: " .. n)
+    k:close()
+  end)
+
+  it("a default sse.Hub.new() inside nginx delivers (a broadcast from a timer)", function()
+    local c = subscribe(port, "/_bare")
+    -- at once, not when the stream closes (1 s later, which flushes anyway)
+    assert(N.wait(function() return #c.events == 1 end, 600), "nothing delivered")
+    assert.is_nil(c.ended)
+    assert.are.equal("from a timer", c.events[1].data)
+    assert(N.wait(function() return c.ended end, 2000), "the stream did not end")
+    assert.are.equal(1, #c.events)
+    c:close()
+  end)
+
+  it("refuses misuse with a message", function()
+    local late = assert(N.request(port, "GET", "/_late")).body
+    assert.matches("before\nsse.ngx.stream: the response headers were already sent", late, 1, true)
+    assert.matches("bad argument #1 to 'stream' (unknown option 'bogus')",
+      assert(N.request(port, "GET", "/_badopt")).body, 1, true)
+    assert.matches("field 'flush': \"loop\" cannot work inside nginx",
+      assert(N.request(port, "GET", "/_loop")).body, 1, true)
+    assert.matches("sse.ngx.stream: call it from content_by_lua* (this is the timer phase)",
+      assert(N.request(port, "GET", "/_timer")).body, 1, true)
+  end)
+
+  it("replays after Last-Event-ID (header or ?lastEventId=), and says when events are gone", function()
+    local list = {}
+    for i = 1, 5 do list[i] = publish(port, "r", "r" .. i) end
+    local c = subscribe(port, "/events?topic=r", { ["Last-Event-ID"] = list[2] })
+    assert(N.wait(function() return #c:of_type() == 3 end, 2000))
+    assert.are.same({ list[3], list[4], list[5] }, ids(c:of_type()))
+    assert.are.same({}, c:of_type("sse-gap"))
+    c:close()
+    local q = subscribe(port, "/events?topic=r&lastEventId=" .. list[4])
+    assert(N.wait(function() return #q:of_type() == 1 end, 2000))
+    assert.are.same({ list[5] }, ids(q:of_type()))
+    q:close()
+
+    -- another epoch (nginx restarted since): the gap event, then what is kept
+    local g = subscribe(port, "/events?topic=r", { ["Last-Event-ID"] = "zz9-1" })
+    assert(N.wait(function() return #g:of_type() >= 5 end, 2000))
+    local gap = g.events[1]
+    assert.are.equal("sse-gap", gap.type)
+    local info = cjson.decode(gap.data)
+    assert.are.equal("zz9-1", info.last_event_id)
+    assert.are.equal(stats(port).replay.first_id, info.oldest)
+    assert.are.equal(cjson.null, info.dropped)
+    g:close()
+
+    -- trimmed: the window keeps 50 events
+    local old = publish(port, "trim", "t0")
+    local last
+    for i = 1, 60 do last = publish(port, "trim", "t" .. i) end
+    N.sleep(50) -- both workers have applied the last one (their window's latest)
+    local t = subscribe(port, "/events?topic=trim", { ["Last-Event-ID"] = old })
+    assert(N.wait(function() return #t:of_type() >= 50 end, 3000))
+    local tg = cjson.decode(t.events[1].data)
+    assert.are.equal("sse-gap", t.events[1].type)
+    assert.are.equal(old, tg.last_event_id)
+    assert.are.equal(last, tg.latest)
+    local first = stats(port).replay.first_id
+    assert.are.equal(first, tg.oldest)
+    assert.are.equal(first, t:of_type()[1].id)
+    assert.are.equal(last, t:of_type()[50].id)
+    assert.are.equal(50, #t:of_type())
+    t:close()
+  end)
+
+  it("closes a client that stops reading once its outbox passes the limit", function()
+    local before = stats(port).slow_closed
+    local c = assert(N.connect(port))
+    c.tcp:recv_buffer_size(4096)
+    c:stream("/events?topic=slow")
+    assert(N.wait(function() return joined(c) end, 3000))
+    c.tcp:read_stop()
+    local big = ("x"):rep(60000)
+    local closed
+    for _ = 1, 300 do
+      publish(port, "slow", big)
+      if stats(port).slow_closed > before then closed = true break end
+    end
+    assert(closed, "the slow client was never closed")
+    c:close()
+  end)
+
+  it("fans out to 1,000 subscribers over 2 workers: no loss, the same ids in the same order", function()
+    local subs = {}
+    for i = 1, 1000 do subs[i] = subscribe(port, "/events?topic=fan") end
+    assert(N.wait(function()
+      for _, c in ipairs(subs) do if not joined(c) then return false end end
+      return true
+    end, 15000), "not every subscriber joined")
+    local per = stats(port).workers
+    assert.are.equal(2, #per)
+    assert(per[1].connections > 100 and per[2].connections > 100,
+      "subscribers on both workers: " .. per[1].connections .. " / " .. per[2].connections)
+    local published = {}
+    for i = 1, 20 do published[i] = publish(port, "fan", "f" .. i) end
+    assert(N.wait(function()
+      for _, c in ipairs(subs) do if #c:of_type() < 20 then return false end end
+      return true
+    end, 15000), "not every subscriber got 20 events")
+    for _, c in ipairs(subs) do
+      assert.are.same(published, ids(c:of_type()))
+      c:close()
+    end
+    no_errors(srv)
+  end)
+
+  it("resumes exactly when the reconnect lands on the other worker", function()
+    local w = srv:workers()
+    assert.are.equal(2, #w)
+    local a = assert(N.connect_worker(port, w[1]), "no connection to worker A")
+    a:stream("/events?topic=move")
+    assert(N.wait(function() return joined(a) end, 2000))
+    local list = {}
+    for i = 1, 3 do list[i] = publish(port, "move", "m" .. i) end
+    assert(N.wait(function() return #a:of_type() == 3 end, 2000))
+    a:close()
+    for i = 4, 6 do list[i] = publish(port, "move", "m" .. i) end
+    local b = assert(N.connect_worker(port, w[2]), "no connection to worker B")
+    b:stream("/events?topic=move", { ["Last-Event-ID"] = a:of_type()[3].id })
+    assert(N.wait(function() return #b:of_type() == 3 end, 2000))
+    list[7] = publish(port, "move", "m7")
+    assert(N.wait(function() return #b:of_type() == 4 end, 2000))
+    N.sleep(100)
+    assert.are.same({ list[4], list[5], list[6], list[7] }, ids(b:of_type()))
+    assert.are.same({}, b:of_type("sse-gap"))
+    b:close()
+  end)
+end)
+
+describe("nginx: a reconnect to a worker that has not applied the client's last id yet", function()
+  local srv
+  lazy_setup(function()
+    -- a slow follower (0.5 s between looks) makes the window wide
+    srv = start("{ poll = 0.5 }")
+  end)
+  lazy_teardown(function()
+    if srv then srv:stop() end
+  end)
+
+  it("waits for the follower instead of sending the event twice", function()
+    local w = srv:workers()
+    local pa = assert(N.connect_worker(srv.port, w[1]))
+    local function pub(data)
+      local res = assert(pa:request("POST", "/publish", {
+        headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }, body = "topic=lag&data=" .. data }))
+      return cjson.decode(res.body).id
+    end
+    N.sleep(600) -- both followers are at the present
+    local id1 = pub("one")
+    -- worker B applies id1 only at its next look; the client already has it
+    local b = assert(N.connect_worker(srv.port, w[2]))
+    b:stream("/events?topic=lag", { ["Last-Event-ID"] = id1 })
+    local id2 = pub("two")
+    assert(N.wait(function() return #b:of_type() >= 1 end, 3000), "nothing arrived")
+    N.sleep(700)
+    assert.are.same({ id2 }, ids(b:of_type()))
+    b:close()
+    pa:close()
+  end)
+end)
+
+describe("nginx: without lua_check_client_abort", function()
+  it("says so in the error log", function()
+    local srv = start("{}", { ["lua_check_client_abort on;"] = "lua_check_client_abort off;" })
+    local c = subscribe(srv.port, "/events")
+    assert(N.wait(function() return joined(c) end, 3000))
+    c:close()
+    N.sleep(100)
+    local log = srv:log()
+    srv:stop()
+    assert.matches("lua_check_client_abort is off", log, 1, true)
+  end)
+end)
+
+describe("nginx: a full shared dict", function()
+  it("trims the oldest events (a gap for whoever asks for them) and refuses one too large", function()
+    local srv = start("{ replay_events = 1000 }", { ["lua_shared_dict sse_log 32m;"] = "lua_shared_dict sse_log 64k;" })
+    local first = publish(srv.port, "full", "first")
+    local big = ("y"):rep(2000)
+    for _ = 1, 60 do publish(srv.port, "full", big) end
+    local s = stats(srv.port)
+    assert(s.replay.length < 60, "nothing was trimmed: " .. s.replay.length)
+    local c = subscribe(srv.port, "/events?topic=full", { ["Last-Event-ID"] = first })
+    assert(N.wait(function() return #c:of_type() >= s.replay.length end, 3000))
+    assert.are.equal("sse-gap", c.events[1].type)
+    assert.are.equal(s.replay.first_id, cjson.decode(c.events[1].data).oldest)
+    c:close()
+    local res = assert(N.request(srv.port, "POST", "/publish", {
+      headers = { ["Content-Type"] = "application/x-www-form-urlencoded" },
+      body = "topic=full&data=" .. ("z"):rep(40000) }))
+    assert.are.equal(503, res.status)
+    assert.matches("event too large for the shared dict", res.body, 1, true)
+    no_errors(srv)
+    srv:stop()
+  end)
+end)
+
+describe("nginx -s reload with live streams", function()
+  it("old workers end their streams; clients resume on the new ones, nothing lost, ids in order", function()
+    local client = require("sse.client")
+    local srv = start("{ retry = 100 }")
+    local port = srv.port
+    local clients, got, opens, errs = {}, {}, {}, {}
+    for i = 1, 20 do
+      got[i], opens[i], errs[i] = {}, 0, {}
+      clients[i] = client.connect(("http://127.0.0.1:%d/events?topic=rl"):format(port), {
+        on_open = function() opens[i] = opens[i] + 1 end,
+        on_event = function(ev) if ev.type == "message" then got[i][#got[i] + 1] = ev.id end end,
+        on_error = function(err) errs[i][#errs[i] + 1] = err end,
+      })
+    end
+    assert(N.wait(function()
+      for i = 1, 20 do if opens[i] < 1 then return false end end
+      return true
+    end, 5000))
+    N.sleep(100)
+    local published = {}
+    for i = 1, 20 do published[i] = publish(port, "rl", "a" .. i) end
+    local fresh, old = assert(srv:reload())
+    for i = 21, 60 do
+      published[i] = publish(port, "rl", "b" .. i)
+      N.sleep(10)
+    end
+    assert(N.wait(function()
+      for i = 1, 20 do if #got[i] < 60 then return false end end
+      return true
+    end, 10000), "not every client got every event")
+    for i = 1, 20 do
+      assert.are.same(published, got[i])
+      assert(opens[i] >= 2, "client " .. i .. " never reconnected")
+      for _, e in ipairs(errs[i]) do assert.are.equal("end of response body", e) end
+    end
+    -- the old workers are gone (their streams ended: nothing held them)
+    assert(N.wait(function()
+      for p in pairs(old) do if N.alive(p) then return false end end
+      return true
+    end, 5000), "old workers still running")
+    assert.are.equal(#fresh, #srv:workers())
+    for _, c in ipairs(clients) do c:close() end
+    N.sleep(50)
+    no_errors(srv)
+    srv:stop()
+  end)
+end)
