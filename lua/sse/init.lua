@@ -30,6 +30,7 @@ local lazy = {
   http = { "sse.http" },
   client = { "sse.client" },
   catalogue = { "sse.catalogue" },
+  ngx = { "sse.ngx" },           -- OpenResty (inside nginx only)
 }
 
 return setmetatable(M, {
