@@ -134,8 +134,19 @@ end
 
 -- Starts the demo hub as `make run` does (examples/hub/server.lua), on a
 -- free port: returns the process and the port.
+-- Processes a spec started: killed after it, passed or not.
+local live = {}
+local function track(p)
+  live[#live + 1] = p
+  return p
+end
+local function finish_all()
+  for _, p in ipairs(live) do p.finish() end
+  live = {}
+end
+
 local function start_hub()
-  local p = R.spawn(LUA, { "examples/hub/server.lua", "--port", "0" }, { env = R.env() })
+  local p = track(R.spawn(LUA, { "examples/hub/server.lua", "--port", "0" }, { env = R.env() }))
   assert(C.wait(function() return p.out():find("stats ", 1, true) ~= nil or p.code ~= nil end, 5000),
     "the hub did not start: " .. p.out() .. p.err())
   local port = p.out():match("listening on http://127%.0%.0%.1:(%d+)/")
@@ -151,6 +162,7 @@ local function stop_hub(p)
 end
 
 describe("README.md", function()
+  after_each(finish_all)
   it("marks its blocks with known kinds only", function()
     local known = { given = true, file = true, fragment = true, banner = true, session = true }
     local lua_blocks = 0
@@ -220,7 +232,7 @@ describe("README.md", function()
     end
     assert.are.equal(2, #cmds)
     -- terminal 1 subscribes; once it is counted, terminal 2 publishes
-    local sub = R.spawn("sh", { "-c", cmds[1].cmd .. " 2>/dev/null" }, { env = R.env_plain() })
+    local sub = track(R.spawn("sh", { "-c", "exec " .. cmds[1].cmd .. " 2>/dev/null" }, { env = R.env_plain() }))
     local stats = function()
       local c = C.connect(tonumber(port))
       local r = c:request(C.get("/stats"), 3000)
@@ -318,8 +330,9 @@ describe("README.md", function()
 end)
 
 describe("examples/", function()
+  after_each(finish_all)
   it("chat.lua starts, says where, and relays what is said to a subscriber", function()
-    local p = R.spawn(LUA, { "examples/chat.lua", "0" }, { env = R.env() })
+    local p = track(R.spawn(LUA, { "examples/chat.lua", "0" }, { env = R.env() }))
     assert.is_true(C.wait(function() return p.out():find("\n") ~= nil or p.code ~= nil end, 5000),
       "no start-up line on " .. LUA .. ": " .. p.out() .. p.err())
     local port = tonumber(p.out():match("^chat on http://127%.0%.0%.1:(%d+)/events\n$"))
