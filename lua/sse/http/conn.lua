@@ -21,6 +21,10 @@ M.LINGER = 2
 --- Past this many queued response bytes a connection is not read until its
 -- client has taken them (pipelining without reading).
 M.WRITE_HIGH = 256 * 1024
+--- While a handler answers later (res:later), at most this many bytes the
+-- client pipelines behind are read ahead (each request handled copies the
+-- rest of the buffer, so it is kept small).
+M.WAIT_READ = 16 * 1024
 --- At most this many refused (503) connections linger at once; more are
 -- closed straight after the answer is written.
 M.MAX_REFUSED = 256
@@ -81,6 +85,12 @@ function M.answered(server, conn, keep)
   conn.state = conn.buf == "" and IDLE or HEAD
   conn.deadline = uv.now() + (conn.state == IDLE and server._idle_ms or server._head_ms)
   if conn.buf ~= "" then guard(server, "pipelined requests", process, server, conn) end
+  -- read on only once what was read ahead is (nearly) used up
+  if conn.wait_paused and not conn.closed and not conn.stream and conn.state ~= LINGER
+     and (conn.state ~= WAIT or #conn.buf < M.WAIT_READ) then
+    conn.wait_paused = nil
+    conn.tcp:read_start(conn.reader)
+  end
 end
 
 local function text_answer(status, msg, extra)
@@ -127,9 +137,9 @@ local function on_read(server, conn, err, data)
     -- kept for after the answer (reading goes on, so a client that leaves
     -- is noticed); a client that piles up more stops being read
     conn.buf = conn.buf .. data
-    if #conn.buf > M.WRITE_HIGH then
+    if #conn.buf > M.WAIT_READ then
       conn.tcp:read_stop()
-      conn.paused = true
+      conn.wait_paused = true
     end
     return
   end
@@ -222,6 +232,12 @@ function process(server, conn)
       conn.req, conn.need, conn.scanned = req, len, 0
       if len == 0 then
         conn.buf = #buf > n and buf:sub(n + 1) or ""
+      elseif #buf >= n + len then
+        -- the whole body is here: one copy of what follows it, not three
+        -- (pipelined requests behind would be copied once per request)
+        req.body = buf:sub(n + 1, n + len)
+        conn.buf = #buf > n + len and buf:sub(n + len + 1) or ""
+        conn.need = 0
       else
         local rest = #buf > n and buf:sub(n + 1) or ""
         conn.buf, conn.parts, conn.have = "", { rest }, #rest
@@ -235,7 +251,7 @@ function process(server, conn)
     end
     local req, need = conn.req, conn.need
     if need == 0 then
-      req.body = ""
+      req.body = req.body or ""
     else
       -- BODY: complete once `need` bytes are in conn.parts
       if conn.have < need then return end
