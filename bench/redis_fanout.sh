@@ -18,7 +18,7 @@
 # The "pubrate" table: 2 subscribers (one per instance), a burst of
 # REDIS_PUB_M events pipelined on one connection: events/s end to end.
 #
-# Environment: REDIS_N (10000), REDIS_M (100), REDIS_RATE (5), REDIS_SECS (10),
+# Environment: REDIS_ONLY ("fanout pubrate": the tables to measure), REDIS_N (10000), REDIS_M (100), REDIS_RATE (5), REDIS_SECS (10),
 # REDIS_PAYLOAD (40), REDIS_RAMP (5000), REDIS_PUB_M (20000), BENCH_RUNS (1),
 # BENCH_KEEP=1 (keep logs), BENCH_LUA (lua5.4).
 : "${BENCH_RUNS:=1}"
@@ -175,13 +175,14 @@ measure() {
 header "fan-out through Redis ($MODE): N = $N over 1 or 2 instances; burst $M; $RATE events/s" \
 	"for $SECS s; $PAYLOAD-byte payload; publish rate: burst of $PUB_M"
 
-measure "redis-$N" $((N / RAMP + 8 * PHASE_TIMEOUT + SECS + 30)) $((1 + M + RATE * SECS)) \
+ONLY=${REDIS_ONLY:-fanout pubrate}
+[[ " $ONLY " == *" fanout "* ]] && measure "redis-$N" $((N / RAMP + 8 * PHASE_TIMEOUT + SECS + 30)) $((1 + M + RATE * SECS)) \
 	-n "$N" -m "$M" --rate "$RATE" --duration "$SECS" --payload "$PAYLOAD" --ramp "$RAMP" \
 	--timeout "$PHASE_TIMEOUT"
-measure "pubrate" $((8 * PHASE_TIMEOUT + 30)) $((1 + PUB_M)) \
+[[ " $ONLY " == *" pubrate "* ]] && measure "pubrate" $((8 * PHASE_TIMEOUT + 30)) $((1 + PUB_M)) \
 	-n 2 -m "$PUB_M" --rate 0 --payload "$PAYLOAD" --timeout "$PHASE_TIMEOUT"
 
-table "redis-$N" "$N subscribers through Redis: burst of $M events, $RATE events/s for $SECS s (median [min..max] of $RUNS)" \
+[[ " $ONLY " == *" fanout "* ]] && table "redis-$N" "$N subscribers through Redis: burst of $M events, $RATE events/s for $SECS s (median [min..max] of $RUNS)" \
 "established|subscribers established||0;\
 burst_dps|deliveries/s in the burst||0;\
 burst_sched_us_per_del|server CPU us/delivery, burst (all instances)||2;\
@@ -193,7 +194,7 @@ rate_sched_us_per_del|server CPU us/delivery, fixed rate||2;\
 redis_us_per_ev|Redis CPU us per published event||1;\
 errors|errors (all kinds)||0" "sse-x2/nchan-x2 sse-x1/nchan-x1 sse-x2/sse-x1 nchan-x2/nchan-x1"
 
-table "pubrate" "Publish rate: $PUB_M events pipelined on one connection to the first instance, 2 subscribers (median of $RUNS)" \
+[[ " $ONLY " == *" pubrate "* ]] && table "pubrate" "Publish rate: $PUB_M events pipelined on one connection to the first instance, 2 subscribers (median of $RUNS)" \
 "burst_dps|deliveries/s (2 per event)||0;\
 burst_sched_us_per_del|server CPU us/delivery (all instances)||2;\
 burst_p99_us|latency p99, ms|1e-3|0;\

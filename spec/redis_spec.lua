@@ -56,11 +56,12 @@ end
 -- POST /pub on an instance -> status, body (a raw request on the running loop)
 local function pub(inst, data, topic)
   local tcp, buf, done = uv.new_tcp(), {}, false
-  local path = "/pub" .. (topic and ("?topic=" .. topic) or "")
+  local path = (inst.path or "/pub") .. (topic and ("?topic=" .. topic) or "")
+  local key = inst.key and ("Idempotency-Key: " .. inst.key .. "\r\n") or ""
   tcp:connect("127.0.0.1", inst.port, function(err)
     if err then done = true return end
-    tcp:write(("POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
-      :format(path, #data, data))
+    tcp:write(("POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%sContent-Length: %d\r\n\r\n%s")
+      :format(path, key, #data, data))
     tcp:read_start(function(rerr, chunk)
       if rerr or not chunk then
         done = true
@@ -242,6 +243,51 @@ describe("two sse instances on one Redis", function()
       on_b.client:close()
       a.close()
       b.close()
+    end)
+  end)
+end)
+
+describe("examples/redis_chat.lua", function()
+  setup(function() srv = R.start() end)
+  teardown(function()
+    if srv then srv:stop() end
+    srv = nil
+  end)
+
+  -- Starts the example on a free port; returns {port =, handle =}.
+  local function start_example()
+    local out = uv.new_pipe(false)
+    local ex = { text = "" }
+    local lua = os.getenv("SSE_LUA") or "lua5.4"
+    local env = { "LUA_PATH=" .. (os.getenv("LUA_PATH") or ""), "LUA_CPATH=" .. (os.getenv("LUA_CPATH") or "") }
+    ex.handle = uv.spawn(lua, { args = { "examples/redis_chat.lua", "0", srv.url }, stdio = { nil, out, 2 },
+      env = env }, function() end)
+    assert(ex.handle, "cannot start " .. lua)
+    out:read_start(function(_, data) if data then ex.text = ex.text .. data end end)
+    async.wait(function() return ex.text:find("\n") end, 5, "the example's start-up line")
+    ex.port = tonumber(ex.text:match("^chat on http://127%.0%.0%.1:(%d+)/events\n$"))
+    assert.truthy(ex.port, ex.text)
+    return ex
+  end
+
+  it("relays what is said on one instance to a subscriber of the other, once per key", function()
+    async.run(20, function()
+      local a, b = start_example(), start_example()
+      local got = {}
+      local c = client.connect(("http://127.0.0.1:%d/events"):format(a.port), {
+        retry = 50, on_event = function(ev) got[#got + 1] = ev end, on_error = function() end })
+      async.wait(function() return #got == 1 end, 5, "joined") -- sse-join
+      local status, body = pub({ port = b.port, path = "/say", key = "k1" }, "hi there")
+      assert.are.equal(200, status)
+      local id = cjson.decode(body).id
+      local status2, body2 = pub({ port = b.port, path = "/say", key = "k1" }, "hi there")
+      assert.are.same({ 200, id }, { status2, cjson.decode(body2).id }) -- the retry is not stored twice
+      async.wait(function() return #got == 2 end, 3, "the message on A")
+      async.sleep(0.2)
+      assert.are.same({ 2, "chat", "hi there", id }, { #got, got[2].type, got[2].data, got[2].id })
+      c:close()
+      a.handle:kill("sigterm")
+      b.handle:kill("sigterm")
     end)
   end)
 end)

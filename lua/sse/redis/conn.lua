@@ -5,8 +5,9 @@
 --   c:subscribe("chan", function(channel, payload) end, function(reply, err) end)
 --   c:close()
 --
--- Commands are encoded in C (core.resp_command) and written together at the
--- start of the next loop turn (one write for everything queued in a turn);
+-- Commands are encoded in C (core.resp_command); a command sent while none
+-- is in flight is written at once, the others of a loop turn together at the
+-- start of the next one (one write for a burst);
 -- replies are parsed in C (core.resp_reader) and handed to the callbacks in
 -- the order of the commands. Every command has a deadline (`timeout`): one
 -- that passes it fails the connection and every command still in flight with
@@ -196,7 +197,13 @@ function Conn:send(bytes, cb)
   self.last = last
   self.cbs[last] = cb
   self.deadlines[last] = uv.now() + self.timeout_ms
-  if last == self.first then self:_arm(self.timeout_ms) end
+  if last == self.first then
+    self:_arm(self.timeout_ms)
+    -- nothing else in flight: write at once (a lone command, say a publish
+    -- an HTTP request waits for, does not wait for the next loop turn)
+    if self.state == "ready" then return true, self:_flush() end
+  end
+  -- more in flight: gather what this turn sends into one write
   if n == 1 then self.flusher:start(0, 0, function() self:_flush() end) end
   return true
 end
