@@ -16,9 +16,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 spec=$(ls rockspec/*.rockspec | head -n1)
 work=$(mktemp -d /tmp/sse-rock.XXXXXX)
-hub_pid=
+hub_pid= sub=
 cleanup() {
   [ -n "$hub_pid" ] && kill "$hub_pid" 2>/dev/null
+  [ -n "$sub" ] && kill "$sub" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,7 +62,7 @@ hub_check() {
   grep -q EventSource "$work/page.html" || fail "$name: GET / is not the dashboard"
   curl -sSN --max-time 3 -H "$(printf 'Last-Event-ID: \377x')" "$base/events?topic=news" \
     >"$work/events-$name.txt" 2>/dev/null &
-  local sub=$!
+  sub=$!
   # subscribed once the gap event has arrived
   for i in $(seq 1 50); do
     grep -q '^event: sse-gap$' "$work/events-$name.txt" 2>/dev/null && break
@@ -79,6 +80,7 @@ hub_check() {
   done
   kill "$sub" 2>/dev/null || true
   wait "$sub" 2>/dev/null || true
+  sub=
   grep -q "^data: {\"last_event_id\":\"$(printf '\357\277\275')x\"" "$work/events-$name.txt" \
     || { od -c "$work/events-$name.txt" | head -20; fail "$name: no gap event carrying the escaped Last-Event-ID"; }
   grep -A2 '^event: headline$' "$work/events-$name.txt" | tr '\n' '|' | grep -q "^event: headline|id: $id|data: hello|" \
