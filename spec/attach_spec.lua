@@ -154,4 +154,59 @@ describe("hub:attach with the memory ring", function()
     assert.is_true(own:is_closed())
     hub:close()
   end)
+
+  it("replays in one C call: the ring's Lua replay method is never called", function()
+    local core = require("sse.core")
+    local methods = core.ring_metatable.__index
+    local r = sse.MemoryReplayer.new({ epoch = "ep" })
+    local hub = sse.Hub.new({ replayer = r, flush = "immediate" })
+    for i = 1, 5 do
+      hub:broadcast_to(i % 2 == 0 and "even" or "odd", { data = "e" .. i })
+    end
+    hub:broadcast({ data = "all" })
+    local replay = methods.replay
+    local calls = 0
+    methods.replay = function(...) calls = calls + 1 return replay(...) end
+    local ok, err = pcall(function()
+      local st, out = writer_stream()
+      assert.are.same({ 3 }, { hub:attach(st, { topics = { "even" }, last_event_id = "ep-1" }) })
+      assert.are.same({ "message:e2", "message:e4", "message:all" }, datas(out))
+      assert.are.equal("ep-6", events(out)[3].id)
+      -- outside the window: the gap event, then what the ring holds
+      local st2, out2 = writer_stream()
+      assert.are.same({ 4, "gap" }, { hub:attach(st2, { topics = { "odd" }, last_event_id = "zz-3" }) })
+      local evs = events(out2)
+      assert.are.equal("sse-gap", evs[1].type)
+      assert.are.equal('{"last_event_id":"zz-3","oldest":"ep-1","latest":"ep-6","dropped":null}', evs[1].data)
+      assert.are.same({ "sse-gap:" .. evs[1].data, "message:e1", "message:e3", "message:e5", "message:all" },
+        datas(out2))
+    end)
+    methods.replay = replay
+    assert(ok, err)
+    assert.are.equal(0, calls)
+    hub:close()
+  end)
+
+  it("answers nil, 'closed' when the ring's clock closes the ring during attach", function()
+    local r
+    local closing = false
+    r = sse.MemoryReplayer.new({ epoch = "ep", clock = function()
+      if closing then r:close() end
+      return 1
+    end })
+    local hub = sse.Hub.new({ replayer = r, flush = "immediate" })
+    hub:broadcast({ data = "x" })
+    closing = true
+    local st = writer_stream()
+    assert.are.same({ nil, "closed" }, { hub:attach(st, { last_event_id = "ep-0" }) })
+    hub:close()
+  end)
+
+  it("names the bad topic of attach", function()
+    local hub = sse.Hub.new({ replayer = sse.MemoryReplayer.new(), flush = "immediate" })
+    local util = require("helpers.util")
+    util.raises_arg(2, "field 'topics': topics[2] must be a string, got number",
+      hub.attach, hub, writer_stream(), { topics = { "a", 7 } })
+    hub:close()
+  end)
 end)

@@ -728,11 +728,11 @@ static void sub_write(sse_sub *s);
 
 int sse_sub_push(sse_sub *s, sse_frame *f, double now) {
   if (s->state != SSE_SUB_OPEN) return 0;
-  /* A burst that fills the outbox, or a whole writev batch, within one loop
-   * turn: write now (before judging the subscriber slow), so a burst costs
-   * one write per batch and the queue never grows past a batch. */
+  /* A burst that fills the outbox, or SSE_EARLY_WRITE_FRAMES frames, within
+   * one loop turn: write now (before judging the subscriber slow), so a burst
+   * costs one write per that many frames and the queue stays short. */
   if (s->stream && !(s->flags & (F_WRITING | F_REPLAYING)) &&
-      (s->qlen >= SSE_BATCH_FRAMES || s->queued + f->len > s->limit)) {
+      (s->qlen >= SSE_EARLY_WRITE_FRAMES || s->queued + f->len > s->limit)) {
     sub_write(s);
     if (s->state != SSE_SUB_OPEN) return 0;
   }

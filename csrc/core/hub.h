@@ -29,7 +29,10 @@
 
 /* --- limits (one place; exported to Lua as core.limits) ------------------ */
 #ifndef SSE_BATCH_FRAMES
-#define SSE_BATCH_FRAMES 64            /* frames per writev */
+#define SSE_BATCH_FRAMES 256           /* frames per writev (a replay goes in one) */
+#endif
+#ifndef SSE_EARLY_WRITE_FRAMES
+#define SSE_EARLY_WRITE_FRAMES 64      /* unsent live frames that make a push write at once */
 #endif
 #ifndef SSE_TURN_BYTES
 #define SSE_TURN_BYTES 65536           /* bytes per subscriber per flush */

@@ -6,6 +6,7 @@
 #include "compat.h"
 #include "encode.h"
 #include "frame.h"
+#include "ring.h"
 
 /* --- errors: one helper per direction (README "Error contract") ---------
  * Misuse raises "bad argument #arg to 'fname' (msg)" naming the Lua function
@@ -58,6 +59,12 @@ int lsse_encode_error(lua_State *L, int arg, const char *fname,
  * Returns NULL, pushing nothing, when the ring is closed. Raises on misuse. */
 sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg,
                            const char *fname, const char *topic, size_t tlen);
+
+/* The ring of the sse.Ring at ring_idx, with *now read from its clock (a Lua
+ * clock runs: the caller looks its other arguments up afterwards); NULL when
+ * the ring is closed (also when the clock closed it). Raises when ring_idx is
+ * not an sse.Ring. The ring stays the userdata's: borrow it for one call. */
+sse_ring *lsse_ring_get(lua_State *L, int ring_idx, double *now);
 
 void lsse_open_encode(lua_State *L);
 void lsse_open_ring(lua_State *L);

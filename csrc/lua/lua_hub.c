@@ -587,6 +587,70 @@ static int l_hub_resume(lua_State *L) {
   return 1;
 }
 
+/* The topics list at idx (nil: none) as n spans into its strings, which the
+ * table anchors (no Lua may run while they are used). Small lists use
+ * stack, larger ones a Lua-owned scratch block. Raises naming fname's
+ * argument arg and the field. */
+#define TOPICS_ON_STACK 8
+static sse_str *topics_arg(lua_State *L, int idx, int arg, const char *fname,
+                           sse_str *stack, size_t *n) {
+  *n = 0;
+  if (lua_isnoneornil(L, idx)) return stack;
+  if (lua_type(L, idx) != LUA_TTABLE)
+    lsse_argerror(L, arg, fname, "field 'topics': table expected, got %s", luaL_typename(L, idx));
+  size_t len = lua_rawlen(L, idx);
+  sse_str *t = len <= TOPICS_ON_STACK ? stack : (sse_str *)lua_newuserdata(L, len * sizeof *t);
+  for (size_t i = 0; i < len; i++) {
+    lua_rawgeti(L, idx, (int)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      lsse_argerror(L, arg, fname, "field 'topics': topics[%d] must be a string, got %s",
+                    (int)i + 1, luaL_typename(L, -1));
+    t[i].p = lua_tolstring(L, -1, &t[i].n);
+    lua_pop(L, 1); /* anchored by the table */
+  }
+  *n = len;
+  return t;
+}
+
+/* hub:attach(sub, topics | nil, last_id | nil, ring, fname) -> count [, "gap"]
+ * | nil, "closed": one C call with the memory ring as the hub's replayer:
+ * register, subscribe, replay by frame reference into the outbox (or the
+ * sse-join event of a fresh client), live. */
+static int l_hub_attach(lua_State *L) {
+  const char *fname = luaL_optstring(L, 6, "attach");
+  check_hub(L, 1);
+  luaL_checkudata(L, 2, SUB_MT);
+  double now = 0;
+  sse_ring *r = lsse_ring_get(L, 5, &now); /* its clock may run Lua: look up the rest after */
+  sse_str stack[TOPICS_ON_STACK];
+  size_t nt;
+  sse_str *topics = topics_arg(L, 3, 2, fname, stack, &nt);
+  size_t idlen = 0;
+  const char *last_id = NULL;
+  if (!lua_isnoneornil(L, 4)) {
+    if (lua_type(L, 4) != LUA_TSTRING)
+      lsse_argerror(L, 2, fname, "field 'last_event_id': string expected, got %s", luaL_typename(L, 4));
+    last_id = lua_tolstring(L, 4, &idlen);
+  }
+  sse_hub *h = hub_again(L);
+  lsub *su = (lsub *)lua_touserdata(L, 2);
+  if (!r || !h || !su->s) return lsse_fail(L, 0, "closed");
+  /* no Lua from here on: the ring is the hub's replayer for this one call,
+   * so a ring closed later never leaves the hub a dangling pointer */
+  size_t count = 0;
+  int gap = 0;
+  sse_hub_set_replayer(h, &sse_ring_replayer_ops, r);
+  int rc = sse_hub_attach(h, su->s, topics, nt, last_id, idlen, now, &count, &gap);
+  sse_hub_set_replayer(h, NULL, NULL);
+  if (rc == SSE_HUB_EOTHER) return lsse_argerror(L, 1, fname, "stream is registered with another hub");
+  if (rc == SSE_HUB_ECLOSED) return lsse_fail(L, 0, "closed");
+  if (rc < 0) return luaL_error(L, "not enough memory");
+  lua_pushinteger(L, (lua_Integer)count);
+  if (!gap) return 1;
+  lua_pushliteral(L, "gap");
+  return 2;
+}
+
 /* hub:join_event(id) -> the wire bytes of the sse-join event of id. */
 static int l_join_event(lua_State *L) {
   size_t n;
@@ -852,6 +916,7 @@ void lsse_open_hub(lua_State *L) {
       {"publish", l_hub_publish},
       {"deliver", l_hub_deliver},
       {"replay_begin", l_hub_replay_begin},
+      {"attach", l_hub_attach},
       {"resume", l_hub_resume},
       {"flush", l_hub_flush},
       {"keepalive", l_hub_keepalive},

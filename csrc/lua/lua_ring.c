@@ -117,6 +117,13 @@ sse_frame *lsse_ring_store(lua_State *L, int ring_idx, int ev_idx, int arg, cons
   return f;
 }
 
+sse_ring *lsse_ring_get(lua_State *L, int ring_idx, double *now) {
+  lring *u = check_ring(L, ring_idx);
+  if (!u->ring) return NULL;
+  *now = ring_now(L, ring_idx, u);
+  return u->ring; /* NULL when the clock closed it */
+}
+
 static int l_store(lua_State *L) {
   check_ring(L, 1);
   const char *topic = NULL;

@@ -338,15 +338,22 @@ function Hub:attach(stream, opts)
   end
   local ok, err = self:register(stream)
   if not ok then return nil, err end
-  local joined = {}
-  for i = 1, #(topics or {}) do
-    if self._core:subscribe(stream._sub, topics[i]) then joined[#joined + 1] = topics[i] end
+  local r = self._replayer
+  local ring = r and getmetatable(r) == RING_MT
+  local hook = self.on_subscribe
+  local joined
+  if hook then
+    joined = {}
+    for i = 1, #(topics or {}) do
+      if self._core:subscribe(stream._sub, topics[i]) then joined[#joined + 1] = topics[i] end
+    end
+  elseif not ring then
+    for i = 1, #(topics or {}) do self._core:subscribe(stream._sub, topics[i]) end
   end
   -- on_subscribe runs once the stream is set up (after its replay, or with
   -- the replay pending): an event it publishes reaches the stream after the
   -- replay, never before
   local count, state = self:_replay(stream, last_id, topics)
-  local hook = self.on_subscribe
   if hook then
     for _, t in ipairs(joined) do notify(hook, stream, t) end
   end
@@ -356,6 +363,15 @@ end
 -- The replay part of attach: what the stream missed, then live.
 function Hub:_replay(stream, last_id, topics)
   local r = self._replayer
+  if r and getmetatable(r) == RING_MT then
+    -- one C call: subscribe (what is not yet), replay by frame reference (or
+    -- the join event)
+    local count, gap = self._core:attach(stream._sub, topics, last_id, r, "attach")
+    if count == nil then return nil, gap end
+    stream:_kick()
+    self:_schedule()
+    return count, gap
+  end
   if not r then return 0 end
   local sub = stream._sub
   if last_id == nil then
