@@ -99,6 +99,7 @@ struct sse_hub {
   void *turn_ud;
   int holds;                  /* sse_hub_hold count: free is deferred */
   int free_pending;
+  sse_hub_counters ctr;       /* cumulative, for metrics */
 };
 
 #define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -318,6 +319,7 @@ static void q_trim(sse_sub *s) {
 /* Consumes n written bytes from the head of the outbox. */
 static void q_consume(sse_sub *s, size_t n) {
   s->bytes_sent += n;
+  if (s->hub) s->hub->ctr.bytes_sent += n;
   s->queued -= n;
   while (n > 0) {
     sse_frame *f = q_at(s, 0);
@@ -381,6 +383,12 @@ static void leave_fanout(sse_sub *s) {
 static void sub_fail(sse_sub *s, int reason, int uv_err) {
   if (s->state == SSE_SUB_CLOSED) return;
   if (s->state == SSE_SUB_DRAINING && s->hub) s->hub->ndraining--;
+  if (s->hub) {
+    sse_hub_counters *c = &s->hub->ctr;
+    if (reason == SSE_CLOSE_SLOW) c->closed_slow++;
+    else if (reason == SSE_CLOSE_WRITE) c->closed_write++;
+    else if (reason == SSE_CLOSE_TIMEOUT) c->closed_timeout++;
+  }
   s->state = SSE_SUB_CLOSED;
   s->reason = (uint8_t)reason;
   s->uv_err = uv_err;
@@ -702,14 +710,15 @@ static void q_remove_at(sse_sub *s, uint32_t i) {
 static int drop_for(sse_sub *s, size_t need) {
   uint32_t first = first_droppable(s);
   /* a gap frame still unsent stays first: it is removed and remade */
-  if (!((s->flags & F_GAP_PENDING) && s->qlen > first && is_gap_frame(q_at(s, first))))
-    s->gap_dropped = 0;
+  int remade = (s->flags & F_GAP_PENDING) && s->qlen > first && is_gap_frame(q_at(s, first));
+  if (!remade) s->gap_dropped = 0;
   while (counted(s) + need + GAP_RESERVE > s->limit && s->qlen > first) {
     int was_gap = is_gap_frame(q_at(s, first)); /* remade below, not counted */
     q_remove_at(s, first);
     if (was_gap) continue;
     s->gap_dropped++;
     s->dropped++;
+    if (s->hub) s->hub->ctr.dropped++;
   }
   if (s->gap_dropped == 0) return 0;
   sse_frame *g = sse_gap_frame(NULL, 0, NULL, 0, NULL, 0, (int64_t)s->gap_dropped);
@@ -721,6 +730,7 @@ static int drop_for(sse_sub *s, size_t need) {
   }
   q_insert(s, first, g);
   s->flags |= F_GAP_PENDING;
+  if (!remade && s->hub) s->hub->ctr.gaps_dropped++;
   return 0;
 }
 
@@ -834,6 +844,7 @@ void sse_sub_replay_end(sse_sub *s, uint64_t upto, sse_frame *gap) {
       q_insert(s, s->hold, gap);
       s->exempt_n++;
       s->exempt_bytes += gap->len;
+      if (s->hub) s->hub->ctr.gaps_replay++;
     } else {
       sse_frame_unref(gap); /* out of memory: the replay still goes out */
     }
@@ -1089,6 +1100,7 @@ size_t sse_sub_take(sse_sub *s, char *buf) {
     q_pop_head(s);
   }
   s->bytes_sent += n;
+  if (s->hub) s->hub->ctr.bytes_sent += n;
   s->flags &= (uint8_t)~F_ANNOUNCED;
   if (s->list == IN_READY) set_list(s, IN_NONE);
   q_trim(s);
@@ -1097,6 +1109,7 @@ size_t sse_sub_take(sse_sub *s, char *buf) {
 }
 
 size_t sse_hub_count(const sse_hub *h) { return h->nsubs; }
+void sse_hub_get_counters(const sse_hub *h, sse_hub_counters *c) { *c = h->ctr; }
 size_t sse_hub_topics(const sse_hub *h) { return h->ntopics; }
 
 size_t sse_hub_topic_count(const sse_hub *h, const char *topic, size_t len) {

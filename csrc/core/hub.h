@@ -244,6 +244,19 @@ typedef struct sse_sub_stats {
   uint32_t topics;
 } sse_sub_stats;
 
+/* What happened to a hub's subscribers, cumulative since sse_hub_new (for
+ * metrics): bytes the transports accepted (push written, pull taken) while
+ * the subscriber was in this hub, frames drop_oldest dropped, gap events
+ * queued (a drop gap that is remade before it is sent counts once), and the
+ * subscribers the core closed, by reason. */
+typedef struct sse_hub_counters {
+  uint64_t bytes_sent, dropped;
+  uint64_t gaps_replay, gaps_dropped;
+  uint64_t closed_slow, closed_write, closed_timeout;
+} sse_hub_counters;
+
+void sse_hub_get_counters(const sse_hub *h, sse_hub_counters *c);
+
 int sse_sub_state(const sse_sub *s);
 int sse_sub_reason(const sse_sub *s);
 int sse_sub_uv_error(const sse_sub *s);

@@ -762,6 +762,26 @@ static int l_hub_keepalive(lua_State *L) {
   return 1;
 }
 
+/* hub:counters() -> {bytes_sent, dropped, gaps_replay, gaps_dropped,
+ * closed_slow, closed_write, closed_timeout}: the C hub's cumulative
+ * counters (hub.h, sse_hub_counters). */
+static int l_hub_counters(lua_State *L) {
+  sse_hub_counters c;
+  sse_hub_get_counters(check_hub(L, 1)->h, &c);
+  const struct { const char *name; uint64_t v; } f[] = {
+      {"bytes_sent", c.bytes_sent},   {"dropped", c.dropped},
+      {"gaps_replay", c.gaps_replay}, {"gaps_dropped", c.gaps_dropped},
+      {"closed_slow", c.closed_slow}, {"closed_write", c.closed_write},
+      {"closed_timeout", c.closed_timeout},
+  };
+  lua_createtable(L, 0, (int)(sizeof f / sizeof f[0]));
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)f[i].v); /* < 2^63 in any run */
+    lua_setfield(L, -2, f[i].name);
+  }
+  return 1;
+}
+
 static int l_hub_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)sse_hub_count(check_hub(L, 1)->h));
   return 1;
@@ -921,6 +941,7 @@ void lsse_open_hub(lua_State *L) {
       {"flush", l_hub_flush},
       {"keepalive", l_hub_keepalive},
       {"count", l_hub_count},
+      {"counters", l_hub_counters},
       {"topic_count", l_hub_topic_count},
       {"topics", l_hub_topics},
       {"top_topics", l_hub_top_topics},

@@ -255,6 +255,22 @@ static int l_bytes(lua_State *L) {
   return 1;
 }
 
+/* r:oldest_age() -> seconds since the oldest held event was stored (by the
+ * ring's clock, after dropping what the TTL expired), or nil when empty. */
+static int l_oldest_age(lua_State *L) {
+  lring *u = check_ring(L, 1);
+  if (!u->ring) return push_closed(L);
+  double now = ring_now(L, 1, u);
+  sse_ring_expire(u->ring, now);
+  if (sse_ring_len(u->ring) == 0) {
+    lua_pushnil(L);
+  } else {
+    double age = now - sse_ring_frame_at(u->ring, 0)->time;
+    lua_pushnumber(L, age > 0 ? age : 0);
+  }
+  return 1;
+}
+
 /* r:clear() -> true. Drops every event; ids continue. */
 static int l_clear(lua_State *L) {
   lring *u = check_ring(L, 1);
@@ -370,7 +386,8 @@ void lsse_open_ring(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"store", l_store},       {"replay", l_replay}, {"last_id", l_last_id},
       {"first_id", l_first_id}, {"len", l_len},       {"bytes", l_bytes},
-      {"clear", l_clear},       {"close", l_close},   {NULL, NULL},
+      {"clear", l_clear},       {"close", l_close},   {"oldest_age", l_oldest_age},
+      {NULL, NULL},
   };
   static const luaL_Reg meta[] = {
       {"__gc", l_close},

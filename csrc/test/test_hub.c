@@ -428,6 +428,106 @@ static void test_frames_shared(void) {
   sse_frame_unref(f);
 }
 
+static int push_text(sse_sub *s, const char *text) {
+  sse_frame *f = frame(text);
+  int r = sse_sub_push(s, f, 0);
+  sse_frame_unref(f);
+  return r;
+}
+
+static sse_hub_counters counters_of(const sse_hub *h) {
+  sse_hub_counters c;
+  sse_hub_get_counters(h, &c);
+  return c;
+}
+
+/* The hub's cumulative counters (metrics): bytes taken or written, drops,
+ * gap events (a remade drop gap counts once), closes by reason; bytes of a
+ * sub no longer in the hub are not the hub's. */
+static void test_counters(void) {
+  sse_hub *h = sse_hub_new();
+  sse_hub_counters c = counters_of(h);
+  CHECK(c.bytes_sent == 0 && c.dropped == 0 && c.gaps_replay == 0 && c.gaps_dropped == 0);
+  sse_sub *a = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE), *b = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  add(h, a);
+  add(h, b);
+  pub(h, NULL, "12345");
+  expect_take(a, "12345");
+  expect_take(b, "12345");
+  CHECK(counters_of(h).bytes_sent == 10);
+  sse_hub_remove(b);
+  push_text(b, "zz");
+  expect_take(b, "zz");
+  CHECK(counters_of(h).bytes_sent == 10);
+  sse_sub_free(b);
+
+  /* drop_oldest: 6 frames dropped, one gap event remade twice, then a new one */
+  sse_sub *d = sse_sub_new(NULL, 200, SSE_SLOW_DROP_OLDEST);
+  add(h, d);
+  char fr[10][64];
+  for (int i = 0; i < 10; i++) snprintf(fr[i], sizeof fr[i], "f%d-%036d\n", i + 1, 0);
+  for (int i = 0; i < 8; i++) CHECK(push_text(d, fr[i]) == 1);
+  c = counters_of(h);
+  CHECK(c.dropped == 6 && c.gaps_dropped == 1);
+  char *got = take(d);
+  uint64_t sent = 10 + strlen(got);
+  free(got);
+  CHECK(counters_of(h).bytes_sent == sent);
+  for (int i = 0; i < 6; i++) push_text(d, fr[i]); /* the sixth drops again: a second gap event */
+  c = counters_of(h);
+  CHECK(c.dropped == 10 && c.gaps_dropped == 2);
+  sse_sub_free(d);
+
+  /* a replay gap */
+  sse_sub *r = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  add(h, r);
+  sse_sub_replay_begin(r);
+  sse_sub_replay_end(r, 0, sse_gap_frame(NULL, 0, NULL, 0, NULL, 0, -1));
+  CHECK(counters_of(h).gaps_replay == 1);
+  sse_sub_free(r);
+
+  /* closes by the core, by reason; an owner's close is not counted */
+  sse_sub *slow = sse_sub_new(NULL, 4, SSE_SLOW_CLOSE), *lazy = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  add(h, slow);
+  add(h, lazy);
+  pub(h, NULL, "1234");
+  pub(h, NULL, "5");
+  CHECK(sse_sub_state(slow) == SSE_SUB_CLOSED);
+  CHECK(sse_sub_close(lazy, 1, 0, 1) == 1);
+  sse_hub_flush(h, 2);
+  CHECK(sse_sub_reason(lazy) == SSE_CLOSE_TIMEOUT);
+  sse_sub *owner = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  add(h, owner);
+  sse_sub_close(owner, 0, 0, 0);
+  c = counters_of(h);
+  CHECK(c.closed_slow == 1 && c.closed_timeout == 1 && c.closed_write == 0);
+  sse_sub_free(slow);
+  sse_sub_free(lazy);
+  sse_sub_free(owner);
+  sse_sub_free(a);
+
+  /* a failed write on a socket whose peer is gone */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int sv[2];
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  close(sv[1]);
+  uv_pipe_t p;
+  uv_pipe_init(&loop, &p, 0);
+  uv_pipe_open(&p, sv[0]);
+  sse_sub *w = sse_sub_new((uv_stream_t *)&p, 0, SSE_SLOW_CLOSE);
+  add(h, w);
+  pub(h, NULL, "lost");
+  sse_hub_flush(h, 0);
+  CHECK(sse_sub_reason(w) == SSE_CLOSE_WRITE && counters_of(h).closed_write == 1);
+  CHECK(counters_of(h).bytes_sent == sent); /* nothing of "lost" was written */
+  sse_sub_free(w);
+  uv_close((uv_handle_t *)&p, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+  sse_hub_free(h);
+}
+
 int main(void) {
   test_topics();
   test_each_topic();
@@ -441,5 +541,6 @@ int main(void) {
   test_turn_bytes();
   test_keepalive();
   test_frames_shared();
+  test_counters();
   return check_summary("test_hub");
 }

@@ -496,6 +496,18 @@ function Hub:replayer()
   return self._replayer
 end
 
+--- hub:counters() -> {published, deliveries, bytes_sent, dropped,
+-- gaps_replay, gaps_dropped, closed_slow, closed_write, closed_timeout}:
+-- cumulative since Hub.new (for sse.metrics). The C core counts the bytes
+-- the transports accepted, the events dropped for slow clients, the gap
+-- events queued and the streams it closed, by reason.
+function Hub:counters()
+  check_self(self, "counters")
+  local c = self._core:counters()
+  c.published, c.deliveries = self.stats.published, self.stats.deliveries
+  return c
+end
+
 -- Run the C flush, drain writer streams, close the failed ones.
 function Hub:flush()
   if self._closed then return end
