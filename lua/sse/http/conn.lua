@@ -105,6 +105,7 @@ end
 --- Answer a protocol error and close: status, short text body naming it.
 function M.fail(server, conn, status, msg)
   if conn.closed or conn.state == LINGER then return end
+  server:_count(status)
   conn.tcp:write(text_answer(status, msg))
   linger(server, conn)
 end
@@ -112,6 +113,7 @@ local fail = M.fail
 
 -- A new client past max_connections: 503, then close.
 local function refuse(server, tcp)
+  server:_count(503)
   tcp:write(text_answer(503, "too many connections", { "Retry-After", "1" }))
   if server._nrefused >= M.MAX_REFUSED then
     -- too many already lingering: the answer is queued; close after it

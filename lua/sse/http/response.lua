@@ -106,6 +106,7 @@ function Response:_answer(status, body, extra)
     t[#t + 1] = "Connection"; t[#t + 1] = "keep-alive"
   end
   local head = M.head(status, t)
+  server:_count(status)
   if body == "" or self._req.method == "HEAD" or NO_BODY[status] then
     conn.tcp:write(head)
   elseif #body < 16384 then
@@ -252,6 +253,7 @@ function Response:sse(opts)
   self._stream = stream
   server:_adopt(conn, stream)
   -- the head: the first bytes the stream writes
+  server:_count(200)
   stream:_send_raw(M.head(200, t))
   if stream:is_closed() then return stream end
   if req.method == "HEAD" then

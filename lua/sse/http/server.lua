@@ -32,6 +32,7 @@ function Server.new(opts)
   self._head_ms = math.max(1, math.floor(self.head_timeout * 1000))
   self._idle_ms = math.max(1, math.floor(self.idle_timeout * 1000))
   self._linger_ms = math.floor(conn.LINGER * 1000)
+  self._statuses = {}   -- status -> answers written (app:status_counts())
   -- on_close of every stream this server opened (a stream passes itself)
   self._forget_stream = function(_, stream)
     if self._streams[stream] then
@@ -150,6 +151,22 @@ end
 function Server:connection_count()
   check_server(self, "connection_count")
   return self._nconn
+end
+
+--- app:status_counts() -> {[status] = n}: the answers this server wrote,
+-- by status, since Server.new (handlers' answers, event streams as 200,
+-- and the server's own refusals: 400, 408, 413, 431, 503, ...).
+function Server:status_counts()
+  check_server(self, "status_counts")
+  local t = {}
+  for k, v in pairs(self._statuses) do t[k] = v end
+  return t
+end
+
+-- Counts one answer of status (every head but 1xx goes through here).
+function Server:_count(status)
+  local t = self._statuses
+  t[status] = (t[status] or 0) + 1
 end
 
 function Server:__tostring()
