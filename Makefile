@@ -92,6 +92,7 @@ help:
 	@echo "                   make bench-fanout: the fan-out benchmark against Nchan"
 	@echo "                   make bench-jwt: the cost of verifying one token per algorithm"
 	@echo "                   make bench-topics: heap bytes per topic in the C hub"
+	@echo "                   make bench-metrics: rendering /metrics at 100,000 topics"
 	@echo "make install       install the modules, the Lua layer and the sse-hub command"
 	@echo "                   into PREFIX=$(PREFIX) (DESTDIR=stage, LUA=lua5.1|luajit); make uninstall"
 
@@ -248,3 +249,5 @@ clean:
 include mk/robust.mk
 include mk/interop.mk
 include mk/ngx.mk
+# metrics, compression, catalogue, pipe, commands (issue 14)
+include mk/ops.mk

@@ -29,6 +29,7 @@ local lazy = {
   Stream = { "sse.stream" },
   http = { "sse.http" },
   client = { "sse.client" },
+  metrics = { "sse.metrics" },
   catalogue = { "sse.catalogue" },
   ngx = { "sse.ngx" },           -- OpenResty (inside nginx only)
 }

@@ -6,6 +6,7 @@
 --   GET  /events?topic=a&topic=b  subscribe (Last-Event-ID or ?lastEventId= resumes)
 --   POST /publish                JSON or form: topic, event, data, retry -> {"id": ...}
 --   GET  /stats[?top=N]          JSON counters and the N busiest topics
+--   GET  /metrics                the same and more, in Prometheus text format
 --   POST /admin/disconnect       closes every stream (clients resume)
 local uv = require("luv")
 local sse = require("sse")
@@ -14,6 +15,7 @@ local auth = require("sse.app.auth")
 local access = require("sse.app.access")
 local rules = require("sse.app.rules")
 local presence = require("sse.app.presence")
+local metrics = require("sse.metrics")
 
 local M = {}
 
@@ -73,6 +75,7 @@ local function authorized(self, req, res)
   local token = self.opts.token
   if not token then return true end
   if auth.check(req.headers.authorization, token) then return true end
+  self:_refused(401)
   res:status(401):header("WWW-Authenticate", 'Bearer realm="sse"')
   json_answer(res, J.obj("error", "missing or wrong bearer token"))
   return false
@@ -112,7 +115,8 @@ function M.new(opts)
     end
   end
   local self = setmetatable({ opts = o, event_types = { message = true }, ntypes = 1,
-                              started = uv.now(), closed_bytes = 0 }, { __index = M })
+                              started = uv.now(), start_time = os.time(),
+                              refusals = { [401] = 0, [403] = 0 } }, { __index = M })
   if o.redis ~= nil then
     -- several hubs on one Redis share ids, replay and fan-out (sse.redis)
     local ok, b = pcall(require("sse.redis").backend, { url = o.redis, prefix = o.redis_prefix,
@@ -136,10 +140,6 @@ function M.new(opts)
   local page = o.dashboard
   if page == nil then page = M.dashboard_path() end
   self.page = page and read_file(page) or nil
-  -- one function for every stream (no closure per connection)
-  self._count_bytes = function(_, stream)
-    self.closed_bytes = self.closed_bytes + stream._sub:stats().bytes_sent
-  end
   self:_routes()
   return self
 end
@@ -160,13 +160,12 @@ function M:_routes()
     local topics, status, msg = acc:topics(req.query.topic, self.opts.default_topic, "subscribe")
     if not topics then return json_error(res, status, msg) end
     local allowed, info, why, headers = acc:check(req, "subscribe", topics) -- may wait
-    if not allowed then return json_error(res, info, why, headers) end
+    if not allowed then return self:_refuse(res, info, why, headers) end
     local ok, st, lmsg = acc:admit(req, allowed)
     if not ok then return json_error(res, st, lmsg) end
     local stream = res:sse({ outbox_limit = self.opts.outbox_limit, slow_policy = self.opts.slow_policy,
                              write_timeout = self.opts.write_timeout })
     if not stream then return end -- the client left while it was being authorized
-    stream:on_close(self._count_bytes)
     acc:adopt(stream, req, info)
     hub:attach(stream, { topics = allowed, last_event_id = req.last_event_id })
   end)
@@ -183,7 +182,7 @@ function M:_routes()
     -- with one, the static token (when set) still lets its holder publish
     if acc.authorize and not (self.opts.token and auth.check(req.headers.authorization, self.opts.token)) then
       local allowed, status, why, headers = acc:check(req, "publish", { topic }) -- may wait
-      if not allowed then return json_error(res, status, why, headers) end
+      if not allowed then return self:_refuse(res, status, why, headers) end
     end
     f.topic = nil
     if self.backend then return self:_publish_redis(res, topic, f) end
@@ -214,10 +213,51 @@ function M:_routes()
     json_answer(res, presence.listing(hub, self.access, topic, limit))
   end)
 
+  http:get("/metrics", function(req, res)
+    if not authorized(self, req, res) then return end
+    res:header("Content-Type", metrics.CONTENT_TYPE):header("Cache-Control", "no-cache")
+    res:send(self:metrics())
+  end)
+
   http:post("/admin/disconnect", function(req, res)
     if not authorized(self, req, res) then return end
     json_answer(res, J.obj("closed", self:disconnect_all()))
   end)
+end
+
+-- An authorization refusal (401: no or a bad token, 403: a topic not
+-- granted) is counted for /metrics; other statuses are answered as they are.
+function M:_refuse(res, status, why, headers)
+  self:_refused(status)
+  return json_error(res, status, why, headers)
+end
+
+function M:_refused(status)
+  if self.refusals[status] then self.refusals[status] = self.refusals[status] + 1 end
+end
+
+--- The /metrics text: sse.metrics' families of the hub, then the HTTP
+-- server's (answers by status, connections), the refusals and the start time.
+function M:metrics()
+  local statuses, list = self.http:status_counts(), {}
+  for status in pairs(statuses) do list[#list + 1] = status end
+  table.sort(list)
+  local answers = {}
+  for i, status in ipairs(list) do answers[i] = { { "status", status }, statuses[status] } end
+  local refused = {}
+  for _, status in ipairs({ 401, 403 }) do refused[#refused + 1] = { { "status", status }, self.refusals[status] } end
+  return metrics.render(self.hub, {
+    { name = "sse_http_connections", type = "gauge", value = self.http:connection_count(),
+      help = "Open HTTP connections, event streams included." },
+    { name = "sse_http_responses_total", type = "counter", value = answers,
+      help = "HTTP answers written, by status (event streams count as 200)." },
+    { name = "sse_auth_refusals_total", type = "counter", value = refused,
+      help = "Requests refused for authorization: 401 no or a bad token, 403 a topic not granted." },
+    { name = "sse_start_time_seconds", type = "gauge", value = self.start_time,
+      help = "When the hub started, in seconds since the Unix epoch." },
+    { name = "sse_info", type = "gauge", value = { { { "version", sse.version }, 1 } },
+      help = "The sse library's version." },
+  })
 end
 
 function M:_count_type(event)
@@ -250,16 +290,15 @@ function M:stats(top)
   local types = {}
   for t in pairs(self.event_types) do types[#types + 1] = t end
   table.sort(types)
-  local sent = self.closed_bytes
-  for _, s in pairs(hub._streams) do sent = sent + s._sub:stats().bytes_sent end
+  local c = hub:counters()
   return {
     connections = hub:connection_count(),
     topics = hub:topic_total(),
     top_topics = hub:top_topics(top or self.opts.stats_top),
-    published = hub.stats.published,
-    deliveries = hub.stats.deliveries,
-    bytes_sent = sent,
-    slow_closed = hub.stats.slow_closed,
+    published = c.published,
+    deliveries = c.deliveries,
+    bytes_sent = c.bytes_sent,
+    slow_closed = c.closed_slow,
     event_types = types,
     replay = {
       first_id = not self.backend and r:first_id() or nil,

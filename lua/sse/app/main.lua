@@ -129,7 +129,8 @@ function M.main(argv, prog)
     "  dashboard  ", base, app.page and "" or " (not found: GET / answers 404)", "\n",
     "  subscribe  curl -N '", base, "events?topic=news'\n",
     "  publish    curl", auth, " -d topic=news -d event=headline -d data=hello ", base, "publish\n",
-    "  stats      curl", auth, " ", base, "stats\n")
+    "  stats      curl", auth, " ", base, "stats\n",
+    "  metrics    curl", auth, " ", base, "metrics\n")
   if opts.jwt_secret or opts.jwt_key then
     io.stdout:write("  tokens     /events and /publish need a JWT granting the topics: ",
       "-H 'Authorization: Bearer JWT'", opts.jwt_query and " or ?token=JWT" or "", "\n")
