@@ -93,7 +93,7 @@ help:
 	@echo "                   make bench-jwt: the cost of verifying one token per algorithm"
 	@echo "                   make bench-topics: heap bytes per topic in the C hub"
 	@echo "                   make bench-metrics: rendering /metrics at 100,000 topics"
-	@echo "make install       install the modules, the Lua layer and the sse-hub command"
+	@echo "make install       install the modules, the Lua layer and the sse-hub and sse-pub commands"
 	@echo "                   into PREFIX=$(PREFIX) (DESTDIR=stage, LUA=lua5.1|luajit); make uninstall"
 
 $(BUILD)/obj/%.o: csrc/%.c $(CORE_HDRS) $(BIND_HDRS)
@@ -121,7 +121,7 @@ ctest: $(CTEST_BINS) $(JWT_CTEST)
 	@set -e; for t in $(CTEST_BINS) $(JWT_CTEST); do echo "== $$t"; $$t; done
 
 lint:
-	luacheck -q lua spec bin/sse-hub $(shell find bench examples -name "*.lua")
+	luacheck -q lua spec bin/sse-hub bin/sse-pub $(shell find bench examples -name "*.lua")
 
 spec: $(MODULES)
 	$(TEST_ENV) $(BUSTED) --lua=$(LUA) spec
@@ -150,7 +150,9 @@ browser:
 # beside sse.app on the Lua search path), relative to lua/
 LUA_FILES  := $(patsubst lua/%,%,$(shell find lua/sse -name '*.lua' -o -name '*.html'))
 
-# The command runs the interpreter it was installed for (LUA).
+# The installed commands (bin/): the demo hub and the publish command.
+COMMANDS   := sse-hub sse-pub
+# The commands run the interpreter they were installed for (LUA).
 HUB_SHEBANG = $(if $(findstring /,$(LUA)),$(LUA),/usr/bin/env $(LUA))
 
 install: $(MODULES)
@@ -158,17 +160,19 @@ install: $(MODULES)
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/sse/core.so
 	install -m 755 $(JWT_MODULE) $(DESTDIR)$(LUA_LIBDIR)/sse/jwt_core.so
 	@set -e; for f in $(LUA_FILES); do install -D -m 644 lua/$$f $(DESTDIR)$(LUA_SHAREDIR)/$$f; done
-	@{ echo '#!$(HUB_SHEBANG)'; \
-	  if [ "$(HUB_PATHS)" = yes ]; then \
-	    echo 'package.path = "$(LUA_SHAREDIR)/?.lua;$(LUA_SHAREDIR)/?/init.lua;" .. package.path'; \
-	    echo 'package.cpath = "$(LUA_LIBDIR)/?.so;" .. package.cpath'; \
-	  fi; tail -n +2 bin/sse-hub; } >$(DESTDIR)$(BINDIR)/sse-hub.tmp
-	chmod 755 $(DESTDIR)$(BINDIR)/sse-hub.tmp
-	mv $(DESTDIR)$(BINDIR)/sse-hub.tmp $(DESTDIR)$(BINDIR)/sse-hub
+	@set -e; for c in $(COMMANDS); do \
+	  { echo '#!$(HUB_SHEBANG)'; \
+	    if [ "$(HUB_PATHS)" = yes ]; then \
+	      echo 'package.path = "$(LUA_SHAREDIR)/?.lua;$(LUA_SHAREDIR)/?/init.lua;" .. package.path'; \
+	      echo 'package.cpath = "$(LUA_LIBDIR)/?.so;" .. package.cpath'; \
+	    fi; tail -n +2 bin/$$c; } >$(DESTDIR)$(BINDIR)/$$c.tmp; \
+	  chmod 755 $(DESTDIR)$(BINDIR)/$$c.tmp; \
+	  mv $(DESTDIR)$(BINDIR)/$$c.tmp $(DESTDIR)$(BINDIR)/$$c; \
+	done
 
 # removes what install wrote, then the directories it leaves empty
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/sse-hub $(DESTDIR)$(LUA_LIBDIR)/sse/core.so $(DESTDIR)$(LUA_LIBDIR)/sse/jwt_core.so \
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(COMMANDS)) $(DESTDIR)$(LUA_LIBDIR)/sse/core.so $(DESTDIR)$(LUA_LIBDIR)/sse/jwt_core.so \
 	  $(addprefix $(DESTDIR)$(LUA_SHAREDIR)/,$(LUA_FILES))
 	@for d in $$(printf '%s\n' $(sort $(dir $(addprefix $(DESTDIR)$(LUA_SHAREDIR)/,$(LUA_FILES)))) | sort -r) \
 	  $(DESTDIR)$(LUA_LIBDIR)/sse; do rmdir "$$d" 2>/dev/null || true; done

@@ -94,6 +94,19 @@ hub_check() {
 }
 
 # --- rocks -------------------------------------------------------------------
+# pub_check NAME PATH: the installed sse-pub runs with a clean environment:
+# --help, and a publish to a closed port fails with the connection's error.
+pub_check() {
+  local name=$1 cmd=$2 out rc
+  out=$("${CLEAN_ENV[@]}" "$cmd" --help 2>&1) || fail "$name: sse-pub --help exited $?: $out"
+  case $out in "usage: sse-pub"*) ;; *) fail "$name: sse-pub --help printed: $out" ;; esac
+  rc=0
+  out=$("${CLEAN_ENV[@]}" "$cmd" http://127.0.0.1:1 news hello 2>&1) || rc=$?
+  [ "$rc" -eq 1 ] && case $out in *"cannot connect to 127.0.0.1:1"*) true ;; *) false ;; esac \
+    || fail "$name: sse-pub to a closed port: exit $rc, $out"
+  echo "rock-test: $name: sse-pub runs (usage, connection error)"
+}
+
 # rock NAME LUA_VERSION|default INTERPRETER [luarocks config lines]
 rock() {
   local name=$1 ver=$2 interp=$3 config=${4:-}
@@ -118,6 +131,7 @@ rock() {
   (cd "$work" && SSE_TREE=$tree LUA_PATH="$tree/share/lua/$v/?.lua;$tree/share/lua/$v/?/init.lua;;" \
     LUA_CPATH="$tree/lib/lua/$v/?.so;;" "$interp" "$ROOT/.ci/rock-smoke.lua") || fail "$name: smoke test"
   hub_check "rock-$name" "$tree/bin/sse-hub"
+  pub_check "rock-$name" "$tree/bin/sse-pub"
 }
 
 default_ver=$(luarocks config lua_version 2>/dev/null || echo 5.1)
@@ -136,11 +150,12 @@ install_check() {
   make -s install LUA="$lua" PREFIX="$p" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "make install LUA=$lua"; }
   local v
   v=$(ls "$p/lib/lua")
-  for f in bin/sse-hub "lib/lua/$v/sse/core.so" "lib/lua/$v/sse/jwt_core.so" "share/lua/$v/sse/init.lua" "share/lua/$v/sse/app/dashboard.html"; do
+  for f in bin/sse-hub bin/sse-pub "lib/lua/$v/sse/core.so" "lib/lua/$v/sse/jwt_core.so" "share/lua/$v/sse/init.lua" "share/lua/$v/sse/app/dashboard.html"; do
     [ -f "$p/$f" ] || fail "make install LUA=$lua: no $f in PREFIX"
   done
   head -n1 "$p/bin/sse-hub" | grep -qx "#!/usr/bin/env $lua" || fail "make install LUA=$lua: sse-hub's interpreter line is $(head -n1 "$p/bin/sse-hub")"
   hub_check "make-install-$lua" "$p/bin/sse-hub"
+  pub_check "make-install-$lua" "$p/bin/sse-pub"
   make -s uninstall LUA="$lua" PREFIX="$p" >/dev/null
   [ -z "$(find "$p" -type f)" ] || fail "make uninstall LUA=$lua left: $(find "$p" -type f | tr '\n' ' ')"
   [ ! -e "$p/share/lua/$v/sse" ] && [ ! -e "$p/lib/lua/$v/sse" ] || fail "make uninstall LUA=$lua left the sse directories"
