@@ -11,12 +11,13 @@ if [ "$PROFILE" = test ]; then
 nginx libnginx-mod-http-lua libnginx-mod-nchan redis-server redis-tools valgrind clang libclang-rt-14-dev
 curl procps chromium iproute2 python3 openssl python3-jwt python3-cryptography
 lua5.1 liblua5.1-0-dev
-lua-nginx-redis libhiredis-dev zlib1g-dev prometheus python3-jsonschema"
+lua-nginx-redis libhiredis-dev zlib1g-dev prometheus python3-jsonschema systemd"
   # lua5.1 + headers: the rock is built and tested for PUC 5.1 (rock-test).
   # Coming issues: Redis from OpenResty (lua-nginx-redis, which brings
   # nginx-extras) and from C (hiredis' reader), gzip (zlib), metrics
   # (promtool check metrics), the event catalogue (python3-jsonschema, an
-  # independent JSON Schema validator). JWT: libssl-dev (above), PyJWT for tokens.
+  # independent JSON Schema validator), the systemd unit example
+  # (systemd-analyze). JWT: libssl-dev (above), PyJWT for tokens.
   # Node.js and npm (for the headless-browser test) may come from another
   # repository (nodesource bundles npm): install Debian's only when missing.
   command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"

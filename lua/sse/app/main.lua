@@ -16,7 +16,8 @@ M.FLAGS = {
   { "replay-events", "int", "events kept for replay", D.replay_events },
   { "replay-bytes", "int", "bytes of encoded events kept for replay", D.replay_bytes },
   { "replay-ttl", "number", "seconds an event is kept for replay", D.replay_ttl },
-  { "token", "string", "require 'Authorization: Bearer TOKEN' for /publish, /stats and /admin", nil },
+  { "token", "string", "require 'Authorization: Bearer TOKEN' for /publish, /stats, /metrics and /admin"
+    .. " (default: $SSE_TOKEN, which `ps` does not show)", nil },
   { "cors", "list", "comma-separated origins allowed by CORS ('*' for any)", nil },
   { "cors-credentials", "flag", "let those origins send credentials (cookies, Authorization)", nil },
   { "max-connections", "int", "connections served at once (more get 503)", D.max_connections },
@@ -110,6 +111,9 @@ function M.main(argv, prog)
     return 2
   end
   if not opts then return die(err) end
+  local env_token = os.getenv("SSE_TOKEN")
+  local from_env = opts.token == nil and env_token ~= nil and env_token ~= ""
+  if from_env then opts.token = env_token end
 
   -- Many idle connections: collect garbage sooner so RSS stays near the
   -- live size (see "Tuning" in README.md).
@@ -124,7 +128,9 @@ function M.main(argv, prog)
   end
 
   local base = ("http://%s:%d/"):format(opts.host or D.host, port)
-  local auth = opts.token and (" -H 'Authorization: Bearer " .. opts.token .. "'") or ""
+  -- a token from the environment stays out of the log
+  local shown = from_env and '"$SSE_TOKEN"' or opts.token
+  local auth = opts.token and (" -H 'Authorization: Bearer " .. shown .. "'") or ""
   io.stdout:write("sse hub listening on ", base, "\n",
     "  dashboard  ", base, app.page and "" or " (not found: GET / answers 404)", "\n",
     "  subscribe  curl -N '", base, "events?topic=news'\n",
