@@ -357,6 +357,28 @@ describe("sse.redis.backend", function()
     end)
   end)
 
+  it("does not take a loop that was busy for several heartbeats for a stale follower", function()
+    async.run(10, function()
+      local a = follower({ prefix = fresh_prefix(), heartbeat = 0.1 })
+      async.wait(healthy(a), 3, "healthy")
+      -- right after each of the next 3 PINGs, the loop is held for 3.5
+      -- heartbeats (a slow callback): the PONG is there, unread
+      local ping, n = a._ping, 0
+      a._ping = function(self, cb)
+        ping(self, cb)
+        n = n + 1
+        if n <= 3 then
+          local t = os.clock() + 0.35
+          while os.clock() < t do end
+        end
+      end
+      async.wait(function() return n > 3 end, 5, "three slow beats")
+      async.sleep(0.3)
+      assert.are.same({ false, 0, true }, { a:status().stale, a:status().stale_events, a:status().healthy })
+      close_all(a)
+    end)
+  end)
+
   it("reports its state", function()
     async.run(10, function()
       local a = follower({ prefix = fresh_prefix() })

@@ -15,7 +15,8 @@
 -- the command connection) must not stay ahead of the follower for a whole
 -- beat without the follower making progress. Either failure marks it stale
 -- (/stats says so) and reconnects it; the bound is 2 x heartbeat plus a
--- round trip.
+-- round trip. A beat that comes late (the loop itself was busy) judges no
+-- PING: its answer may be waiting, unread.
 local Follower = {}
 Follower.__index = Follower
 
@@ -197,9 +198,14 @@ end
 function Follower:beat()
   local b = self.b
   b:_progress() -- replays waiting too long for this follower are answered
+  -- A beat that comes late means the loop itself was busy (a big flush, a
+  -- slow callback): the answer may be sitting unread, so no verdict now.
+  local now = b.env.now()
+  local late = self.last_beat and now - self.last_beat > 1.5 * b.heartbeat * 1000
+  self.last_beat = now
   if b:_subscribed() then
     if self.ping_out then
-      self:_mark_stale("no answer to PING on the subscriber connection")
+      if not late then self:_mark_stale("no answer to PING on the subscriber connection") end
     else
       self.ping_out = true
       b:_ping(function(_, err) if not err then self.ping_out = false end end)
