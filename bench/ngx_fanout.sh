@@ -105,7 +105,7 @@ rate_p50_us|latency p50 at fixed rate, ms|1e-3|2;\
 rate_p99_us|latency p99 at fixed rate, ms|1e-3|2;\
 rate_sched_us_per_del|server CPU us/delivery, fixed rate||2;\
 missing|events missing||0;\
-errors|errors (all kinds; unparsed: the sse-join event each sse client gets first)||0" \
+errors|errors (all kinds, with unparsed: the sse-join event of each sse client)||0" \
 	"ngx/nchan ngx/ngx-hand ngx-hand/nchan"
 done
 echo "(issue 11's targets for ngx: burst CPU/delivery <= 1/3 of nchan's; p99 at $RATE/s <= nchan's;" \

@@ -64,12 +64,24 @@ end
 -- queued, prints and flushes it, sleeps until woken; ends with the stream.
 local function writer(stream, sema)
   local print, flush = ngx.print, ngx.flush
+  -- first let the handler finish (attach, sends): the headers then go out
+  -- with the first bytes (a join event, a retry line) in one write
+  ngx.sleep(0)
+  local head = true
   while true do
     local bytes = stream:take()
     if bytes == nil then break end
     if bytes == "" then
-      sema:wait(M.IDLE_WAIT)
+      if head then
+        -- nothing to send yet: the headers alone, so the client's
+        -- EventSource opens now
+        head = false
+        if not flush(true) then stream:close("write failed") end
+      else
+        sema:wait(M.IDLE_WAIT)
+      end
     else
+      head = false
       -- flush(true) returns once the bytes are in the socket: meanwhile the
       -- events that follow wait in the outbox, where its limit and the slow
       -- policy see them
@@ -128,16 +140,11 @@ function M.new(opts)
   h["Content-Type"] = "text/event-stream; charset=utf-8"
   h["Cache-Control"] = "no-cache"
   h["X-Accel-Buffering"] = "no" -- a proxy in front must not buffer it either
-  -- Sent now, explicitly: the client's EventSource opens at once, and an
-  -- HTTP/1.0 response is streamed (lua_http10_buffering applies only while
-  -- no header was sent).
+  -- Sent now, explicitly (the writer flushes them): an HTTP/1.0 response is
+  -- then streamed (lua_http10_buffering applies only while no header was sent).
   ngx.send_headers()
   if ngx.req.get_method() == "HEAD" then
     stream:close()
-    return stream
-  end
-  if not ngx.flush(true) then
-    stream:close("write failed")
     return stream
   end
 
