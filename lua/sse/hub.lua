@@ -87,6 +87,10 @@ function Hub.new(opts)
     end
   end
   core.check_options(opts, "new") -- outbox_limit, slow_policy: one rule, in C
+  local cat = opts.catalogue
+  if cat ~= nil and not require("sse.catalogue").is(cat) then
+    argerror(1, "new", "field 'catalogue': sse.catalogue expected, got " .. type(cat))
+  end
   local limit = opts.outbox_limit or Hub.DEFAULT_OUTBOX_LIMIT
   local policy = opts.slow_policy or "close"
   local ka = opts.keepalive
@@ -111,6 +115,7 @@ function Hub.new(opts)
     _core = core.hub_new(),
     _streams = {},           -- id -> Stream
     _replayer = r,
+    _catalogue = cat,        -- sse.catalogue: broadcasts are typed
     _limit = limit,
     _policy = policy,
     _flush_mode = flush,
@@ -134,6 +139,7 @@ function Hub:new_stream(opts)
   for k, v in pairs(opts) do o[k] = v end
   o.outbox_limit = o.outbox_limit or self._limit
   o.slow_policy = o.slow_policy or self._policy
+  if o.catalogue == nil then o.catalogue = self._catalogue end
   return Stream.new(o)
 end
 
@@ -239,6 +245,12 @@ end
 -- when the replayer fails at runtime.
 local function publish(self, fname, n, topic, ev)
   local f = fields_of(ev, n, fname)
+  local cat = self._catalogue
+  if cat then -- a typed hub: undeclared or invalid events are misuse
+    local typed, err = cat:check(f)
+    if not typed then argerror(n, fname, err) end
+    f = typed
+  end
   -- reading the event may have run Lua (an __index) that closed the hub
   if self._closed or not self._core:alive() then return nil, "closed" end
   local id = f.id

@@ -73,6 +73,10 @@ function Stream.new(opts)
   core.check_options(opts, "new") -- outbox_limit, slow_policy, write_timeout: in C
   local limit = opts.outbox_limit or Stream.DEFAULT_OUTBOX_LIMIT
   local policy = opts.slow_policy or "close"
+  local cat = opts.catalogue
+  if cat ~= nil and not require("sse.catalogue").is(cat) then
+    argerror(1, "new", "field 'catalogue': sse.catalogue expected, got " .. type(cat))
+  end
   local lid = opts.last_event_id
   if lid ~= nil and type(lid) ~= "string" then
     argerror(1, "new", "field 'last_event_id': string expected, got " .. type(lid))
@@ -86,6 +90,7 @@ function Stream.new(opts)
     _writer = writer,
     _on_ready = on_ready,
     _last_id = lid,
+    _catalogue = cat, -- sse.catalogue: sends are typed
     -- a hub's limit and policy apply unless the stream chose its own
     _limit = opts.outbox_limit,
     _policy = opts.slow_policy,
@@ -174,8 +179,14 @@ function Stream:stats()
 end
 
 -- Sends the event built from fields, naming fname in errors.
-local function send_fields(self, fname, fields)
+local function send_fields(self, fname, fields, argn)
   if self._closed then return nil, "closed" end
+  local cat = self._catalogue
+  if cat then -- a typed stream: undeclared or invalid events are misuse
+    local typed, err = cat:check(fields)
+    if not typed then argerror(argn or 1, fname, err, 2) end
+    fields = typed
+  end
   local res, why = self._sub:send(fields, now(), fname)
   return after_send(self, res, why)
 end
@@ -198,7 +209,7 @@ function Stream:send_event(name, data)
   check_self(self, "send_event")
   if type(name) ~= "string" then argerror(1, "send_event", "string expected, got " .. type(name)) end
   if type(data) ~= "string" then argerror(2, "send_event", "string expected, got " .. type(data)) end
-  return send_fields(self, "send_event", { event = name, data = data })
+  return send_fields(self, "send_event", { event = name, data = data }, 2)
 end
 
 --- stream:send_json(value [, ev]): data is the JSON of value; ev may add
