@@ -46,6 +46,53 @@ local function with(patch)
   return v
 end
 
+-- The error table: what is refused and the message, path first.
+local REFUSALS = {
+  { "undeclared type", "ordr", ORDER, "event 'ordr' is not in the catalogue" },
+  { "the hub's own gap event", "sse-gap", {}, "event 'sse-gap' is written by the hub itself" },
+  { "the hub's own join event", "sse-join", {}, "event 'sse-join' is written by the hub itself" },
+  { "data missing", "tick", nil, "event 'tick': data: required field missing" },
+  { "wrong top-level type", "tick", "5", "event 'tick': data: integer expected, got \"5\"" },
+  { "fraction for an integer", "tick", 1.5, "event 'tick': data: integer expected, got 1.5" },
+  { "NaN", "tick", 0 / 0, "event 'tick': data: finite number expected, got " .. tostring(0 / 0) },
+  { "infinity", "anything", math.huge, "event 'anything': data: JSON value expected, got " .. tostring(math.huge) },
+  { "a function for any", "anything", print, "event 'anything': data: JSON value expected, got function" },
+  { "a mixed table for any", "anything", { 1, x = 2 }, "event 'anything': data: JSON value expected, got table" },
+  { "null without nullable", "tick", cjson.null, "event 'tick': data: null not allowed" },
+  { "boolean for a string", "message", true, "event 'message': data: string expected, got true" },
+  { "array for an object", "order", { 1, 2 }, "event 'order': data: object expected, got array" },
+  { "required field missing", "order", { id = "o1", total = 1, items = { { sku = "a", qty = 1 } } },
+    "event 'order': data.status: required field missing" },
+  { "unknown field", "order", with({ colour = "red" }), "event 'order': data.colour: unknown field" },
+  { "first unknown field by name", "order", with({ zz = 1, colour = "red" }),
+    "event 'order': data.colour: unknown field" },
+  { "enum", "order", with({ status = "lost" }),
+    "event 'order': data.status: one of \"new\", \"paid\", \"shipped\" expected, got \"lost\"" },
+  { "below min", "order", with({ total = -1 }), "event 'order': data.total: at least 0 expected, got -1" },
+  { "above max", "order", with({ total = 2e6 }), "event 'order': data.total: at most 1000000 expected, got 2000000" },
+  { "string too short", "order", with({ id = "" }), "event 'order': data.id: at least 1 character expected, got 0" },
+  { "string too long (code points)", "order", with({ id = "ééééééééé" }),
+    "event 'order': data.id: at most 8 characters expected, got 9" },
+  { "too few items", "order", with({ items = {} }), "event 'order': data.items: at least 1 item expected, got 0" },
+  { "too many items", "order", with({ items = { { sku = "a", qty = 1 }, { sku = "a", qty = 1 },
+      { sku = "a", qty = 1 }, { sku = "a", qty = 1 } } }),
+    "event 'order': data.items: at most 3 items expected, got 4" },
+  { "object for an array", "order", with({ items = { sku = "a" } }),
+    "event 'order': data.items: array expected, got object" },
+  { "nested field", "order", with({ items = { { sku = "a", qty = 1 }, { sku = "b", qty = 0 } } }),
+    "event 'order': data.items[2].qty: at least 1 expected, got 0" },
+  { "nested type", "order", with({ items = { { sku = 7, qty = 1 } } }),
+    "event 'order': data.items[1].sku: string expected, got 7" },
+  { "array item type", "order", with({ tags = { "a", 2 } }), "event 'order': data.tags[2]: string expected, got 2" },
+  { "optional but wrong", "order", with({ note = 5 }), "event 'order': data.note: string expected, got 5" },
+  { "optional, null not allowed", "order", with({ note = cjson.null }),
+    "event 'order': data.note: null not allowed" },
+  { "a field name that is no identifier", "odd name", { ["a b"] = "x" },
+    "event 'odd name': data[\"a b\"]: integer expected, got \"x\"" },
+  { "validator function", "even", 3, "event 'even': data: even number expected" },
+  { "validator before the type", "even", "x", "event 'even': data: integer expected, got \"x\"" },
+}
+
 describe("sse.catalogue", function()
   local cat = shop()
 
@@ -62,53 +109,7 @@ describe("sse.catalogue", function()
     assert.is_true(cat:validate("order", with({ id = "ééééé" }))) -- 5 code points, 10 bytes
   end)
 
-  -- The error table: what is refused and the message, path first.
-  local refusals = {
-    { "undeclared type", "ordr", ORDER, "event 'ordr' is not in the catalogue" },
-    { "the hub's own gap event", "sse-gap", {}, "event 'sse-gap' is written by the hub itself" },
-    { "the hub's own join event", "sse-join", {}, "event 'sse-join' is written by the hub itself" },
-    { "data missing", "tick", nil, "event 'tick': data: required field missing" },
-    { "wrong top-level type", "tick", "5", "event 'tick': data: integer expected, got \"5\"" },
-    { "fraction for an integer", "tick", 1.5, "event 'tick': data: integer expected, got 1.5" },
-    { "NaN", "tick", 0 / 0, "event 'tick': data: finite number expected, got " .. tostring(0 / 0) },
-    { "infinity", "anything", math.huge, "event 'anything': data: JSON value expected, got " .. tostring(math.huge) },
-    { "a function for any", "anything", print, "event 'anything': data: JSON value expected, got function" },
-    { "a mixed table for any", "anything", { 1, x = 2 }, "event 'anything': data: JSON value expected, got table" },
-    { "null without nullable", "tick", cjson.null, "event 'tick': data: null not allowed" },
-    { "boolean for a string", "message", true, "event 'message': data: string expected, got true" },
-    { "array for an object", "order", { 1, 2 }, "event 'order': data: object expected, got array" },
-    { "required field missing", "order", { id = "o1", total = 1, items = { { sku = "a", qty = 1 } } },
-      "event 'order': data.status: required field missing" },
-    { "unknown field", "order", with({ colour = "red" }), "event 'order': data.colour: unknown field" },
-    { "first unknown field by name", "order", with({ zz = 1, colour = "red" }),
-      "event 'order': data.colour: unknown field" },
-    { "enum", "order", with({ status = "lost" }),
-      "event 'order': data.status: one of \"new\", \"paid\", \"shipped\" expected, got \"lost\"" },
-    { "below min", "order", with({ total = -1 }), "event 'order': data.total: at least 0 expected, got -1" },
-    { "above max", "order", with({ total = 2e6 }), "event 'order': data.total: at most 1000000 expected, got 2000000" },
-    { "string too short", "order", with({ id = "" }), "event 'order': data.id: at least 1 character expected, got 0" },
-    { "string too long (code points)", "order", with({ id = "ééééééééé" }),
-      "event 'order': data.id: at most 8 characters expected, got 9" },
-    { "too few items", "order", with({ items = {} }), "event 'order': data.items: at least 1 item expected, got 0" },
-    { "too many items", "order", with({ items = { { sku = "a", qty = 1 }, { sku = "a", qty = 1 },
-        { sku = "a", qty = 1 }, { sku = "a", qty = 1 } } }),
-      "event 'order': data.items: at most 3 items expected, got 4" },
-    { "object for an array", "order", with({ items = { sku = "a" } }),
-      "event 'order': data.items: array expected, got object" },
-    { "nested field", "order", with({ items = { { sku = "a", qty = 1 }, { sku = "b", qty = 0 } } }),
-      "event 'order': data.items[2].qty: at least 1 expected, got 0" },
-    { "nested type", "order", with({ items = { { sku = 7, qty = 1 } } }),
-      "event 'order': data.items[1].sku: string expected, got 7" },
-    { "array item type", "order", with({ tags = { "a", 2 } }), "event 'order': data.tags[2]: string expected, got 2" },
-    { "optional but wrong", "order", with({ note = 5 }), "event 'order': data.note: string expected, got 5" },
-    { "optional, null not allowed", "order", with({ note = cjson.null }),
-      "event 'order': data.note: null not allowed" },
-    { "a field name that is no identifier", "odd name", { ["a b"] = "x" },
-      "event 'odd name': data[\"a b\"]: integer expected, got \"x\"" },
-    { "validator function", "even", 3, "event 'even': data: even number expected" },
-    { "validator before the type", "even", "x", "event 'even': data: integer expected, got \"x\"" },
-  }
-  for _, row in ipairs(refusals) do
+  for _, row in ipairs(REFUSALS) do
     it("refuses " .. row[1], function()
       local ok, err = cat:validate(row[2], row[3])
       assert.is_nil(ok)
@@ -326,5 +327,154 @@ describe("sse.catalogue", function()
       for _, v in ipairs(ours) do seen[v] = true end
       assert.is_true(seen.ok and seen.bad)
     end)
+  end)
+end)
+
+describe("a hub or stream bound to a catalogue", function()
+  local sse = require("sse")
+  local cat = shop()
+
+  local function typed_hub()
+    local got = {}
+    local ring = sse.MemoryReplayer.new()
+    local hub = sse.Hub.new({ flush = "immediate", replayer = ring, catalogue = cat })
+    local s = sse.Stream.new({ writer = function(b) got[#got + 1] = b return true end })
+    hub:attach(s, { topics = { "shop" } })
+    got[1] = nil -- the sse-join event
+    return hub, ring, got
+  end
+
+  it("sends valid events, Lua values encoded, JSON text as written", function()
+    local hub, ring, got = typed_hub()
+    assert.are.equal(1, (hub:broadcast_to("shop", { event = "order", data = ORDER })))
+    assert.are.equal(1, (hub:broadcast_to("shop", { event = "tick", data = "7" })))
+    assert.are.equal(1, (hub:broadcast({ data = '"hi"' })))
+    local wire = table.concat(got)
+    assert.truthy(wire:find('event: order\nid: [^\n]+\ndata: {"id":"o1","items":%[{"qty":1,"sku":"a"}%],'
+      .. '"status":"new","total":12.5}\n\n'), wire)
+    assert.truthy(wire:find("event: tick\nid: [^\n]+\ndata: 7\n\n"), wire)
+    assert.truthy(wire:find('id: [^\n]+\ndata: "hi"\n\n'), wire)
+    assert.are.equal(3, ring:len())
+    hub:close()
+  end)
+
+  -- every row of the error table raises from the bound hub with the same
+  -- message, and nothing is stored or sent
+  for _, row in ipairs(REFUSALS) do
+    it("refuses " .. row[1] .. " (broadcast_to raises, nothing stored or sent)", function()
+      local hub, ring, got = typed_hub()
+      -- a string is JSON text to a bound hub: the same value, as JSON
+      local data = type(row[3]) == "string" and schema.encode(nil, row[3]) or row[3]
+      util.raises_arg(2, row[4], hub.broadcast_to, hub, "shop", { event = row[2], data = data })
+      assert.are.equal(0, ring:len())
+      assert.are.same({}, got)
+      hub:close()
+    end)
+  end
+
+  it("types a stream's sends, naming the argument", function()
+    local got = {}
+    local s = sse.Stream.new({ writer = function(b) got[#got + 1] = b return true end, catalogue = cat })
+    assert.is_true(s:send({ event = "tick", data = 5 }))
+    assert.is_true(s:send_json(6, { event = "tick" }))
+    assert.is_true(s:send_comment("untyped"))
+    assert.is_true(s:set_retry(100))
+    assert.is_true(s:send_data('"a message"'))
+    util.raises_arg(2, "event 'tick': data: not valid JSON", s.send_event, s, "tick", "x")
+    util.raises_arg(1, "event 'tick': data: integer expected, got 1.5", s.send, s, { event = "tick", data = 1.5 })
+    util.raises_arg(1, "event 'nope' is not in the catalogue", s.send, s, { event = "nope", data = "1" })
+    assert.are.equal('event: tick\ndata: 5\n\nevent: tick\ndata: 6\n\n: untyped\n\nretry: 100\n\n'
+      .. 'data: "a message"\n\n', table.concat(got))
+    s:close()
+  end)
+
+  it("hands the hub's catalogue to the streams it makes, and checks the option", function()
+    local hub = sse.Hub.new({ flush = "immediate", catalogue = cat })
+    local s = hub:new_stream({ writer = function() return true end })
+    util.raises_arg(1, "event 'nope' is not in the catalogue", s.send, s, { event = "nope", data = "1" })
+    util.raises_arg(1, "field 'catalogue': sse.catalogue expected, got table", sse.Hub.new, { catalogue = {} })
+    util.raises_arg(1, "field 'catalogue': sse.catalogue expected, got string", sse.Stream.new,
+      { writer = function() return true end, catalogue = "x" })
+    s:close()
+    hub:close()
+  end)
+end)
+
+describe("the demo hub with --catalogue", function()
+  local App = require("sse.app")
+  local C = require("helpers.http_client")
+  local app, sub
+  after_each(function()
+    if sub then sub:close() end
+    if app then app:close() end
+    app, sub = nil, nil
+    C.sleep(20)
+  end)
+
+  local function start(opts)
+    opts.port, opts.log = 0, function() end
+    app = App.new(opts)
+    assert(app:listen())
+    sub = C.connect(app.port)
+    sub:send(C.get("/events?topic=t"))
+    assert.is_true(C.wait(function() return app.hub:connection_count() == 1 end, 2000))
+  end
+
+  local function request(raw)
+    local c = C.connect(app.port)
+    local res = assert(c:request(raw, 3000))
+    c:close()
+    return res
+  end
+
+  local function publish_json(body)
+    return request(C.post("/publish", body, { "Content-Type: application/json\r\n" }))
+  end
+
+  it("serves the catalogue it was started with and types publishes", function()
+    start({ catalogue = "examples/catalogue.lua" })
+    local res = request(C.get("/catalogue"))
+    assert.are.equal(200, res.status)
+    assert.are.equal("application/schema+json", res.headers["content-type"])
+    assert.are.equal(assert(catalogue.load("examples/catalogue.lua")):to_json(), res.body)
+    res = publish_json('{"topic":"t","event":"price","data":{"symbol":"ABC","price":1.5,"time":1700000000}}')
+    assert.are.equal(200, res.status, res.body)
+    res = publish_json('{"topic":"t","data":"plain \\"text\\""}') -- a string value goes out as JSON
+    assert.are.equal(200, res.status, res.body)
+    res = publish_json('{"topic":"t","event":"price","data":{"symbol":"ABC","price":-1,"time":1}}')
+    assert.are.equal(400, res.status)
+    assert.are.equal("event 'price': data.price: at least 0 expected, got -1", cjson.decode(res.body).error)
+    res = publish_json('{"topic":"t","event":"nope","data":1}')
+    assert.are.equal(400, res.status)
+    assert.are.equal("event 'nope' is not in the catalogue", cjson.decode(res.body).error)
+    -- a form's data is JSON text
+    res = request(C.post("/publish", "topic=t&event=progress&data=" .. '{"job":"j","done":0.5}',
+      { "Content-Type: application/x-www-form-urlencoded\r\n" }))
+    assert.are.equal(200, res.status, res.body)
+    res = request(C.post("/publish", "topic=t&event=progress&data=half",
+      { "Content-Type: application/x-www-form-urlencoded\r\n" }))
+    assert.are.equal(400, res.status)
+    assert.are.equal("event 'progress': data: not valid JSON", cjson.decode(res.body).error)
+    assert.is_true(C.wait(function() return sub.buf:find('"done":0.5', 1, true) ~= nil end, 2000))
+    local wire = sub.buf
+    assert.truthy(wire:find('event: price\nid: [^\n]+\ndata: {"symbol":"ABC","price":1.5,"time":1700000000}\n\n'), wire)
+    assert.truthy(wire:find('id: [^\n]+\ndata: "plain \\"text\\""\n\n'), wire)
+    assert.truthy(wire:find('event: progress\nid: [^\n]+\ndata: {"job":"j","done":0.5}\n\n'), wire)
+    assert.is_nil(wire:find("\"price\":-1", 1, true))
+    assert.are.equal(3, app.hub:counters().published)
+  end)
+
+  it("answers 404 for /catalogue without one, and refuses a bad catalogue file", function()
+    start({})
+    assert.are.equal(404, request(C.get("/catalogue")).status)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write('return { events = { x = "strng" } }')
+    f:close()
+    util.raises_arg(1, "option 'catalogue': " .. path .. ": events.x: unknown type 'strng'", App.new,
+      { catalogue = path, port = 0 })
+    os.remove(path)
+    local opts = require("sse.app.main").parse({ "--catalogue", "examples/catalogue.lua" })
+    assert.are.equal("examples/catalogue.lua", opts.catalogue)
   end)
 end)

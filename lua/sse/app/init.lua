@@ -7,6 +7,7 @@
 --   POST /publish                JSON or form: topic, event, data, retry -> {"id": ...}
 --   GET  /stats[?top=N]          JSON counters and the N busiest topics
 --   GET  /metrics                the same and more, in Prometheus text format
+--   GET  /catalogue              the event catalogue (--catalogue), a JSON Schema
 --   POST /admin/disconnect       closes every stream (clients resume)
 local uv = require("luv")
 local sse = require("sse")
@@ -16,6 +17,7 @@ local access = require("sse.app.access")
 local rules = require("sse.app.rules")
 local presence = require("sse.app.presence")
 local metrics = require("sse.metrics")
+local catalogue = require("sse.catalogue")
 
 local M = {}
 
@@ -96,6 +98,7 @@ function M.new(opts)
   for k, v in pairs(opts) do
     local known = M.DEFAULTS[k] ~= nil or k == "token" or k == "cors" or k == "cors_credentials"
       or k == "dashboard" or k == "log" or k == "redis" or k == "redis_prefix" or ACCESS_OPTIONS[k]
+      or k == "catalogue"
     for _, h in ipairs(HTTP_OPTIONS) do known = known or k == h end
     if not known then
       argerror(("unknown option '%s'"):format(tostring(k)))
@@ -114,7 +117,15 @@ function M.new(opts)
       end
     end
   end
-  local self = setmetatable({ opts = o, event_types = { message = true }, ntypes = 1,
+  local cat = o.catalogue
+  if type(cat) == "string" then
+    local loaded, err = catalogue.load(cat)
+    if not loaded then argerror("option 'catalogue': " .. err) end
+    cat = loaded
+  elseif cat ~= nil and not catalogue.is(cat) then
+    argerror("option 'catalogue' must be an sse.catalogue or the path of a Lua file returning one")
+  end
+  local self = setmetatable({ opts = o, event_types = { message = true }, ntypes = 1, catalogue = cat,
                               started = uv.now(), start_time = os.time(),
                               refusals = { [401] = 0, [403] = 0 } }, { __index = M })
   if o.redis ~= nil then
@@ -174,8 +185,12 @@ function M:_routes()
     local acc = self.access
     -- without an authorization hook the static token is checked first, as before
     if not acc.authorize and not authorized(self, req, res) then return end
-    local f, err = rules.publish_fields(req)
-    if not f then return json_error(res, 400, err) end
+    local f, value = rules.publish_fields(req) -- value: a JSON body's data, or the error
+    if not f then return json_error(res, 400, value) end
+    if self.catalogue then
+      local ok, terr = rules.typed(self.catalogue, f, value)
+      if not ok then return json_error(res, 400, terr) end
+    end
     local topic = f.topic or self.opts.default_topic
     local tlist, tstatus, terr = acc:topics(topic, self.opts.default_topic, "publish")
     if not tlist then return json_error(res, tstatus, terr) end
@@ -211,6 +226,13 @@ function M:_routes()
     if type(topic) == "table" then return json_error(res, 400, "query 'topic' given more than once") end
     res:header("Cache-Control", "no-cache")
     json_answer(res, presence.listing(hub, self.access, topic, limit))
+  end)
+
+  -- the event catalogue (a JSON Schema), public like the stream it describes
+  http:get("/catalogue", function(_, res)
+    if not self.catalogue then return json_error(res, 404, "no catalogue (start the hub with --catalogue FILE)") end
+    res:header("Content-Type", "application/schema+json"):header("Cache-Control", "no-cache")
+    res:send(self.catalogue:to_json())
   end)
 
   http:get("/metrics", function(req, res)

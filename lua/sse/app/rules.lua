@@ -11,9 +11,10 @@ local M = {}
 local FIELDS = { topic = true, event = true, data = true, retry = true }
 
 --- publish_fields(req) -> the fields of a publish request ({topic, event,
--- data, retry}), or nil, message. req: {headers = {[lowercase name] = value},
--- body = string}. A JSON body's non-string
--- data is the text the publisher wrote (sse.app.json), not a re-encoding.
+-- data, retry}) and, for a JSON body, the decoded value of its data; or nil,
+-- message. req: {headers = {[lowercase name] = value}, body = string}. A
+-- JSON body's non-string data is the text the publisher wrote
+-- (sse.app.json), not a re-encoding.
 function M.publish_fields(req)
   local ctype = (req.headers["content-type"] or ""):lower()
   local body = req.body or ""
@@ -39,6 +40,7 @@ function M.publish_fields(req)
   end
   local data = f.data
   if data == nil or data == cjson.null then return nil, "field 'data' is required" end
+  local value = texts and data -- a JSON body: the data as a value (for a catalogue)
   if type(data) ~= "string" then data = texts.data end
   local topic = f.topic
   if topic ~= nil and type(topic) ~= "string" then return nil, "field 'topic' must be a string" end
@@ -52,7 +54,24 @@ function M.publish_fields(req)
     end
     retry = math.floor(retry)
   end
-  return { topic = topic, event = event ~= "" and event or nil, data = data, retry = retry }
+  return { topic = topic, event = event ~= "" and event or nil, data = data, retry = retry }, value
+end
+
+--- typed(cat, f, value) -> true, or nil, message: the publish fields f
+-- checked against the catalogue cat. value: the data of a JSON body as a
+-- value (publish_fields' second result; its data goes out as JSON: a string
+-- is quoted), nil for a form, whose data is JSON text. f.data becomes the
+-- JSON text sent.
+function M.typed(cat, f, value)
+  if value == nil then
+    local ev, err = cat:check({ event = f.event, data = f.data })
+    if not ev then return nil, err end
+    return true
+  end
+  local ok, err = cat:validate(f.event or "message", value)
+  if not ok then return nil, err end
+  if type(value) == "string" then f.data = require("sse.catalogue.schema").quote(value) end
+  return true
 end
 
 --- stats_top(opts, query): ?top=N of /stats: the default, or an integer
