@@ -97,11 +97,12 @@ local function worker_key(id)
 end
 
 local function save_snapshot()
-  dict:safe_set(worker_key(ngx.worker.id()), cjson.encode(snapshot()), 3 * log.opts.stats_every + 1)
+  dict:safe_set(worker_key(ngx.worker.id()), cjson.encode(snapshot()), 3)
 end
 
--- Every stats_every seconds (the log's timer): counters into the dict, and
--- an /admin/disconnect of another worker obeyed.
+-- Every 0.2 s (the log's stats timer): an /admin/disconnect of another
+-- worker obeyed; once a second, this worker's counters into the dict.
+local saved_at = 0
 local function on_stats()
   local gen = dict:get("disconnect") or 0
   if disconnect_gen == nil then disconnect_gen = gen end
@@ -110,7 +111,11 @@ local function on_stats()
     local n = hub:disconnect_all()
     dict:safe_set("dc:" .. gen .. ":" .. ngx.worker.id(), n, 60)
   end
-  save_snapshot()
+  local now = ngx.now()
+  if now - saved_at >= 1 then
+    saved_at = now
+    save_snapshot()
+  end
 end
 
 --- init_worker(): this worker's hub (from init_worker_by_lua).
@@ -213,17 +218,27 @@ local function body()
   return data
 end
 
--- Subscribers of topic: this worker's, plus the others' as of their last
--- stats (at most a second old).
-local function subscribers(topic, here)
-  local n = here
+-- The other workers' stats, decoded at most once a second.
+local others, others_at = {}, -1
+local function other_workers()
+  local now = ngx.now()
+  if now - others_at < 1 then return others end
+  others, others_at = {}, now
   local me = ngx.worker.id()
   for id = 0, ngx.worker.count() - 1 do
     if id ~= me then
       local s = cjson.decode(dict:get(worker_key(id)) or "null")
-      if type(s) == "table" and type(s.topics) == "table" then n = n + (tonumber(s.topics[topic]) or 0) end
+      if type(s) == "table" and type(s.topics) == "table" then others[#others + 1] = s end
     end
   end
+  return others
+end
+
+-- Subscribers of topic: this worker's, plus the others' as of their last
+-- stats (at most two seconds old).
+local function subscribers(topic, here)
+  local n = here
+  for _, s in ipairs(other_workers()) do n = n + (tonumber(s.topics[topic]) or 0) end
   return n
 end
 
