@@ -48,6 +48,21 @@ local EXTRA = [==[
                 ngx.say(res)
             }
         }
+        # luv's transports refuse to start where nothing runs luv's loop
+        location = /_luv {
+            content_by_lua_block {
+                local out = {}
+                local function try(f, ...)
+                    local ok, err = pcall(f, ...)
+                    out[#out + 1] = ok and "accepted" or tostring(err)
+                end
+                try(function() return require("sse.http").new({ port = 0 }):listen() end)
+                try(require("sse.client").connect, "http://127.0.0.1:1/")
+                try(require("sse.deadlines").new, { loop = true, on_due = function() end })
+                try(require("sse.redis").backend, {})
+                ngx.say(table.concat(out, "\n"))
+            }
+        }
         # a default hub: Hub.new() with no options, broadcast from a timer
         location = /_bare {
             content_by_lua_block {
@@ -261,6 +276,17 @@ describe("nginx: the demo hub and sse.ngx", function()
       assert(N.request(port, "GET", "/_loop")).body, 1, true)
     assert.matches("sse.ngx.stream: call it from content_by_lua* (this is the timer phase)",
       assert(N.request(port, "GET", "/_timer")).body, 1, true)
+  end)
+
+  it("refuses luv's transports inside nginx (nothing runs luv's loop there)", function()
+    local lines = {}
+    for l in assert(N.request(port, "GET", "/_luv")).body:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.are.equal(4, #lines)
+    assert.matches("sse.http cannot serve inside nginx", lines[1], 1, true)
+    assert.matches("sse.client cannot run inside nginx", lines[2], 1, true)
+    assert.matches("bad argument #1 to 'new' (field 'loop': nothing runs luv's loop inside nginx", lines[3], 1, true)
+    assert.matches("bad argument #1 to 'backend' (field 'env': the default (luv) cannot run inside nginx",
+      lines[4], 1, true)
   end)
 
   it("replays after Last-Event-ID (header or ?lastEventId=), and says when events are gone", function()

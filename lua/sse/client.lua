@@ -188,6 +188,10 @@ end
 --- connect(url [, opts]) -> client (see the top of this file).
 function M.connect(url, opts)
   local u, o, headers = check_opts(url, opts)
+  if require("sse.ngx.host").active then
+    -- luv loads inside nginx, but nothing runs its loop: it would never connect
+    error("sse.client cannot run inside nginx (nothing runs luv's loop there)", 2)
+  end
   local self = setmetatable({
     url = url,
     _u = u,

@@ -65,6 +65,10 @@ function M.new(opts)
     n = 0,
   }, D)
   if opts.loop then
+    if require("sse.ngx.host").active then
+      error("bad argument #1 to 'new' (field 'loop': nothing runs luv's loop inside nginx; "
+        .. "call d:run() from an ngx timer instead)", 2)
+    end
     local uv = require("luv")
     self.timer = uv.new_timer()
     self.timer:unref() -- deadlines alone do not keep a program running

@@ -96,6 +96,10 @@ function Server:_adopt(c, stream) return conn.adopt(self, c, stream) end
 -- caller runs uv.run()).
 function Server:listen()
   check_server(self, "listen")
+  if require("sse.ngx.host").active then
+    -- luv loads inside nginx, but nothing runs its loop: this would never serve
+    error("sse.http cannot serve inside nginx (nothing runs luv's loop there): use sse.ngx", 2)
+  end
   if self._tcp then return nil, "already listening" end
   if self._closed then return nil, "closed" end
   local tcp = uv.new_tcp()

@@ -102,6 +102,10 @@ function Backend.new(opts)
   for k in pairs(opts) do
     if not KNOWN[k] then argerror("backend", 1, ("unknown option '%s'"):format(tostring(k))) end
   end
+  if opts.env == nil and require("sse.ngx.host").active then
+    -- the default env is luv's, whose loop nothing runs inside nginx
+    argerror("backend", 1, "field 'env': the default (luv) cannot run inside nginx; give an env of nginx cosockets")
+  end
   local url = opts.url or Backend.DEFAULTS.url
   local u, why = Backend.parse_url(url)
   if not u then argerror("backend", 1, "field 'url': " .. why) end
