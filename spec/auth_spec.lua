@@ -80,6 +80,9 @@ describe("sse.auth", function()
         { auth.token(req({ authorization = "Bearer a b" }), "publish") })
       assert.same({ nil, 401, "malformed bearer token" },
         { auth.token(req({ authorization = "Bearer a\"b" }), "publish") })
+      assert.same({ nil, 401, "malformed bearer token" },
+        { auth.token(req({ authorization = "Bearer\tabc.def.ghi" }), "publish") })
+      assert.equal("abc.def.ghi", auth.token(req({ authorization = "\tBearer abc.def.ghi\t" }), "publish"))
     end)
 
     it("takes the token cookie for subscribe only", function()

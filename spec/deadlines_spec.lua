@@ -84,16 +84,14 @@ describe("sse.deadlines", function()
     d:set("x", t0 + 0.08)
     d:clear("x")
     d:set("a", t0 + 0.02) -- moved earlier
-    local guard = uv.new_timer() -- keeps the loop alive (the deadline timer is unref'd)
-    guard:start(2000, 0, function() guard:close() end)
-    local check = uv.new_timer()
-    check:start(10, 10, function()
-      if #fired == 3 then
-        d:close() -- inside the loop: luv needs a loop turn after a close
-        check:close()
-        if not guard:is_closing() then guard:close() end
-      end
-    end)
+    local guard, check = uv.new_timer(), uv.new_timer()
+    local function stop()
+      d:close() -- inside the loop: luv needs a loop turn after a close
+      if not check:is_closing() then check:close() end
+      if not guard:is_closing() then guard:close() end
+    end
+    guard:start(2000, 0, stop) -- bounded: the loop ends even if nothing fires
+    check:start(10, 10, function() if #fired == 3 then stop() end end)
     uv.run()
     assert.same({ "a", "b", "c" }, { fired[1].key, fired[2].key, fired[3].key })
     for _, f in ipairs(fired) do
