@@ -357,6 +357,45 @@ describe("sse.redis.backend", function()
     end)
   end)
 
+  it("a replay asked before the follower started waits for it, and is bounded by where it starts", function()
+    async.run(10, function()
+      local prefix = fresh_prefix()
+      local b = follower({ prefix = prefix })
+      async.wait(healthy(b), 3, "healthy")
+      local ids = {}
+      for i = 1, 5 do ids[i] = assert(publish(b, { data = "e" .. i })) end
+      local a = follower({ prefix = prefix }) -- not connected yet
+      local hub = recorder()
+      a:replay_async(hub, "S", ids[2], {})
+      assert.are.same({}, hub.answers) -- never from inside the call
+      async.wait(function() return #hub.answers == 1 end, 3, "the answer")
+      local r = hub.answers[1]
+      assert.are.same({ "e3", "e4", "e5" }, frame_datas(r.frames))
+      assert.are.equal(5, r.upto)
+      assert.are.equal(ids[5], a:last_id()) -- where the follower started
+      -- events after it come live, once
+      assert(publish(b, { data = "e6" }))
+      async.wait(function() return #a.got == 1 end, 3, "e6 live")
+      assert.are.same({ "e6" }, datas(a.got))
+      close_all(a, b)
+    end)
+  end)
+
+  it("answers the replays still waiting when it is closed", function()
+    async.run(10, function()
+      local a = follower({ prefix = fresh_prefix(), port = R.free_port() }) -- never connects
+      local hub = recorder()
+      a:replay_async(hub, "S", "ep-1", {})
+      async.sleep(0.1)
+      assert.are.same({}, hub.answers)
+      a:close()
+      async.wait(function() return #hub.answers == 1 end, 2, "the answer")
+      async.sleep(0.05)
+      assert.are.same({ "S", nil, "redis: not connected" },
+        { hub.answers[1].stream, hub.answers[1].frames, hub.answers[1].upto })
+    end)
+  end)
+
   it("does not take a loop that was busy for several heartbeats for a stale follower", function()
     async.run(10, function()
       local a = follower({ prefix = fresh_prefix(), heartbeat = 0.1 })

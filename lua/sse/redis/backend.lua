@@ -389,6 +389,13 @@ Backend.parse_id = parse_id
 -- feed takes over exactly where the replay ends.
 function Backend:replay_async(hub, stream, last_id, topics)
   local f = self.follower
+  if not f.epoch and not self.closed then
+    -- just started: the read is bounded by where the follower starts
+    return self:_when(function() return f.epoch ~= nil end, function()
+      if f.epoch then return self:replay_async(hub, stream, last_id, topics) end
+      self:_defer(function() hub:resume(stream, nil, "redis: not connected") end)
+    end)
+  end
   local epoch, seq = parse_id(last_id)
   local bound = f.epoch and { f.epoch, f.pos } or nil
   local frames, gap, first_gap = {}, nil, nil
@@ -428,29 +435,36 @@ function Backend:_defer(fn)
   t:start(0)
 end
 
--- Runs fn once the follower has applied (epoch, seq), or after `timeout`
--- (a follower that lags that long is not waited for).
-function Backend:_when_applied(epoch, seq, fn)
-  local f = self.follower
-  if f.epoch ~= epoch or f.pos >= seq then return fn() end
-  local w = { epoch = epoch, seq = seq, fn = fn, at = self.env.now() }
-  f.waiting[#f.waiting + 1] = w
+-- Runs fn once ready() holds (checked as the follower applies events and at
+-- each heartbeat), or after `timeout`: a follower that lags that long is
+-- not waited for.
+function Backend:_when(ready, fn)
+  if ready() then return fn() end
+  local w = self.follower.waiting
+  w[#w + 1] = { ready = ready, fn = fn, at = self.env.now() }
 end
 
--- Called after the follower applied events: answers the replays waiting.
+-- fn once the follower has applied (epoch, seq).
+function Backend:_when_applied(epoch, seq, fn)
+  local f = self.follower
+  return self:_when(function() return f.epoch ~= epoch or f.pos >= seq end, fn)
+end
+
+-- Answers the waits that are ready or timed out.
 function Backend:_progress()
   local f = self.follower
   local list = f.waiting
   if #list == 0 then return end
-  local keep, now = {}, self.env.now()
+  f.waiting = {} -- an answer may add waits (or get here again) meanwhile
+  local now = self.env.now()
   for _, w in ipairs(list) do
-    if f.epoch ~= w.epoch or f.pos >= w.seq or now - w.at > self.timeout * 1000 then
-      w.fn()
+    if self.closed or w.ready() or now - w.at > self.timeout * 1000 then
+      local ok, err = pcall(w.fn)
+      if not ok then self:_warn("replay answer failed: " .. tostring(err)) end
     else
-      keep[#keep + 1] = w
+      f.waiting[#f.waiting + 1] = w
     end
   end
-  f.waiting = keep
 end
 
 function Backend:_deliver(bytes, topic, seq)
@@ -532,9 +546,7 @@ function Backend:close()
     if link.conn then link.conn:close() end
     link.conn, link.ready = nil, false
   end
-  local waiting = self.follower.waiting
-  self.follower.waiting = {}
-  for _, w in ipairs(waiting) do w.fn() end
+  self:_progress() -- the replays still waiting are answered now
 end
 
 return Backend
