@@ -435,6 +435,7 @@ end)
 describe("nginx: the demo hub's other endpoints, with a token", function()
   it("serves the dashboard, takes JSON publishes with the token, answers 401/405/400 as make run", function()
     local srv = start('{ token = "s3cret" }')
+    finally(function() srv:stop() end) -- also when an assertion fails
     local port = srv.port
     local page = assert(N.request(port, "GET", "/"))
     assert.are.equal(200, page.status)
@@ -442,6 +443,13 @@ describe("nginx: the demo hub's other endpoints, with a token", function()
     assert.matches("EventSource", page.body, 1, true)
     local c = subscribe(port, "/events?topic=j")
     assert(N.wait(function() return joined(c) end, 3000))
+    -- "subscribers" counts the other worker's as of its last stats (each
+    -- worker writes them once a second; the publisher reads them once a second)
+    assert(N.wait(function()
+      local r = N.request(port, "GET", "/stats", { headers = { Authorization = "Bearer s3cret" } })
+      return r and cjson.decode(r.body).connections == 1
+    end, 3000))
+    N.sleep(1100)
     local body = '{"topic":"j","event":"n","data":{"x":9007199254740993}}'
     local no = assert(N.request(port, "POST", "/publish", {
       headers = { ["Content-Type"] = "application/json" }, body = body }))
@@ -465,11 +473,16 @@ describe("nginx: the demo hub's other endpoints, with a token", function()
     assert.are.equal(405, wrong.status)
     assert.are.equal("POST", wrong.headers.allow)
     assert.are.equal(401, assert(N.request(port, "GET", "/stats")).status)
-    local st = assert(N.request(port, "GET", "/stats?top=1", { headers = { Authorization = "Bearer s3cret" } }))
-    assert.are.equal(200, st.status)
-    local sj = cjson.decode(st.body)
-    assert.are.equal(1, sj.published)
+    local sj
+    -- the publishing worker's counters reach the dict within a second
+    assert(N.wait(function()
+      local st = assert(N.request(port, "GET", "/stats?top=1", { headers = { Authorization = "Bearer s3cret" } }))
+      assert.are.equal(200, st.status)
+      sj = cjson.decode(st.body)
+      return sj.published == 1
+    end, 3000), "/stats never counted the publish")
     assert.are.equal(2, #sj.workers)
+    assert.are.same({ { topic = "j", subscribers = 1 } }, sj.top_topics)
     c:close()
     no_errors(srv)
     srv:stop()
@@ -479,6 +492,7 @@ end)
 describe("nginx: without lua_check_client_abort", function()
   it("says so in the error log", function()
     local srv = start("{}", { ["lua_check_client_abort on;"] = "lua_check_client_abort off;" })
+    finally(function() srv:stop() end) -- also when an assertion fails
     local c = subscribe(srv.port, "/events")
     assert(N.wait(function() return joined(c) end, 3000))
     c:close()
@@ -492,6 +506,7 @@ end)
 describe("nginx: a full shared dict", function()
   it("trims the oldest events (a gap for whoever asks for them) and refuses one too large", function()
     local srv = start("{ replay_events = 1000 }", { ["lua_shared_dict sse_log 32m;"] = "lua_shared_dict sse_log 64k;" })
+    finally(function() srv:stop() end) -- also when an assertion fails
     local first = publish(srv.port, "full", "first")
     local big = ("y"):rep(2000)
     for _ = 1, 60 do publish(srv.port, "full", big) end
@@ -516,6 +531,7 @@ describe("nginx -s reload with live streams", function()
   it("old workers end their streams; clients resume on the new ones, nothing lost, ids in order", function()
     local client = require("sse.client")
     local srv = start("{ retry = 100 }")
+    finally(function() srv:stop() end) -- also when an assertion fails
     local port = srv.port
     local clients, got, opens, errs = {}, {}, {}, {}
     for i = 1, 20 do
