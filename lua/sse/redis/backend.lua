@@ -92,7 +92,9 @@ local function fresh_epoch()
   return Follower.id_of("", n % 1679616 + 1679616):sub(3) -- 4 base36 digits
 end
 
---- Backend.new(opts): see Backend.DEFAULTS; opts.env (default: luv),
+--- Backend.new(opts): see Backend.DEFAULTS;
+-- opts.env (how it dials and keeps time: sse.redis.conn.env on luv,
+-- sse.redis.ngx_env inside nginx; chosen by the host when absent),
 -- opts.name (CLIENT SETNAME prefix), opts.on_event (function(bytes, topic,
 -- seq) called for each followed event when no hub is bound), opts.log
 -- (function(msg): reconnections, stale followers; default stderr).
@@ -102,9 +104,10 @@ function Backend.new(opts)
   for k in pairs(opts) do
     if not KNOWN[k] then argerror("backend", 1, ("unknown option '%s'"):format(tostring(k))) end
   end
-  if opts.env == nil and require("sse.ngx.host").active then
-    -- the default env is luv's, whose loop nothing runs inside nginx
-    argerror("backend", 1, "field 'env': the default (luv) cannot run inside nginx; give an env of nginx cosockets")
+  local host = require("sse.ngx.host")
+  if opts.env ~= nil and opts.env.name == "luv" and host.active then
+    -- nothing runs luv's loop inside nginx: its sockets and timers never would
+    argerror("backend", 1, "field 'env': luv's cannot run inside nginx (the default there is sse.redis.ngx_env)")
   end
   local url = opts.url or Backend.DEFAULTS.url
   local u, why = Backend.parse_url(url)
@@ -129,7 +132,10 @@ function Backend.new(opts)
     idem_ttl = math.max(1, math.floor(check_number(opts, "idempotency_ttl", 1))),
     backoff_min = check_number(opts, "backoff_min", 0.001),
     backoff_max = check_number(opts, "backoff_max", 0.001),
-    env = opts.env or require("sse.redis.conn").env,
+    -- the host's own sockets and timers: cosockets inside nginx (where luv
+    -- loads but nothing runs its loop), luv elsewhere
+    env = opts.env or (host.active and require("sse.redis.ngx_env")
+      or require("sse.redis.conn").env),
     name = opts.name or "sse",
     on_event = opts.on_event,
     log = opts.log,
@@ -156,6 +162,8 @@ end
 function Backend:_warn(msg)
   if self.log then
     pcall(self.log, msg)
+  elseif self.env.log then
+    self.env.log(msg)
   else
     io.stderr:write("sse.redis: ", msg, "\n")
   end

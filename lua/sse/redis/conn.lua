@@ -279,6 +279,7 @@ end
 -- cosockets) provides the same four functions.
 Conn.env = {
   name = "luv",
+  log = function(msg) io.stderr:write("sse.redis: ", msg, "\n") end,
   connect = Conn.connect,
   -- now() -> milliseconds (the loop's clock)
   now = function() return uv.now() end,
