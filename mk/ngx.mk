@@ -11,7 +11,7 @@ WORKERS  ?= 2
 
 spec-ngx:
 	$(MAKE) --no-print-directory LUA=luajit SAN= all
-	SSE_NGX_SPEC=1 $(call test_env,build/luajit) $(BUSTED) --lua=luajit spec/ngx_spec.lua
+	SSE_NGX_SPEC=1 $(call test_env,build/luajit) $(BUSTED) --lua=luajit spec/ngx_spec.lua spec/redis_ngx_spec.lua
 
 run-openresty:
 	@SSE_EXTRA_PKGS="$(NGX_PKGS)" sh .ci/deps.sh run

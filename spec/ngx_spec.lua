@@ -59,7 +59,7 @@ local EXTRA = [==[
                 try(function() return require("sse.http").new({ port = 0 }):listen() end)
                 try(require("sse.client").connect, "http://127.0.0.1:1/")
                 try(require("sse.deadlines").new, { loop = true, on_due = function() end })
-                try(require("sse.redis").backend, {})
+                try(require("sse.redis").backend, { env = require("sse.redis.conn").env })
                 ngx.say(table.concat(out, "\n"))
             }
         }
@@ -285,7 +285,7 @@ describe("nginx: the demo hub and sse.ngx", function()
     assert.matches("sse.http cannot serve inside nginx", lines[1], 1, true)
     assert.matches("sse.client cannot run inside nginx", lines[2], 1, true)
     assert.matches("bad argument #1 to 'new' (field 'loop': nothing runs luv's loop inside nginx", lines[3], 1, true)
-    assert.matches("bad argument #1 to 'backend' (field 'env': the default (luv) cannot run inside nginx",
+    assert.matches("bad argument #1 to 'backend' (field 'env': luv's cannot run inside nginx",
       lines[4], 1, true)
   end)
 

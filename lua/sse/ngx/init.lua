@@ -47,13 +47,20 @@ end
 -- (max_events, ttl), whose ids mean nothing to the other workers: use it
 -- with worker_processes 1. Call it once per worker (at module level of a
 -- module the handlers require, or in init_worker_by_lua*), not in
--- init_by_lua (the master has no timers).
+-- init_by_lua (the master has no timers). backend = an asynchronous backend
+-- (sse.redis.backend{url = ...}, made in the same worker) instead of dict:
+-- ids, replay and fan-out shared with other nginx through Redis.
 function M.hub(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #1 to 'hub' (table expected, got " .. type(opts) .. ")", 2) end
   local lopts, hopts = {}, {}
+  local backend = opts.backend
   for k, v in pairs(opts) do
-    if k == "dict" or LOG_OPTIONS[k] then
+    if k == "backend" then
+      if opts.dict ~= nil then
+        error("bad argument #1 to 'hub' (options 'backend' and 'dict' exclude each other)", 2)
+      end
+    elseif k == "dict" or LOG_OPTIONS[k] then
       lopts[k] = v
     elseif HUB_OPTIONS[k] then
       hopts[k] = v
@@ -62,7 +69,10 @@ function M.hub(opts)
     end
   end
   local sse = require("sse")
-  if lopts.dict ~= nil then
+  if backend ~= nil then
+    -- an asynchronous backend shared by several nginx (sse.redis.backend)
+    hopts.replayer = backend
+  elseif lopts.dict ~= nil then
     local ok, log = pcall(M.log, lopts)
     if not ok then rethrow(log) end
     hopts.replayer = log
