@@ -147,3 +147,52 @@ describe("sse.redis in nginx", function()
     assert.are.equal(200, get(a, "/pub", { method = "POST", body = "y" }).status)
   end)
 end)
+
+-- The OpenResty demo hub (examples/openresty/) with SSE_HUB_REDIS: two of
+-- them, two workers each, on one Redis.
+describe("the OpenResty demo hub on Redis", function()
+  local redis, a, b
+  local function hub(url)
+    return assert(N.start({ example = true, edit = function(text)
+      return (text:gsub('os%.getenv%("SSE_HUB_REDIS"%)', ('"%s"'):format(url)))
+    end }))
+  end
+  setup(function()
+    redis = R.start()
+    a, b = hub(redis.url), hub(redis.url)
+  end)
+  teardown(function()
+    if a then a:stop() end
+    if b then b:stop() end
+    if redis then redis:stop() end
+  end)
+
+  local function stats(srv)
+    local res = get(srv, "/stats")
+    return res and res.status == 200 and cjson.decode(res.body) or {}
+  end
+
+  it("publishes on one, delivers on the other, answers 503 while Redis is down, shows the backend", function()
+    assert.is_true(N.wait(function()
+      local s = stats(a).backend
+      return s and s.healthy and (stats(b).backend or {}).healthy
+    end, 5000), cjson.encode(stats(a)))
+    local sub = N.connect(b.port):stream("/events?topic=news")
+    assert.is_true(N.wait(function() return #sub:of_type("sse-join") == 1 end, 3000), sub.body)
+    local res = get(a, "/publish", { method = "POST", body = '{"topic":"news","event":"headline","data":"hello"}',
+                                     headers = { ["Content-Type"] = "application/json" } })
+    assert.are.equal(200, res.status, res.body)
+    local id = cjson.decode(res.body).id
+    assert.matches("%-1$", id)
+    assert.is_true(N.wait(function() return #sub:of_type("headline") == 1 end, 3000), sub.body)
+    assert.are.same({ "hello", id }, { sub:of_type("headline")[1].data, sub:of_type("headline")[1].id })
+    assert.are.equal(id, stats(b).replay.last_id)
+    sub:close()
+    redis:kill()
+    assert.is_true(N.wait(function() return (stats(a).backend or {}).connected == false end, 3000))
+    res = get(a, "/publish", { method = "POST", body = '{"data":"x"}',
+                               headers = { ["Content-Type"] = "application/json" } })
+    assert.are.equal(503, res.status)
+    assert.are.equal("redis: not connected", cjson.decode(res.body).error)
+  end)
+end)

@@ -4,6 +4,7 @@
 #
 #   bash examples/openresty/run.sh [HOST] [PORT] [WORKERS]     (defaults 127.0.0.1 8080 2)
 #   SSE_HUB_TOKEN=secret ...: /publish, /stats and /admin need that bearer token
+#   SSE_HUB_REDIS=redis://127.0.0.1:6379 ...: ids, replay and fan-out shared through Redis
 set -e
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HOST=${1:-127.0.0.1}

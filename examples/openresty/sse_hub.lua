@@ -41,6 +41,9 @@ M.DEFAULTS = {
   poll = 0.005,          -- seconds between two looks of a worker at the log
   retry = nil,           -- ms sent to each client as "retry:" (nil: the client's default)
   token = nil,           -- bearer token for /publish, /stats, /admin (nil: open)
+  redis = nil,           -- redis://host[:port][/db]: ids, replay and fan-out shared with
+                         -- other nginx (and luv hubs) through Redis instead of the dict
+  redis_prefix = "sse:",
 }
 
 local opts = {}
@@ -50,18 +53,19 @@ M.opts = opts
 --- configure(o): options (M.DEFAULTS' names), from init_by_lua.
 function M.configure(o)
   for k, v in pairs(o or {}) do
-    if M.DEFAULTS[k] == nil and k ~= "token" and k ~= "retry" then
+    if M.DEFAULTS[k] == nil and k ~= "token" and k ~= "retry" and k ~= "redis" then
       error("sse_hub: unknown option '" .. tostring(k) .. "'", 2)
     end
     opts[k] = v
   end
   if opts.token == "" then opts.token = nil end
+  if opts.redis == "" then opts.redis = nil end
   if opts.token and not opts.token:find(auth.TOKEN68) then
     error("sse_hub: the token must be a bearer token: letters, digits and -._~+/ (then '=' padding)", 2)
   end
 end
 
-local hub, log, dict
+local hub, log, dict, backend
 local page
 local event_types, ntypes = { message = true }, 1
 local closed_bytes = 0
@@ -121,13 +125,23 @@ end
 --- init_worker(): this worker's hub (from init_worker_by_lua).
 function M.init_worker()
   if hub then return hub end
-  hub = sse_ngx.hub{ dict = opts.dict, max_events = opts.replay_events, ttl = opts.replay_ttl,
-                     poll = opts.poll, keepalive = opts.keepalive, outbox_limit = opts.outbox_limit,
-                     slow_policy = opts.slow_policy }
-  log = hub:replayer()
-  dict = log.dict
-  log.opts.stats_every = math.min(log.opts.stats_every, 0.2)
-  log.on_stats = on_stats
+  if opts.redis then
+    -- several nginx on one Redis; the dict still carries the counters
+    backend = require("sse.redis").backend{ url = opts.redis, prefix = opts.redis_prefix,
+                                            max_len = opts.replay_events, ttl = opts.replay_ttl }
+    hub = sse_ngx.hub{ backend = backend, keepalive = opts.keepalive, outbox_limit = opts.outbox_limit,
+                       slow_policy = opts.slow_policy }
+    dict = assert(ngx.shared[opts.dict], "no lua_shared_dict " .. opts.dict)
+    ngx.timer.every(0.2, function(premature) if not premature then on_stats() end end)
+  else
+    hub = sse_ngx.hub{ dict = opts.dict, max_events = opts.replay_events, ttl = opts.replay_ttl,
+                       poll = opts.poll, keepalive = opts.keepalive, outbox_limit = opts.outbox_limit,
+                       slow_policy = opts.slow_policy }
+    log = hub:replayer()
+    dict = log.dict
+    log.opts.stats_every = math.min(log.opts.stats_every, 0.2)
+    log.on_stats = on_stats
+  end
   if not dict:get("started") then dict:safe_add("started", ngx.now()) end
   local path = rules.dashboard_path()
   if path then
@@ -242,6 +256,33 @@ local function subscribers(topic, here)
   return n
 end
 
+local function count_type(event)
+  local etype = event or "message"
+  if not event_types[etype] and ntypes < opts.max_event_types then
+    event_types[etype] = true
+    ntypes = ntypes + 1
+  end
+end
+
+-- POST /publish on Redis: answered once Redis stored the event (503 when it
+-- did not); the answer comes from the backend's connection, this handler
+-- waits for it on a semaphore.
+local function publish_redis(topic, f)
+  local sema = require("ngx.semaphore").new()
+  local res
+  local ok, queued, err = pcall(backend.publish, backend, f, topic, function(id, perr)
+    res = { id = id, err = perr }
+    sema:post(1)
+  end)
+  if not ok then return json_error(400, tostring(queued):match("%((.*)%)$") or tostring(queued)) end
+  if not queued then return json_error(503, err) end
+  sema:wait(backend.timeout + 1)
+  if not (res and res.id) then return json_error(503, res and res.err or "redis: no answer") end
+  hub.stats.published = hub.stats.published + 1
+  count_type(f.event)
+  answer(200, J.obj("id", res.id, "topic", topic, "subscribers", subscribers(topic, hub:topic_count(topic))))
+end
+
 --- POST /publish
 function M.publish()
   if not method_is("POST") then return end
@@ -252,6 +293,7 @@ function M.publish()
   local tlist, tstatus, terr = access.topics(opts, topic, opts.default_topic, "publish")
   if not tlist then return json_error(tstatus, terr) end
   f.topic = nil
+  if backend then return publish_redis(topic, f) end
   local ok, n, id = pcall(hub.broadcast_to, hub, topic, f)
   if not ok then return json_error(400, tostring(n):match("%((.*)%)$") or tostring(n)) end
   if not n then return json_error(503, id) end
@@ -290,15 +332,20 @@ function M.stats(top)
   local tl = {}
   for t in pairs(types) do tl[#tl + 1] = t end
   table.sort(tl)
-  local info = log:info()
   total.topics = topic_total
   total.top_topics = list
   total.event_types = tl
-  total.replay = {
-    first_id = info.first_id, last_id = info.last_id, length = info.length,
-    bytes = info.capacity and info.free_space and info.capacity - info.free_space or nil,
-    max_events = info.max_events, ttl = info.ttl,
-  }
+  if backend then
+    total.replay = { last_id = backend:last_id(), max_events = opts.replay_events, ttl = opts.replay_ttl }
+    total.backend = backend:status() -- this worker's view
+  else
+    local info = log:info()
+    total.replay = {
+      first_id = info.first_id, last_id = info.last_id, length = info.length,
+      bytes = info.capacity and info.free_space and info.capacity - info.free_space or nil,
+      max_events = info.max_events, ttl = info.ttl,
+    }
+  end
   total.uptime = ngx.now() - (dict:get("started") or ngx.now())
   total.workers = workers
   return total
