@@ -9,6 +9,9 @@ LUA_CFLAGS ?= $(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(shell pkg-config --cflags $(L
 LUA_VER    ?= $(if $(filter luajit%,$(notdir $(LUA))),5.1,$(shell $(LUA) -e 'io.write((_VERSION:gsub("Lua ","")))' 2>/dev/null || echo 5.4))
 UV_CFLAGS  ?= $(shell pkg-config --cflags libuv 2>/dev/null)
 UV_LIBS    ?= $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
+# zlib: compressed streams (csrc/core/gzip.c)
+Z_CFLAGS   ?= $(shell pkg-config --cflags zlib 2>/dev/null)
+Z_LIBS     ?= $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 
 CC         ?= cc
 OPT        ?= -O2
@@ -17,7 +20,7 @@ WARN       := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
               -Wmissing-prototypes -Wno-missing-field-initializers
 SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ALL_CFLAGS := -std=gnu99 -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS)) \
-              -Icsrc/core $(LUA_CFLAGS) $(UV_CFLAGS)
+              -Icsrc/core $(LUA_CFLAGS) $(UV_CFLAGS) $(Z_CFLAGS)
 # The module is not linked against liblua: the host interpreter provides it.
 LDFLAGS    ?=
 ALL_LDFLAGS := -shared $(if $(SAN),$(SAN_FLAGS)) $(LDFLAGS)
@@ -28,7 +31,7 @@ BUILD      ?= $(if $(LUA_INCDIR),build/rock-$(notdir $(LUA_INCDIR)),build/$(LUA)
 MODULE     := $(BUILD)/sse/core.so
 
 # Plain C data structures (no Lua), then the Lua bindings.
-CORE_SRCS  := $(addprefix csrc/core/,utf8.c encode.c frame.c parse.c httphead.c ring.c hub.c gap.c attach.c resp.c)
+CORE_SRCS  := $(addprefix csrc/core/,utf8.c encode.c frame.c parse.c httphead.c ring.c hub.c gap.c attach.c resp.c gzip.c)
 BIND_SRCS  := $(addprefix csrc/lua/,lsse.c lua_encode.c lua_parse.c lua_http.c lua_ring.c lua_hub.c lua_resp.c)
 CORE_HDRS  := $(wildcard csrc/core/*.h)
 BIND_HDRS  := $(wildcard csrc/lua/*.h)
@@ -102,7 +105,7 @@ $(BUILD)/obj/%.o: csrc/%.c $(CORE_HDRS) $(BIND_HDRS)
 
 $(MODULE): $(OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(UV_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(UV_LIBS) $(Z_LIBS)
 
 # --- tests ---------------------------------------------------------------
 deps:
@@ -115,7 +118,7 @@ check: test
 
 $(BUILD)/ctest/test_%: csrc/test/test_%.c csrc/test/check.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu99 $(WARN) -O1 -g $(SAN_FLAGS) -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
+	$(CC) -std=gnu99 $(WARN) -O1 -g $(SAN_FLAGS) -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS) $(Z_LIBS)
 
 ctest: $(CTEST_BINS) $(JWT_CTEST)
 	@set -e; for t in $(CTEST_BINS) $(JWT_CTEST); do echo "== $$t"; $$t; done
@@ -190,7 +193,7 @@ bench-replay: $(MODULE)
 
 $(BUILD)/bench/hub_sim: bench/hub_sim.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu99 $(WARN) -O2 -g -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
+	$(CC) -std=gnu99 $(WARN) -O2 -g -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS) $(Z_LIBS)
 
 bench-hub: $(BUILD)/bench/hub_sim
 	$(BUILD)/bench/hub_sim

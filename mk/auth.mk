@@ -40,7 +40,7 @@ bench-jwt: $(JWT_MODULE)
 
 $(BUILD)/bench/topic_mem: bench/topic_mem.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu99 $(WARN) -O2 -g -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
+	$(CC) -std=gnu99 $(WARN) -O2 -g -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS) $(Z_LIBS)
 
 .PHONY: bench-topics
 bench-topics: $(BUILD)/bench/topic_mem

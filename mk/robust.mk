@@ -27,7 +27,7 @@ FUZZ_BINS       := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 # keeps what it uses).
 $(FUZZ_DIR)/fuzz_%: csrc/fuzz/fuzz_%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(WARN) -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(WARN) -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS) $(Z_LIBS)
 
 fuzz-build: $(FUZZ_BINS)
 

@@ -31,6 +31,8 @@ external_dependencies = {
   LIBUV = { header = "uv.h", library = "uv" },
   -- sse.jwt_core only (JWT signatures); Debian: libssl-dev
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+  -- compressed streams (csrc/core/gzip.c); Debian: zlib1g-dev
+  ZLIB = { header = "zlib.h", library = "z" },
 }
 -- The Makefile builds (under build/rock-<headers dir>/, never in the source
 -- tree) and installs: one list of sources and files, the Makefile's.
@@ -45,6 +47,8 @@ build = {
     UV_LIBS = "-L$(LIBUV_LIBDIR) -luv",
     CRYPTO_CFLAGS = "-I$(OPENSSL_INCDIR)",
     CRYPTO_LIBS = "-L$(OPENSSL_LIBDIR) -lcrypto",
+    Z_CFLAGS = "-I$(ZLIB_INCDIR)",
+    Z_LIBS = "-L$(ZLIB_LIBDIR) -lz",
     PREFIX = "$(PREFIX)",
     BINDIR = "$(BINDIR)",
     LUA_LIBDIR = "$(LIBDIR)",

@@ -1,6 +1,7 @@
 /* hub.c - subscribers, topics, bounded outboxes, the replaying state and
  * coalesced, turn-bounded writes (hub.h, docs/CORE.md). */
 #include "hub.h"
+#include "gzip.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -72,6 +73,9 @@ struct sse_sub {
   uint32_t exempt_n;          /* head frames that do not count against limit */
   uint32_t gap_dropped;       /* frames dropped since the last gap event */
   int uv_err;                 /* the libuv error that failed it, if any */
+  sse_gz *gz;                 /* gzip: frames are compressed when written */
+  size_t gz_inflight;         /* compressed bytes the write in flight holds */
+  uint32_t gz_raw_n;          /* head frames queued before gzip: sent as they are */
   uint8_t state, reason, policy, list, flags, registered;
 };
 
@@ -246,6 +250,7 @@ static int q_reserve(sse_sub *s) {
 /* Inserts f (one reference taken over) at index i, shifting the frames
  * from i on one place towards the tail. Needs a free slot. */
 static void q_insert(sse_sub *s, uint32_t i, sse_frame *f) {
+  if (i < s->gz_raw_n) s->gz_raw_n++;
   for (uint32_t k = s->qlen; k > i; k--) s->q[q_idx(s, k)] = q_at(s, k - 1);
   s->q[q_idx(s, i)] = f;
   s->qlen++;
@@ -277,6 +282,7 @@ static void q_pop_head(sse_sub *s) {
     s->exempt_bytes -= f->len;
   }
   if (s->hold) s->hold--;
+  if (s->gz_raw_n) s->gz_raw_n--;
   if (is_gap_frame(f)) s->flags &= (uint8_t)~F_GAP_PENDING;
   s->qhead = q_idx(s, 1);
   s->qlen--;
@@ -308,6 +314,9 @@ static void q_release_unsent(sse_sub *s) {
   }
   if (s->qlen) s->queued -= s->qoff;
   s->flags &= (uint8_t)~F_GAP_PENDING;
+  if (s->gz_raw_n > s->qlen) s->gz_raw_n = s->qlen;
+  /* compressed bytes no write holds go too */
+  if (s->gz && !(s->flags & F_WRITING)) sse_gz_consume(s->gz, sse_gz_pending(s->gz));
   if (s->qlen == 0 && s->q) q_free_array(s);
 }
 
@@ -399,7 +408,8 @@ static void sub_fail(sse_sub *s, int reason, int uv_err) {
 
 /* A draining sub whose outbox emptied is done. */
 static void drain_check(sse_sub *s) {
-  if (s->state == SSE_SUB_DRAINING && s->qlen == 0 && !(s->flags & F_WRITING)) {
+  if (s->state == SSE_SUB_DRAINING && s->qlen == 0 && !(s->flags & F_WRITING) &&
+      (!s->gz || sse_gz_pending(s->gz) == 0)) {
     int why = s->reason;
     sub_fail(s, why, 0);
   }
@@ -430,6 +440,7 @@ static void sub_destroy(sse_sub *s) {
     s->qlen--;
   }
   free(s->q);
+  sse_gz_free(s->gz);
   free(s);
 }
 
@@ -450,7 +461,9 @@ int sse_sub_reason(const sse_sub *s) { return s->reason; }
 int sse_sub_uv_error(const sse_sub *s) { return s->uv_err; }
 uint32_t sse_sub_id(const sse_sub *s) { return s->hub ? s->id : 0; }
 sse_hub *sse_sub_hub(const sse_sub *s) { return s->hub; }
-size_t sse_sub_queued(const sse_sub *s) { return s->queued; }
+size_t sse_sub_queued(const sse_sub *s) {
+  return s->queued + (s->gz ? sse_gz_pending(s->gz) : 0); /* compressed, not yet written */
+}
 int sse_sub_replaying(const sse_sub *s) { return (s->flags & F_REPLAYING) != 0; }
 int sse_sub_is_push(const sse_sub *s) { return s->stream != NULL; }
 size_t sse_sub_replay_count(const sse_sub *s) {
@@ -460,8 +473,25 @@ size_t sse_sub_replay_count(const sse_sub *s) {
 void sse_sub_get_stats(const sse_sub *s, sse_sub_stats *st) {
   st->bytes_sent = s->bytes_sent;
   st->dropped = s->dropped;
-  st->queued = s->queued;
+  st->queued = sse_sub_queued(s);
   st->topics = s->ntopics;
+  st->gzip_in = st->gzip_out = 0;
+  st->gzip_memory = 0;
+  if (s->gz) {
+    sse_gz_totals(s->gz, &st->gzip_in, &st->gzip_out);
+    st->gzip_memory = sse_gz_memory(s->gz);
+  }
+}
+
+int sse_sub_set_gzip(sse_sub *s, int level, int window_bits, int mem_level) {
+  const char *which;
+  if (!s->stream || s->gz || s->state != SSE_SUB_OPEN ||
+      sse_gz_check(level, window_bits, mem_level, &which) != 0)
+    return SSE_HUB_EINVAL;
+  s->gz = sse_gz_new(level, window_bits, mem_level);
+  if (!s->gz) return SSE_HUB_ENOMEM;
+  s->gz_raw_n = s->qlen; /* the response head, already queued, is not compressed */
+  return 0;
 }
 
 /* --- hub ---------------------------------------------------------------- */
@@ -696,6 +726,7 @@ static uint32_t first_droppable(const sse_sub *s) {
  * towards the tail (i >= first_droppable, so no head state changes). */
 static void q_remove_at(sse_sub *s, uint32_t i) {
   sse_frame *f = q_at(s, i);
+  if (i < s->gz_raw_n) s->gz_raw_n--;
   for (uint32_t k = i; k > 0; k--) s->q[q_idx(s, k)] = q_at(s, k - 1);
   s->qhead = q_idx(s, 1);
   s->qlen--;
@@ -839,6 +870,7 @@ void sse_sub_replay_end(sse_sub *s, uint64_t upto, sse_frame *gap) {
     }
   }
   s->qlen = j;
+  if (s->gz_raw_n > s->qlen) s->gz_raw_n = s->qlen;
   if (gap) {
     if (q_reserve(s) == 0) {
       q_insert(s, s->hold, gap);
@@ -903,6 +935,7 @@ int sse_sub_close(sse_sub *s, int graceful, double now, double grace) {
  * sum. */
 static uint32_t fill_bufs(const sse_sub *s, uv_buf_t *bufs, size_t max_bytes, size_t *bytes) {
   uint32_t lim = writable_n(s);
+  if (s->gz && lim > s->gz_raw_n) lim = s->gz_raw_n; /* the rest goes through gzip */
   if (lim > SSE_BATCH_FRAMES) lim = SSE_BATCH_FRAMES;
   size_t total = 0;
   uint32_t n = 0;
@@ -946,8 +979,121 @@ static int sub_try_write(sse_sub *s, const uv_buf_t *bufs, uint32_t n) {
 
 static void on_write(uv_write_t *req, int status);
 
+/* A turn's share of a subscriber's writes: at most half the outbox bound
+ * (what a write holds cannot be dropped, so drop_oldest can keep the outbox
+ * within it) and SSE_TURN_BYTES. */
+static size_t turn_share(const sse_sub *s) {
+  return s->limit / 2 < SSE_TURN_BYTES ? s->limit / 2 : SSE_TURN_BYTES;
+}
+
+/* n compressed bytes were written (or taken by a write that completed). */
+static void gz_sent(sse_sub *s, size_t n) {
+  sse_gz_consume(s->gz, n);
+  s->bytes_sent += n;
+  if (s->hub) s->hub->ctr.bytes_sent += n;
+}
+
+/* Compresses the next batch of writable frames (at most SSE_BATCH_FRAMES,
+ * a turn's share of input past the first) with one sync flush, and takes
+ * them out of the outbox: their bytes are now the compressor's output.
+ * 0, or -1 when zlib failed (out of memory). */
+static int gz_fill(sse_sub *s, uint32_t n) {
+  const char *p[SSE_BATCH_FRAMES] = {NULL};
+  size_t len[SSE_BATCH_FRAMES] = {0};
+  size_t total = 0, max = turn_share(s);
+  uint32_t k = 0;
+  assert(s->qoff == 0 && s->inflight == 0); /* no frame is half written: raw ones went first */
+  if (n > SSE_BATCH_FRAMES) n = SSE_BATCH_FRAMES;
+  for (; k < n; k++) {
+    sse_frame *f = q_at(s, k);
+    if (k > 0 && total + f->len > max) break;
+    p[k] = f->bytes;
+    len[k] = f->len;
+    total += f->len;
+  }
+  const char *out;
+  size_t olen;
+  if (sse_gz_write(s->gz, p, len, k, &out, &olen) != 0) return -1;
+  for (uint32_t i = 0; i < k; i++) {
+    s->queued -= q_at(s, 0)->len;
+    q_pop_head(s);
+  }
+  if (s->hub) {
+    s->hub->ctr.gzip_in += total;
+    s->hub->ctr.gzip_out += olen;
+  }
+  return 0;
+}
+
+/* sub_write for a gzip subscriber past its raw head: compress a batch when
+ * the previous one is out, write the compressed bytes (try, then one
+ * uv_write for the rest). Frames queued in one loop turn are compressed
+ * together, so the sync flush happens once per flush of the hub. */
+static void gz_write(sse_sub *s) {
+  if (uv_is_closing((uv_handle_t *)s->stream)) {
+    sub_fail(s, SSE_CLOSE_WRITE, UV_ECANCELED);
+    return;
+  }
+  int one_share = s->hub && s->hub->loop;
+  uv_buf_t b;
+  for (;;) {
+    if (sse_gz_pending(s->gz) == 0) {
+      uint32_t n = writable_n(s);
+      if (n == 0) {
+        q_trim(s);
+        drain_check(s);
+        return;
+      }
+      if (gz_fill(s, n) != 0) {
+        sub_fail(s, SSE_CLOSE_WRITE, UV_ENOMEM);
+        return;
+      }
+    }
+    b = uv_buf_init((char *)sse_gz_data(s->gz), (unsigned int)sse_gz_pending(s->gz));
+    int r = sub_try_write(s, &b, 1);
+    if (r < 0) {
+      sub_fail(s, SSE_CLOSE_WRITE, r);
+      return;
+    }
+    if (r > 0) gz_sent(s, (size_t)r);
+    if (sse_gz_pending(s->gz) > 0) break; /* the socket is full */
+    if (writable_n(s) == 0) {
+      q_trim(s);
+      drain_check(s);
+      return;
+    }
+    if (one_share) {
+      mark_pending(s);
+      return;
+    }
+  }
+  b = uv_buf_init((char *)sse_gz_data(s->gz), (unsigned int)sse_gz_pending(s->gz));
+  uv_write_t *req = malloc(sizeof *req);
+  if (!req) {
+    sub_fail(s, SSE_CLOSE_WRITE, UV_ENOMEM);
+    return;
+  }
+  req->data = s;
+  s->wreq = req;
+  s->inflight = 0;
+  s->gz_inflight = b.len;
+  s->flags |= F_WRITING;
+  int r = uv_write(req, s->stream, &b, 1, on_write);
+  if (r < 0) {
+    free(req);
+    s->wreq = NULL;
+    s->flags &= (uint8_t)~F_WRITING;
+    s->gz_inflight = 0;
+    sub_fail(s, SSE_CLOSE_WRITE, r);
+  }
+}
+
 static void sub_write(sse_sub *s) {
   if ((s->flags & F_WRITING) || s->state == SSE_SUB_CLOSED || !s->stream) return;
+  if (s->gz && s->gz_raw_n == 0) {
+    gz_write(s);
+    return;
+  }
   if (writable_n(s) == 0) {
     drain_check(s);
     return;
@@ -958,9 +1104,7 @@ static void sub_write(sse_sub *s) {
   }
   uv_buf_t bufs[SSE_BATCH_FRAMES];
   size_t chunk;
-  /* what a write holds cannot be dropped: at most half the outbox bound,
-   * so drop_oldest can keep the outbox within it */
-  size_t turn = s->limit / 2 < SSE_TURN_BYTES ? s->limit / 2 : SSE_TURN_BYTES;
+  size_t turn = turn_share(s);
   /* with a loop, one share per flush so that backlogs interleave; without
    * one (nothing would come back for the rest), until the socket is full */
   int one_share = s->hub && s->hub->loop;
@@ -975,6 +1119,10 @@ static void sub_write(sse_sub *s) {
     }
     if (r > 0) q_consume(s, (size_t)r);
     if ((size_t)r != chunk) break;
+    if (s->gz && s->gz_raw_n == 0) { /* the head is out: the rest is compressed */
+      gz_write(s);
+      return;
+    }
     if (writable_n(s) == 0) {
       q_trim(s);
       drain_check(s);
@@ -1009,10 +1157,12 @@ static void sub_write(sse_sub *s) {
 static void on_write(uv_write_t *req, int status) {
   sse_sub *s = req->data;
   uint32_t n = s->inflight;
+  size_t zn = s->gz_inflight;
   free(req);
   s->wreq = NULL;
   s->flags &= (uint8_t)~F_WRITING;
   s->inflight = 0;
+  s->gz_inflight = 0;
   if (s->flags & F_ORPHANED) {
     sub_destroy(s);
     return;
@@ -1025,6 +1175,7 @@ static void on_write(uv_write_t *req, int status) {
   size_t bytes = 0;
   for (uint32_t i = 0; i < n; i++) bytes += q_at(s, i)->len;
   q_consume(s, bytes - s->qoff);
+  if (zn) gz_sent(s, zn);
   if (writable_n(s)) {
     /* the next flush writes the rest; with no loop to run one, now */
     if (s->hub && s->hub->loop) mark_pending(s);

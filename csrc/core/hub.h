@@ -211,6 +211,14 @@ int sse_sub_close(sse_sub *s, int graceful, double now, double grace);
  * (from a callback run by the flush's owner) only writes. */
 size_t sse_hub_flush(sse_hub *h, double now);
 
+/* Compresses what s sends from now on with gzip (gzip.h): the frames
+ * already queued (the response head) go out as they are, every later frame
+ * through s's own compressor, sync-flushed after each batch (each flush of
+ * the hub), so every event can be decoded at once. A push subscriber only.
+ * Returns 0, SSE_HUB_EINVAL (a pull sub, gzip already on, not open, or an
+ * option out of range: gzip.h) or SSE_HUB_ENOMEM (nothing changed). */
+int sse_sub_set_gzip(sse_sub *s, int level, int window_bits, int mem_level);
+
 /* Writes one push subscriber now (at most SSE_TURN_BYTES). */
 void sse_sub_flush(sse_sub *s);
 
@@ -242,6 +250,8 @@ typedef struct sse_sub_stats {
   uint64_t bytes_sent, dropped;
   size_t queued;
   uint32_t topics;
+  uint64_t gzip_in, gzip_out; /* a gzip subscriber's compressor input and output */
+  size_t gzip_memory;         /* bytes its compressor holds (0 without gzip) */
 } sse_sub_stats;
 
 /* What happened to a hub's subscribers, cumulative since sse_hub_new (for
@@ -253,6 +263,7 @@ typedef struct sse_hub_counters {
   uint64_t bytes_sent, dropped;
   uint64_t gaps_replay, gaps_dropped;
   uint64_t closed_slow, closed_write, closed_timeout;
+  uint64_t gzip_in, gzip_out; /* bytes given to gzip subscribers' compressors, and their output */
 } sse_hub_counters;
 
 void sse_hub_get_counters(const sse_hub *h, sse_hub_counters *c);

@@ -1,6 +1,7 @@
 /* lsse.c - luaopen_sse_core: the module table of sse.core, assembled from the
  * binding files (one per C object). */
 #include "lsse.h"
+#include "gzip.h"
 #include "httphead.h"
 #include "sse_limits.h"
 #include "parse.h"
@@ -88,6 +89,13 @@ static void open_limits(lua_State *L) {
       {"http_max_headers", (double)SSE_HTTP_MAX_HEADERS},
       {"http_max_query_pairs", (double)SSE_HTTP_MAX_QUERY_PAIRS},
       {"http_max_content_length", (double)SSE_HTTP_MAX_CONTENT_LENGTH},
+      {"gzip_level_default", (double)SSE_GZ_LEVEL_DEFAULT},
+      {"gzip_window_default", (double)SSE_GZ_WINDOW_DEFAULT},
+      {"gzip_window_min", (double)SSE_GZ_WINDOW_MIN},
+      {"gzip_window_max", (double)SSE_GZ_WINDOW_MAX},
+      {"gzip_mem_level_default", (double)SSE_GZ_MEMLEVEL_DEFAULT},
+      {"gzip_mem_level_min", (double)SSE_GZ_MEMLEVEL_MIN},
+      {"gzip_mem_level_max", (double)SSE_GZ_MEMLEVEL_MAX},
   };
   lua_newtable(L);
   for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {

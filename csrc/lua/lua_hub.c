@@ -9,6 +9,7 @@
  * handle, and the orphaned sub frees itself then. */
 #include "lsse.h"
 #include "hub.h"
+#include "gzip.h"
 
 #include <stdlib.h>
 #include <math.h>
@@ -251,6 +252,32 @@ static int l_sub_stats(lua_State *L) {
   lua_setfield(L, -2, "queued");
   lua_pushinteger(L, (lua_Integer)st.topics);
   lua_setfield(L, -2, "topics");
+  if (st.gzip_memory) { /* a gzip stream: its compressor's figures */
+    lua_pushinteger(L, (lua_Integer)st.gzip_in);
+    lua_setfield(L, -2, "gzip_in");
+    lua_pushinteger(L, (lua_Integer)st.gzip_out);
+    lua_setfield(L, -2, "gzip_out");
+    lua_pushinteger(L, (lua_Integer)st.gzip_memory);
+    lua_setfield(L, -2, "gzip_memory");
+  }
+  return 1;
+}
+
+/* sub:set_gzip(level, window_bits, mem_level) -> true | nil, err: what is
+ * queued from now on is gzip-compressed (hub.h, sse_sub_set_gzip). The
+ * options are checked by the Lua layer, which names them; here a bad one
+ * raises. */
+static int l_sub_set_gzip(lua_State *L) {
+  sse_sub *s = check_sub(L, 1)->s;
+  int level = (int)luaL_checkinteger(L, 2), wbits = (int)luaL_checkinteger(L, 3);
+  int mem = (int)luaL_checkinteger(L, 4);
+  const char *which;
+  if (sse_gz_check(level, wbits, mem, &which) != 0)
+    return lsse_argerror(L, 1, "new", "field 'compress': %s out of range", which);
+  int rc = sse_sub_set_gzip(s, level, wbits, mem);
+  if (rc == SSE_HUB_ENOMEM) return lsse_fail(L, 0, "out of memory");
+  if (rc != 0) return lsse_fail(L, 0, "gzip needs an open push stream, once");
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -773,6 +800,7 @@ static int l_hub_counters(lua_State *L) {
       {"gaps_replay", c.gaps_replay}, {"gaps_dropped", c.gaps_dropped},
       {"closed_slow", c.closed_slow}, {"closed_write", c.closed_write},
       {"closed_timeout", c.closed_timeout},
+      {"gzip_in", c.gzip_in},         {"gzip_out", c.gzip_out},
   };
   lua_createtable(L, 0, (int)(sizeof f / sizeof f[0]));
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
@@ -925,7 +953,7 @@ void lsse_open_hub(lua_State *L) {
       {"send", l_sub_send},     {"send_raw", l_sub_send_raw}, {"take", l_sub_take},
       {"queued", l_sub_queued}, {"state", l_sub_state},       {"stats", l_sub_stats},
       {"detach", l_sub_detach}, {"close", sub_gc},            {"id", l_sub_id},
-      {"set_limits", l_sub_set_limits}, {"flush", l_sub_flush}, {"topics", l_sub_topics},
+      {"set_limits", l_sub_set_limits}, {"set_gzip", l_sub_set_gzip}, {"flush", l_sub_flush}, {"topics", l_sub_topics},
       {NULL, NULL}};
   static const luaL_Reg hub_methods[] = {
       {"add", l_hub_add},

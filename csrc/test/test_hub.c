@@ -4,6 +4,8 @@
 #include "hub.h"
 #include "ring.h"
 
+#include <zlib.h>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -528,6 +530,97 @@ static void test_counters(void) {
   sse_hub_free(h);
 }
 
+/* Reads what the peer fd has (non-blocking) into buf at *n. */
+static void drain_fd(int fd, char *buf, size_t cap, size_t *n) {
+  for (;;) {
+    ssize_t r = recv(fd, buf + *n, cap - *n, MSG_DONTWAIT);
+    if (r <= 0) return;
+    *n += (size_t)r;
+  }
+}
+
+/* Inflates a whole gzip member prefix (sync-flushed: no trailer yet) into
+ * out; returns the decoded length, or -1. */
+static long gunzip_prefix(const char *in, size_t n, char *out, size_t cap) {
+  z_stream zs;
+  memset(&zs, 0, sizeof zs);
+  if (inflateInit2(&zs, 16 + 15) != Z_OK) return -1;
+  zs.next_in = (Bytef *)(uintptr_t)in;
+  zs.avail_in = (uInt)n;
+  zs.next_out = (Bytef *)out;
+  zs.avail_out = (uInt)cap;
+  int rc = inflate(&zs, Z_SYNC_FLUSH);
+  long got = (long)(cap - zs.avail_out);
+  inflateEnd(&zs);
+  return (rc == Z_OK || rc == Z_BUF_ERROR || rc == Z_STREAM_END) && zs.avail_in == 0 ? got : -1;
+}
+
+/* gzip: the head queued before goes out as it is; every flush after it
+ * leaves a gzip stream the client decodes up to the last event at once. */
+static void test_gzip(void) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int sv[2];
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  uv_pipe_t p;
+  uv_pipe_init(&loop, &p, 0);
+  uv_pipe_open(&p, sv[0]);
+  sse_hub *h = sse_hub_new();
+  sse_sub *s = sse_sub_new((uv_stream_t *)&p, 0, SSE_SLOW_CLOSE);
+  sse_sub *pull = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  CHECK(sse_sub_set_gzip(pull, 6, 12, 5) == SSE_HUB_EINVAL); /* push only */
+  static const char head[] = "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n";
+  CHECK(push_text(s, head) == 1);
+  CHECK(sse_sub_set_gzip(s, 6, 8, 5) == SSE_HUB_EINVAL);  /* window 8: gzip needs 9.. */
+  CHECK(sse_sub_set_gzip(s, 6, 12, 5) == 0);
+  CHECK(sse_sub_set_gzip(s, 6, 12, 5) == SSE_HUB_EINVAL); /* once */
+  add(h, s);
+  static char wire[1 << 16], plain[1 << 16];
+  size_t got = 0;
+  char want[1 << 14];
+  size_t wn = 0;
+  for (int i = 0; i < 20; i++) {
+    char ev[128];
+    int n = snprintf(ev, sizeof ev, "id: %d\ndata: {\"n\":%d,\"text\":\"hello hello hello\"}\n\n", i, i);
+    CHECK(pub(h, NULL, ev) == 1);
+    memcpy(want + wn, ev, (size_t)n);
+    wn += (size_t)n;
+    if (i % 5 == 4) { /* a loop turn's writes: one flush */
+      sse_hub_flush(h, 0);
+      drain_fd(sv[1], wire, sizeof wire, &got);
+      size_t hl = sizeof head - 1;
+      CHECK(got > hl && memcmp(wire, head, hl) == 0); /* the head is not compressed */
+      long pn = gunzip_prefix(wire + hl, got - hl, plain, sizeof plain);
+      CHECKF(pn == (long)wn && memcmp(plain, want, wn) == 0, "after %d events: decoded %ld of %zu", i + 1, pn, wn);
+    }
+  }
+  sse_sub_stats st;
+  sse_sub_get_stats(s, &st);
+  CHECK(st.gzip_in == wn && st.gzip_out + sizeof head - 1 == got && st.bytes_sent == got);
+  CHECK(st.gzip_out < wn / 2);                 /* JSON events compress */
+  CHECK(st.gzip_memory > 20000 && st.gzip_memory < 80000); /* window 12, memLevel 5: ~40 KiB */
+  CHECK(st.queued == 0);
+  sse_hub_counters c;
+  sse_hub_get_counters(h, &c);
+  CHECK(c.gzip_in == wn && c.gzip_out == st.gzip_out && c.bytes_sent == got); /* the head too: written in the hub */
+  /* a graceful close drains the compressed bytes too */
+  pub(h, NULL, "data: last\n\n");
+  CHECK(sse_sub_close(s, 1, 0, 5) == 1);
+  sse_hub_flush(h, 0);
+  for (int i = 0; i < 10 && sse_sub_state(s) != SSE_SUB_CLOSED; i++) uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK(sse_sub_state(s) == SSE_SUB_CLOSED);
+  drain_fd(sv[1], wire, sizeof wire, &got);
+  long pn = gunzip_prefix(wire + sizeof head - 1, got - (sizeof head - 1), plain, sizeof plain);
+  CHECK(pn == (long)wn + 12 && memcmp(plain + wn, "data: last\n\n", 12) == 0);
+  sse_sub_free(s);
+  sse_sub_free(pull);
+  sse_hub_free(h);
+  uv_close((uv_handle_t *)&p, NULL);
+  close(sv[1]);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
 int main(void) {
   test_topics();
   test_each_topic();
@@ -542,5 +635,6 @@ int main(void) {
   test_keepalive();
   test_frames_shared();
   test_counters();
+  test_gzip();
   return check_summary("test_hub");
 }
