@@ -65,6 +65,7 @@ describe("sse.metrics.render", function()
       sse_deliveries_total = "counter", sse_sent_bytes_total = "counter", sse_events_dropped_total = "counter",
       sse_gap_events_total = "counter", sse_streams_closed_total = "counter",
       sse_replay_oldest_age_seconds = "gauge", sse_replay_events = "gauge", sse_replay_bytes = "gauge",
+      sse_compressed_input_bytes_total = "counter", sse_compressed_output_bytes_total = "counter",
     }
     assert.are.same(want, types)
     for name in pairs(want) do assert.is_true(helps[name], name) end

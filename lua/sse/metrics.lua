@@ -174,6 +174,10 @@ function M.render(hub, extra)
     "Streams the hub closed itself, by reason (slow: past the outbox limit).", {
     { { "reason", "slow" }, c.closed_slow }, { { "reason", "write_failed" }, c.closed_write },
     { { "reason", "drain_timeout" }, c.closed_timeout } })
+  family(out, "sse_compressed_input_bytes_total", "counter",
+    "Bytes given to the gzip compressors of compressed streams.", c.gzip_in or 0)
+  family(out, "sse_compressed_output_bytes_total", "counter",
+    "Bytes the gzip compressors of compressed streams produced (their ratio: input / output).", c.gzip_out or 0)
   local r = hub:replayer()
   if r ~= nil then
     replay_families(out, r)

@@ -47,11 +47,52 @@ local function warn(msg)
   io.stderr:write("sse: ", msg, "\n")
 end
 
+local limits = core.limits
+local GZ_FIELDS = {
+  { "level", 0, 9, limits.gzip_level_default },
+  { "window_bits", limits.gzip_window_min, limits.gzip_window_max, limits.gzip_window_default },
+  { "mem_level", limits.gzip_mem_level_min, limits.gzip_mem_level_max, limits.gzip_mem_level_default },
+}
+
+-- opts.compress: nil/false (none), true (the defaults) or {level =,
+-- window_bits =, mem_level =}; a push (luv handle) stream only. Returns
+-- {level, window_bits, mem_level} or nil; raises naming the field.
+local function compress_options(c, handle, fname)
+  if c == nil or c == false then return nil end
+  local field = fname and "compress" or "field 'compress'"
+  fname = fname or "new"
+  if c ~= true and type(c) ~= "table" then
+    argerror(1, fname, field .. ": true or a table {level, window_bits, mem_level} expected, got "
+      .. type(c), 3)
+  end
+  if handle == nil then argerror(1, fname, field .. ": only a luv handle stream is compressed", 3) end
+  local t = c == true and {} or c
+  for k in pairs(t) do
+    local known = false
+    for _, f in ipairs(GZ_FIELDS) do known = known or f[1] == k end
+    if not known then argerror(1, fname, ("%s: unknown field '%s'"):format(field, tostring(k)), 3) end
+  end
+  local out = {}
+  for i, f in ipairs(GZ_FIELDS) do
+    local v = t[f[1]]
+    if v == nil then v = f[4] end
+    if type(v) ~= "number" or v ~= math.floor(v) or v < f[2] or v > f[3] then
+      argerror(1, fname, ("%s: '%s' must be an integer in %d..%d, got %s"):format(
+        field, f[1], f[2], f[3], tostring(v)), 3)
+    end
+    out[i] = v
+  end
+  return out
+end
+
 --- Stream.new(opts): opts.handle (luv tcp/pipe) or opts.writer (function),
 -- opts.last_event_id, opts.outbox_limit (bytes, default 1 MiB),
 -- opts.slow_policy ("close" | "drop_oldest"), opts.write_timeout (seconds
 -- sent data may stay unacknowledged on a TCP handle, default 60; false: the
--- kernel's default of ~15 minutes).
+-- kernel's default of ~15 minutes), opts.compress (a luv handle stream:
+-- true or {level, window_bits, mem_level}: what follows opts.head is
+-- gzip-compressed, sync-flushed per write; the HTTP layer says so in the
+-- head), opts.catalogue (sse.catalogue: sends are typed).
 function Stream.new(opts)
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
   local handle, writer = opts.handle, opts.writer
@@ -73,6 +114,7 @@ function Stream.new(opts)
   core.check_options(opts, "new") -- outbox_limit, slow_policy, write_timeout: in C
   local limit = opts.outbox_limit or Stream.DEFAULT_OUTBOX_LIMIT
   local policy = opts.slow_policy or "close"
+  local gz = compress_options(opts.compress, handle)
   local cat = opts.catalogue
   if cat ~= nil and not require("sse.catalogue").is(cat) then
     argerror(1, "new", "field 'catalogue': sse.catalogue expected, got " .. type(cat))
@@ -98,7 +140,21 @@ function Stream.new(opts)
   }, Stream)
   -- the response head (sse.http) goes through the same outbox: one writer
   if head then self:_send_raw(head) end
+  -- gzip starts after the head: what is queued now goes out as it is
+  if gz then self:_gzip(gz) end
   return self
+end
+
+-- compress's value checked (internal, for res:sse): {level, window_bits,
+-- mem_level}; raises "bad argument #1 to 'fname' (compress: ...)".
+Stream._compress_options = compress_options
+
+-- Compresses what is sent from now on (internal: Stream.new's compress,
+-- and res:sse once it has queued the response head). gz: checked options.
+function Stream:_gzip(gz)
+  local ok, err = self._sub:set_gzip(gz[1], gz[2], gz[3])
+  if not ok then error("sse.Stream: gzip: " .. tostring(err), 2) end
+  return true
 end
 
 --- Is v an sse.Stream?

@@ -98,7 +98,7 @@ function M.new(opts)
   for k, v in pairs(opts) do
     local known = M.DEFAULTS[k] ~= nil or k == "token" or k == "cors" or k == "cors_credentials"
       or k == "dashboard" or k == "log" or k == "redis" or k == "redis_prefix" or ACCESS_OPTIONS[k]
-      or k == "catalogue"
+      or k == "catalogue" or k == "compress"
     for _, h in ipairs(HTTP_OPTIONS) do known = known or k == h end
     if not known then
       argerror(("unknown option '%s'"):format(tostring(k)))
@@ -175,7 +175,7 @@ function M:_routes()
     local ok, st, lmsg = acc:admit(req, allowed)
     if not ok then return json_error(res, st, lmsg) end
     local stream = res:sse({ outbox_limit = self.opts.outbox_limit, slow_policy = self.opts.slow_policy,
-                             write_timeout = self.opts.write_timeout })
+                             write_timeout = self.opts.write_timeout, compress = self.opts.compress })
     if not stream then return end -- the client left while it was being authorized
     acc:adopt(stream, req, info)
     hub:attach(stream, { topics = allowed, last_event_id = req.last_event_id })

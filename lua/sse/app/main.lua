@@ -27,6 +27,7 @@ M.FLAGS = {
   { "write-timeout", "number", "seconds sent data may stay unacknowledged (vanished clients)", D.write_timeout },
   { "head-timeout", "number", "seconds a client has to send a request head", 10 },
   { "max-body-bytes", "int", "largest request body (publish) accepted", 1048576 },
+  { "compress", "flag", "gzip the event stream of clients that accept it (flushed per write)", nil },
   { "catalogue", "string", "a Lua file returning the event catalogue: publishes are typed, GET /catalogue", nil },
   { "redis", "string", "share ids, replay and fan-out with other hubs on this Redis (redis://host[:port][/db])", nil },
   { "redis-prefix", "string", "prefix of the hub's keys and channel in Redis", "sse:" },

@@ -199,7 +199,29 @@ function Response:json(value)
 end
 
 local SSE_KNOWN = { retry = true, keepalive = true, outbox_limit = true, slow_policy = true,
-                    write_timeout = true }
+                    write_timeout = true, compress = true }
+
+--- accepts_gzip(value) -> true when an Accept-Encoding value accepts gzip
+-- (RFC 9110 12.5.3: "gzip", "x-gzip" or "*" with a q above 0; an explicit
+-- "gzip;q=0" refuses it whatever "*" says).
+function M.accepts_gzip(value)
+  if type(value) ~= "string" then return false end
+  local star, gzip
+  for item in value:gmatch("[^,]+") do
+    local coding, params = item:match("^%s*([^;%s]+)%s*(.*)$")
+    if coding then
+      coding = coding:lower()
+      local q = tonumber(params:match(";%s*[qQ]%s*=%s*([%d.]+)") or "1") or 0
+      if coding == "gzip" or coding == "x-gzip" then
+        gzip = (gzip or false) or q > 0
+      elseif coding == "*" then
+        star = q > 0
+      end
+    end
+  end
+  if gzip ~= nil then return gzip end
+  return star == true
+end
 local SSE_OWN = { ["content-type"] = true, ["cache-control"] = true }
 
 --- res:sse([opts]) -> sse.Stream: answer 200 (whatever res:status said)
@@ -209,7 +231,9 @@ local SSE_OWN = { ["content-type"] = true, ["cache-control"] = true }
 -- requests the client pipelined behind this one are dropped. The stream's
 -- last_event_id() is req.last_event_id. opts: retry (ms sent as "retry:"),
 -- keepalive (seconds between comments), outbox_limit, slow_policy,
--- write_timeout (see sse.Stream). On a HEAD request the stream is returned
+-- write_timeout (see sse.Stream), compress (true or {level, window_bits,
+-- mem_level}: gzip when the client's Accept-Encoding allows it; the head
+-- then says Content-Encoding: gzip, and always Vary: Accept-Encoding). On a HEAD request the stream is returned
 -- closed (after the head). Returns nil, "closed" when the connection is gone.
 function Response:sse(opts)
   check_res(self, "sse")
@@ -233,6 +257,20 @@ function Response:sse(opts)
   end
   local t = { "Content-Type", "text/event-stream; charset=utf-8", "Cache-Control", "no-cache",
               "X-Accel-Buffering", "no" }
+  -- compress: the stream is gzip-encoded when the client accepts it (each
+  -- write sync-flushed, so events still arrive one by one)
+  local gz = opts.compress
+  if gz ~= nil and gz ~= false then
+    gz = Stream._compress_options(gz, conn.tcp, "sse") -- raises for a bad one
+    t[#t + 1] = "Vary"; t[#t + 1] = "Accept-Encoding"
+    if M.accepts_gzip(req.headers["accept-encoding"]) then
+      t[#t + 1] = "Content-Encoding"; t[#t + 1] = "gzip"
+    else
+      gz = nil
+    end
+  else
+    gz = nil
+  end
   local h = self._headers or {}
   for i = 1, #h, 2 do
     if not SSE_OWN[h[i]:lower()] then t[#t + 1] = h[i]; t[#t + 1] = h[i + 1] end
@@ -256,6 +294,7 @@ function Response:sse(opts)
   server:_count(200)
   stream:_send_raw(M.head(200, t))
   if stream:is_closed() then return stream end
+  if gz and req.method ~= "HEAD" then stream:_gzip(gz) end
   if req.method == "HEAD" then
     stream:close()
     return stream
