@@ -259,9 +259,10 @@ describe("examples/redis_chat.lua", function()
     local out = uv.new_pipe(false)
     local ex = { text = "" }
     local lua = os.getenv("SSE_LUA") or "lua5.4"
-    local env = { "LUA_PATH=" .. (os.getenv("LUA_PATH") or ""), "LUA_CPATH=" .. (os.getenv("LUA_CPATH") or "") }
-    ex.handle = uv.spawn(lua, { args = { "examples/redis_chat.lua", "0", srv.url }, stdio = { nil, out, 2 },
-      env = env }, function() end)
+    -- the spec's environment as it is (search paths, and the sanitizer
+    -- runtime under make spec-san)
+    ex.handle = uv.spawn(lua, { args = { "examples/redis_chat.lua", "0", srv.url }, stdio = { nil, out, 2 } },
+      function() end)
     assert(ex.handle, "cannot start " .. lua)
     out:read_start(function(_, data) if data then ex.text = ex.text .. data end end)
     async.wait(function() return ex.text:find("\n") end, 5, "the example's start-up line")
