@@ -478,4 +478,7 @@ function Stream:__tostring()
   return ("sse.Stream(%s)"):format(self._closed and "closed" or "open")
 end
 
+-- stream:pipe(producer) and stream:on_drain(fn): sse.pipe
+require("sse.pipe").install(Stream)
+
 return Stream
