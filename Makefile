@@ -96,6 +96,7 @@ help:
 	@echo "                   make bench-jwt: the cost of verifying one token per algorithm"
 	@echo "                   make bench-topics: heap bytes per topic in the C hub"
 	@echo "                   make bench-metrics: rendering /metrics at 100,000 topics"
+	@echo "                   make bench-gzip: a compressed stream's memory, ratio and CPU per event"
 	@echo "make install       install the modules, the Lua layer and the sse-hub and sse-pub commands"
 	@echo "                   into PREFIX=$(PREFIX) (DESTDIR=stage, LUA=lua5.1|luajit); make uninstall"
 
