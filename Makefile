@@ -31,7 +31,7 @@ BUILD      ?= $(if $(LUA_INCDIR),build/rock-$(notdir $(LUA_INCDIR)),build/$(LUA)
 MODULE     := $(BUILD)/sse/core.so
 
 # Plain C data structures (no Lua), then the Lua bindings.
-CORE_SRCS  := $(addprefix csrc/core/,utf8.c encode.c frame.c parse.c httphead.c ring.c hub.c gap.c attach.c resp.c gzip.c)
+CORE_SRCS  := $(addprefix csrc/core/,utf8.c encode.c frame.c parse.c httphead.c ring.c hub.c gap.c attach.c envelope.c resp.c gzip.c)
 BIND_SRCS  := $(addprefix csrc/lua/,lsse.c lua_encode.c lua_parse.c lua_http.c lua_ring.c lua_hub.c lua_resp.c)
 CORE_HDRS  := $(wildcard csrc/core/*.h)
 BIND_HDRS  := $(wildcard csrc/lua/*.h)
@@ -44,7 +44,7 @@ include mk/auth.mk
 MODULES    := $(MODULE) $(JWT_MODULE)
 
 # C unit tests of the plain data structures, no Lua involved.
-CTESTS     := utf8 encode parse httphead ring hub resp
+CTESTS     := utf8 encode parse httphead ring hub envelope resp
 CTEST_BINS := $(patsubst %,$(BUILD)/ctest/test_%,$(CTESTS))
 
 # make install: PREFIX, DESTDIR (a staging root), and each directory on its own

@@ -12,6 +12,7 @@ sse_frame *sse_frame_alloc(size_t len, const char *topic, size_t topic_len) {
   f->refs = 1;
   f->seq = 0;
   f->time = 0;
+  f->twin = NULL;
   f->len = len;
   f->topic_len = (uint32_t)topic_len;
   char *t = f->bytes + len;
@@ -34,5 +35,7 @@ sse_frame *sse_frame_new(const char *bytes, size_t len, const char *topic,
 }
 
 void sse_frame_unref(sse_frame *f) {
-  if (f && --f->refs == 0) free(f);
+  if (!f || --f->refs != 0) return;
+  if (f->twin && f->twin != f) sse_frame_unref(f->twin);
+  free(f);
 }

@@ -17,6 +17,10 @@ typedef struct sse_frame {
   double time;         /* monotonic seconds when stored (for TTL) */
   size_t len;          /* wire bytes */
   const char *topic;   /* points into the same block; NULL when no topic */
+  /* the envelope form (envelope.h), made once on demand and owned by this
+   * frame: NULL until then; the frame itself when both forms are the same
+   * bytes (no reference then). The only field set after sharing: a cache */
+  struct sse_frame *twin;
   char bytes[];        /* len wire bytes, then topic_len topic bytes + NUL */
 } sse_frame;
 
@@ -32,7 +36,8 @@ sse_frame *sse_frame_alloc(size_t len, const char *topic, size_t topic_len);
 
 static inline sse_frame *sse_frame_ref(sse_frame *f) { f->refs++; return f; }
 
-/* Drop one reference; frees the frame when it was the last. NULL is a no-op. */
+/* Drop one reference; frees the frame (and its twin's reference) when it was
+ * the last. NULL is a no-op. */
 void sse_frame_unref(sse_frame *f);
 
 /* Bytes of memory a frame of this shape occupies (for byte accounting). */

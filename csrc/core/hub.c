@@ -2,6 +2,7 @@
  * coalesced, turn-bounded writes (hub.h, docs/CORE.md). */
 #include "hub.h"
 #include "gzip.h"
+#include "envelope.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -44,7 +45,8 @@ enum {
   F_GAP_PENDING = 4, /* an unsent drop_oldest gap frame is queued */
   F_REPLAYING = 8,   /* live frames wait behind a pending replay */
   F_ANNOUNCED = 16,  /* pull: on the ready list since the last take */
-  F_NOSOCK = 32      /* push: the fd is not a socket (no sendmsg) */
+  F_NOSOCK = 32,     /* push: the fd is not a socket (no sendmsg) */
+  F_ENVELOPE = 64    /* envelope mode: queues each frame's envelope twin */
 };
 
 /* Which hub list a sub's lnode is in. */
@@ -265,6 +267,25 @@ static size_t exempt_unsent(const sse_sub *s) {
 /* Queued bytes that count against the limit. */
 static size_t counted(const sse_sub *s) { return s->queued - exempt_unsent(s); }
 
+/* The form of f this subscriber gets: f, or its envelope twin (made once
+ * per frame, shared by every envelope subscriber). NULL when out of memory. */
+static sse_frame *mode_frame(const sse_sub *s, sse_frame *f) {
+  return (s->flags & F_ENVELOPE) ? sse_frame_envelope(f) : f;
+}
+
+/* A gap frame the hub made (one reference, taken over) in s's form; NULL
+ * when out of memory (g released). */
+static sse_frame *own_mode_frame(const sse_sub *s, sse_frame *g) {
+  sse_frame *m = mode_frame(s, g);
+  if (m && m != g) {
+    sse_frame_ref(m);
+    sse_frame_unref(g);
+  } else if (!m) {
+    sse_frame_unref(g);
+  }
+  return m;
+}
+
 /* The gap events drop_oldest makes are frames marked by this seq. */
 #define GAP_SEQ UINT64_MAX
 static int is_gap_frame(const sse_frame *f) { return f->seq == GAP_SEQ; }
@@ -466,6 +487,12 @@ size_t sse_sub_queued(const sse_sub *s) {
 }
 int sse_sub_replaying(const sse_sub *s) { return (s->flags & F_REPLAYING) != 0; }
 int sse_sub_is_push(const sse_sub *s) { return s->stream != NULL; }
+
+void sse_sub_set_envelope(sse_sub *s, int on) {
+  if (on) s->flags |= F_ENVELOPE;
+  else s->flags &= (uint8_t)~F_ENVELOPE;
+}
+int sse_sub_envelope(const sse_sub *s) { return (s->flags & F_ENVELOPE) != 0; }
 size_t sse_sub_replay_count(const sse_sub *s) {
   return (s->flags & F_REPLAYING) ? s->exempt_n - s->hold : 0;
 }
@@ -754,7 +781,9 @@ static int drop_for(sse_sub *s, size_t need) {
   if (s->gap_dropped == 0) return 0;
   sse_frame *g = sse_gap_frame(NULL, 0, NULL, 0, NULL, 0, (int64_t)s->gap_dropped);
   if (!g) return -1;
-  g->seq = GAP_SEQ;
+  g->seq = GAP_SEQ; /* before the twin is made: it copies the seq */
+  g = own_mode_frame(s, g);
+  if (!g) return -1;
   if (q_reserve(s) != 0) {
     sse_frame_unref(g);
     return -1;
@@ -769,6 +798,11 @@ static void sub_write(sse_sub *s);
 
 int sse_sub_push(sse_sub *s, sse_frame *f, double now) {
   if (s->state != SSE_SUB_OPEN) return 0;
+  f = mode_frame(s, f);
+  if (!f) {
+    sub_fail(s, SSE_CLOSE_SLOW, UV_ENOMEM);
+    return 0;
+  }
   /* A burst that fills the outbox, or SSE_EARLY_WRITE_FRAMES frames, within
    * one loop turn: write now (before judging the subscriber slow), so a burst
    * costs one write per that many frames and the queue stays short. */
@@ -845,7 +879,8 @@ void sse_sub_replay_begin(sse_sub *s) {
 int sse_sub_replay_frame(sse_sub *s, sse_frame *f) {
   if (s->state == SSE_SUB_CLOSED) return SSE_HUB_ECLOSED;
   if (!(s->flags & F_REPLAYING)) return SSE_HUB_EINVAL;
-  if (q_reserve(s) != 0) return SSE_HUB_ENOMEM;
+  f = mode_frame(s, f);
+  if (!f || q_reserve(s) != 0) return SSE_HUB_ENOMEM;
   q_insert(s, s->exempt_n, sse_frame_ref(f));
   s->exempt_n++;
   s->exempt_bytes += f->len;
@@ -871,6 +906,7 @@ void sse_sub_replay_end(sse_sub *s, uint64_t upto, sse_frame *gap) {
   }
   s->qlen = j;
   if (s->gz_raw_n > s->qlen) s->gz_raw_n = s->qlen;
+  if (gap) gap = own_mode_frame(s, gap);
   if (gap) {
     if (q_reserve(s) == 0) {
       q_insert(s, s->hold, gap);

@@ -278,6 +278,13 @@ void sse_sub_get_stats(const sse_sub *s, sse_sub_stats *st);
 /* 1 for a push subscriber (a libuv stream). */
 int sse_sub_is_push(const sse_sub *s);
 
+/* Envelope mode (envelope.h): from now on every frame queued on s, the
+ * hub's gap and join events included, is queued in its envelope form
+ * (the frame's twin, made once and shared). What is queued already stays
+ * as it is (an HTTP response head). */
+void sse_sub_set_envelope(sse_sub *s, int on);
+int sse_sub_envelope(const sse_sub *s);
+
 /* The gap and join events (docs/CORE.md 3), as new frames with one
  * reference (NULL when out of memory). NULL strings are JSON null; dropped
  * < 0 is null. */

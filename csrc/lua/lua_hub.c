@@ -10,6 +10,7 @@
 #include "lsse.h"
 #include "hub.h"
 #include "gzip.h"
+#include "envelope.h"
 
 #include <stdlib.h>
 #include <math.h>
@@ -311,6 +312,30 @@ static int l_sub_topics(lua_State *L) {
   return 1;
 }
 
+/* sub:set_envelope(on): envelope mode for what is queued from now on. */
+static int l_sub_set_envelope(lua_State *L) {
+  sse_sub_set_envelope(check_sub(L, 1)->s, lua_toboolean(L, 2));
+  return 0;
+}
+
+static int l_sub_envelope(lua_State *L) {
+  lua_pushboolean(L, sse_sub_envelope(check_sub(L, 1)->s));
+  return 1;
+}
+
+/* core.envelope(bytes [, topic]) -> the envelope form of wire bytes (the
+ * bytes an envelope subscriber gets for them). */
+static int l_envelope(lua_State *L) {
+  size_t n, tl = 0;
+  const char *b = luaL_checklstring(L, 1, &n);
+  const char *topic = luaL_optlstring(L, 2, NULL, &tl);
+  size_t len = sse_envelope_write(NULL, b, n, topic, tl);
+  char *buf = (char *)lua_newuserdata(L, len ? len : 1); /* Lua-owned scratch */
+  sse_envelope_write(buf, b, n, topic, tl);
+  lua_pushlstring(L, buf, len);
+  return 1;
+}
+
 static int l_sub_id(lua_State *L) {
   sse_sub *s = check_sub(L, 1)->s;
   if (!sse_sub_hub(s)) return 0;
@@ -531,10 +556,12 @@ static const char *opt_field(lua_State *L, int idx, const char *name, size_t *le
   return v;
 }
 
-/* hub:resume(sub, frames, upto, gap | nil, last_event_id | nil, fname) ->
- * count | nil, "closed". frames: a list of wire-byte strings or event tables
- * (with their ids), oldest first; upto: the seq the replay covers; gap: nil
- * or {oldest =, latest =}. Every item is checked before anything changes. */
+/* hub:resume(sub, frames, upto, gap | nil, last_event_id | nil, fname
+ * [, topics]) -> count | nil, "closed". frames: a list of wire-byte strings
+ * or event tables (with their ids), oldest first; upto: the seq the replay
+ * covers; gap: nil or {oldest =, latest =}; topics: nil or a list whose
+ * i-th item is frames[i]'s topic (a string, or false/nil: none), which an
+ * envelope subscriber sees. Every item is checked before anything changes. */
 static int l_hub_resume(lua_State *L) {
   const char *fname = luaL_optstring(L, 7, "resume");
   lhub *u = check_hub(L, 1);
@@ -545,10 +572,20 @@ static int l_hub_resume(lua_State *L) {
     lsse_argerror(L, 3, fname, "upto: integer >= 0 expected, got %s", show_value(L, 4));
   int has_gap = !lua_isnoneornil(L, 5);
   if (has_gap && lua_type(L, 5) != LUA_TTABLE) lsse_typeerror(L, 4, fname, "table or nil", 5);
+  int has_topics = !lua_isnoneornil(L, 8);
+  if (has_topics && lua_type(L, 8) != LUA_TTABLE) lsse_typeerror(L, 5, fname, "table or nil", 8);
   size_t n = lua_rawlen(L, 3);
   int top = lua_gettop(L);
   /* validate: strings, or events whose fields are right (this may run Lua) */
   for (size_t i = 1; i <= n; i++) {
+    if (has_topics) {
+      lua_rawgeti(L, 8, (int)i);
+      int tt = lua_type(L, -1);
+      if (tt != LUA_TSTRING && tt != LUA_TNIL && !(tt == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
+        lsse_argerror(L, 5, fname, "topics[%d]: string or false expected, got %s", (int)i,
+                      luaL_typename(L, -1));
+      lua_pop(L, 1);
+    }
     lua_rawgeti(L, 3, (int)i);
     int t = lua_type(L, -1);
     if (t == LUA_TTABLE) {
@@ -577,16 +614,22 @@ static int l_hub_resume(lua_State *L) {
   size_t count = 0;
   for (size_t i = 1; i <= n; i++) {
     lua_rawgeti(L, 3, (int)i);
+    sse_event ev;
+    int cu = 0, is_str = lua_type(L, -1) == LUA_TSTRING;
+    if (!is_str) lsse_check_event(L, -1, 2, fname, &ev, &cu); /* checked above: plain reads now */
+    size_t tl = 0;
+    const char *topic = NULL;
+    if (has_topics) {
+      lua_rawgeti(L, 8, (int)i); /* stays on the stack until lua_settop below */
+      if (lua_type(L, -1) == LUA_TSTRING) topic = lua_tolstring(L, -1, &tl);
+    }
     sse_frame *f;
-    if (lua_type(L, -1) == LUA_TSTRING) {
+    if (is_str) {
       size_t len;
-      const char *b = lua_tolstring(L, -1, &len);
-      f = sse_frame_new(b, len, NULL, 0);
+      const char *b = lua_tolstring(L, top + 1, &len);
+      f = sse_frame_new(b, len, topic, tl);
     } else {
-      sse_event ev;
-      int cu;
-      lsse_check_event(L, -1, 2, fname, &ev, &cu); /* checked above: plain reads now */
-      f = lsse_event_frame_as(L, &ev, cu, 2, fname, NULL, 0);
+      f = lsse_event_frame_as(L, &ev, cu, 2, fname, topic, tl);
     }
     lua_settop(L, top);
     if (!su->s || !u->h) { /* an event's __index closed them */
@@ -954,6 +997,7 @@ void lsse_open_hub(lua_State *L) {
       {"queued", l_sub_queued}, {"state", l_sub_state},       {"stats", l_sub_stats},
       {"detach", l_sub_detach}, {"close", sub_gc},            {"id", l_sub_id},
       {"set_limits", l_sub_set_limits}, {"set_gzip", l_sub_set_gzip}, {"flush", l_sub_flush}, {"topics", l_sub_topics},
+      {"set_envelope", l_sub_set_envelope}, {"envelope", l_sub_envelope},
       {NULL, NULL}};
   static const luaL_Reg hub_methods[] = {
       {"add", l_hub_add},
@@ -980,6 +1024,7 @@ void lsse_open_hub(lua_State *L) {
   new_type(L, SUB_MT, sub_methods, sub_gc);
   new_type(L, HUB_MT, hub_methods, hub_gc);
   static const luaL_Reg fns[] = {{"sub_new", l_sub_new}, {"hub_new", l_hub_new},
-      {"check_options", l_check_options}, {"join_event", l_join_event}, {"gap_data", l_gap_data}, {NULL, NULL}};
+      {"check_options", l_check_options}, {"join_event", l_join_event}, {"gap_data", l_gap_data},
+      {"envelope", l_envelope}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

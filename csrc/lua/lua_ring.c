@@ -178,8 +178,8 @@ static int topic_match(const topic_set *ts, const sse_frame *f) {
   return 0;
 }
 
-/* r:replay(last_id, send [, topics]) -> count [, "gap"]. Calls send(bytes)
- * for each held frame after last_id, oldest first, skipping frames whose
+/* r:replay(last_id, send [, topics]) -> count [, "gap"]. Calls
+ * send(bytes, topic | nil) for each held frame after last_id, oldest first, skipping frames whose
  * topic is not in topics. send may store, clear, close or raise: the loop
  * walks sequence numbers and looks each frame up again, holding nothing. */
 static int l_replay(lua_State *L) {
@@ -213,7 +213,9 @@ static int l_replay(lua_State *L) {
     if (!f || !topic_match(&ts, f)) continue;
     lua_pushvalue(L, 3);
     lua_pushlstring(L, f->bytes, f->len);
-    lua_call(L, 1, 0);
+    if (f->topic) lua_pushlstring(L, f->topic, f->topic_len);
+    else lua_pushnil(L);
+    lua_call(L, 2, 0);
     count++;
   }
   lua_pushinteger(L, count);

@@ -66,7 +66,7 @@ local function check_topic(t, n, fname)
   if type(t) ~= "string" then argerror(n, fname, "topic (string) expected, got " .. type(t)) end
 end
 
---- Hub.new{replayer =, outbox_limit =, slow_policy =, keepalive =, flush =}
+--- Hub.new{replayer =, outbox_limit =, slow_policy =, keepalive =, flush =, envelope =}
 -- replayer: any object with store/replay/last_id (see sse.replayer);
 -- outbox_limit: bytes queued per subscriber before the slow policy applies
 -- (default 256 KiB); slow_policy: "close" (default: the client reconnects
@@ -75,6 +75,7 @@ end
 -- flush: "loop" (end of each luv loop turn; default with luv), "ngx" (end
 -- of this nginx event-loop turn, through a 0-delay ngx timer; the default
 -- inside nginx) or "immediate" (after each broadcast; default elsewhere).
+-- envelope: true attaches streams in envelope mode unless attach says otherwise.
 function Hub.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
@@ -111,6 +112,9 @@ function Hub.new(opts)
     argerror(1, "new", "field 'keepalive': nginx cannot start timers in init_by_lua; create the hub in "
       .. "init_worker_by_lua* or in a handler (each worker has its own)")
   end
+  if opts.envelope ~= nil and type(opts.envelope) ~= "boolean" then
+    argerror(1, "new", "field 'envelope': boolean expected, got " .. type(opts.envelope))
+  end
   local self = setmetatable({
     _core = core.hub_new(),
     _streams = {},           -- id -> Stream
@@ -119,6 +123,7 @@ function Hub.new(opts)
     _limit = limit,
     _policy = policy,
     _flush_mode = flush,
+    _envelope = opts.envelope or false,
     _scheduled = false,
     on_broadcast = nil,      -- hook(ev) -> false vetoes
     on_broadcast_to = nil,   -- hook(topic, ev) -> false vetoes
@@ -324,11 +329,14 @@ function Hub:notify_to(topic, ev)
   return count
 end
 
---- hub:attach(stream, {topics =, last_event_id =}) -> replayed count [, "gap"]
+--- hub:attach(stream, {topics =, last_event_id =, envelope =}) -> replayed count [, "gap"]
 -- Registers and subscribes the stream, sends what it missed since
 -- last_event_id (default: the stream's own), then it is live: nothing is
 -- lost or sent twice between the replay and the live feed. When the id is
 -- outside the replay window the stream first gets the sse-gap event.
+-- envelope = true (default: the hub's envelope option): every event from
+-- here on, the join and gap events too, comes as `event: sse` with a JSON
+-- envelope of its topic, type and data (README, "Envelope mode").
 function Hub:attach(stream, opts)
   check_self(self, "attach")
   check_stream(stream, 1, "attach")
@@ -343,6 +351,11 @@ function Hub:attach(stream, opts)
       end
     end
   end
+  local envelope = opts.envelope
+  if envelope ~= nil and type(envelope) ~= "boolean" then
+    argerror(2, "attach", "field 'envelope': boolean expected, got " .. type(envelope))
+  end
+  if envelope == nil then envelope = self._envelope end
   local last_id = opts.last_event_id
   if last_id == nil then last_id = stream:last_event_id() end
   if last_id ~= nil and type(last_id) ~= "string" then
@@ -350,6 +363,7 @@ function Hub:attach(stream, opts)
   end
   local ok, err = self:register(stream)
   if not ok then return nil, err end
+  if envelope then stream._sub:set_envelope(true) end
   local r = self._replayer
   local ring = r and getmetatable(r) == RING_MT
   local hook = self.on_subscribe
@@ -403,33 +417,35 @@ function Hub:_replay(stream, last_id, topics)
   end
   -- a synchronous replayer: its frames go ahead of whatever was published
   -- meanwhile, in one hand-off
-  local frames, n = {}, 0
-  local count, gap = r:replay(last_id, function(bytes)
+  local frames, tops, n = {}, {}, 0
+  local count, gap = r:replay(last_id, function(bytes, topic)
     n = n + 1
     frames[n] = bytes
+    tops[n] = type(topic) == "string" and topic -- an envelope names it
   end, topics or {})
   local info
   if gap == "gap" then info = { oldest = r.first_id and r:first_id() or nil, latest = r:last_id() } end
-  self._core:resume(sub, frames, 0, info, last_id, "attach")
+  self._core:resume(sub, frames, 0, info, last_id, "attach", tops)
   stream._replay_from = nil
   stream:_kick()
   return count, gap
 end
 
---- hub:resume(stream, frames, upto [, gap]) -> count | nil, "closed"
+--- hub:resume(stream, frames, upto [, gap [, topics]]) -> count | nil, "closed"
 -- The answer of an asynchronous replay (docs/CORE.md 3): frames (wire
 -- bytes or events with their ids, oldest first) go out ahead of the live
 -- events that waited; those with seq <= upto are dropped (the replay has
 -- them). gap = {oldest =, latest =} sends the sse-gap event first.
+-- topics[i] (optional) is the topic of frames[i], for envelope streams.
 -- hub:resume(stream, nil, err): the replay failed: a gap, then live.
-function Hub:resume(stream, frames, upto, gap)
+function Hub:resume(stream, frames, upto, gap, topics)
   check_self(self, "resume")
   check_stream(stream, 1, "resume")
   if frames == nil then
     frames, upto, gap = {}, 0, {}
   end
   if stream._closed then return nil, "closed" end
-  local n, err = self._core:resume(stream._sub, frames, upto, gap, stream._replay_from, "resume")
+  local n, err = self._core:resume(stream._sub, frames, upto, gap, stream._replay_from, "resume", topics)
   stream._replay_from = nil
   stream:_kick()
   return n, err

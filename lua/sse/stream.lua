@@ -92,7 +92,9 @@ end
 -- kernel's default of ~15 minutes), opts.compress (a luv handle stream:
 -- true or {level, window_bits, mem_level}: what follows opts.head is
 -- gzip-compressed, sync-flushed per write; the HTTP layer says so in the
--- head), opts.catalogue (sse.catalogue: sends are typed).
+-- head), opts.catalogue (sse.catalogue: sends are typed), opts.envelope
+-- (true: envelope mode, every event as `event: sse` with its topic, type
+-- and data in JSON; the head is written as it is).
 function Stream.new(opts)
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
   local handle, writer = opts.handle, opts.writer
@@ -123,6 +125,9 @@ function Stream.new(opts)
   if lid ~= nil and type(lid) ~= "string" then
     argerror(1, "new", "field 'last_event_id': string expected, got " .. type(lid))
   end
+  if opts.envelope ~= nil and type(opts.envelope) ~= "boolean" then
+    argerror(1, "new", "field 'envelope': boolean expected, got " .. type(opts.envelope))
+  end
   local wt = opts.write_timeout
   if wt == nil then wt = Stream.DEFAULT_WRITE_TIMEOUT end
   local sub = core.sub_new(handle, limit, policy, wt and math.floor(wt * 1000) or 0)
@@ -142,6 +147,7 @@ function Stream.new(opts)
   if head then self:_send_raw(head) end
   -- gzip starts after the head: what is queued now goes out as it is
   if gz then self:_gzip(gz) end
+  if opts.envelope then sub:set_envelope(true) end
   return self
 end
 

@@ -3,7 +3,8 @@
 -- replayer. sse.app.main is its command line (bin/sse-hub, examples/hub/server.lua).
 --
 --   GET  /                       the dashboard page
---   GET  /events?topic=a&topic=b  subscribe (Last-Event-ID or ?lastEventId= resumes)
+--   GET  /events?topic=a&topic=b  subscribe (Last-Event-ID or ?lastEventId= resumes;
+--                                ?envelope=1: every event as `event: sse` + JSON envelope)
 --   POST /publish                JSON or form: topic, event, data, retry -> {"id": ...}
 --   GET  /stats[?top=N]          JSON counters and the N busiest topics
 --   GET  /metrics                the same and more, in Prometheus text format
@@ -58,6 +59,15 @@ local function read_file(path)
   local s = f:read("*a")
   f:close()
   return s
+end
+
+-- ?envelope= of /events: true, false (absent) or nil, message.
+local ENVELOPE = { ["1"] = true, ["true"] = true, ["0"] = false, ["false"] = false }
+local function request_envelope(q)
+  local v = q.envelope
+  if v == nil then return false end
+  if ENVELOPE[v] == nil then return nil, "query 'envelope' must be 1 or 0" end
+  return ENVELOPE[v]
 end
 
 -- An answer with a JSON body whose key order is fixed (J.obj).
@@ -170,6 +180,8 @@ function M:_routes()
     local acc = self.access
     local topics, status, msg = acc:topics(req.query.topic, self.opts.default_topic, "subscribe")
     if not topics then return json_error(res, status, msg) end
+    local envelope, eerr = request_envelope(req.query)
+    if envelope == nil then return json_error(res, 400, eerr) end
     local allowed, info, why, headers = acc:check(req, "subscribe", topics) -- may wait
     if not allowed then return self:_refuse(res, info, why, headers) end
     local ok, st, lmsg = acc:admit(req, allowed)
@@ -178,7 +190,7 @@ function M:_routes()
                              write_timeout = self.opts.write_timeout, compress = self.opts.compress })
     if not stream then return end -- the client left while it was being authorized
     acc:adopt(stream, req, info)
-    hub:attach(stream, { topics = allowed, last_event_id = req.last_event_id })
+    hub:attach(stream, { topics = allowed, last_event_id = req.last_event_id, envelope = envelope })
   end)
 
   http:post("/publish", function(req, res)
