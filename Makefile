@@ -71,7 +71,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 
 .PHONY: all help test check ctest lint spec spec-luajit spec-san rock-test browser install uninstall \
-        run bench bench-encode bench-encode-compare bench-replay bench-hub bench-fanout bench-fanout-short \
+        run bench bench-encode bench-encode-compare bench-replay bench-envelope bench-hub bench-fanout bench-fanout-short \
         bench-fanout-hold clean deps
 
 all: $(MODULES)
@@ -150,9 +150,9 @@ browser:
 	sh spec/browser/run.sh
 
 # --- install -------------------------------------------------------------
-# every Lua module under lua/sse/ (and the demo hub's dashboard, found
+# every Lua module under lua/sse/ (and the demo hub's dashboard and its browser module, found
 # beside sse.app on the Lua search path), relative to lua/
-LUA_FILES  := $(patsubst lua/%,%,$(shell find lua/sse -name '*.lua' -o -name '*.html'))
+LUA_FILES  := $(patsubst lua/%,%,$(shell find lua/sse -name '*.lua' -o -name '*.html' -o -name '*.js'))
 
 # The installed commands (bin/): the demo hub and the publish command.
 COMMANDS   := sse-hub sse-pub
@@ -191,6 +191,10 @@ bench: bench-encode bench-replay bench-hub
 
 bench-replay: $(MODULE)
 	$(BENCH_ENV) $(LUA) bench/replay_bench.lua
+
+# envelope mode: fan-out and replay, plain against envelope subscribers
+bench-envelope: $(MODULE)
+	$(BENCH_ENV) $(LUA) bench/envelope_bench.lua
 
 $(BUILD)/bench/hub_sim: bench/hub_sim.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)

@@ -59,7 +59,9 @@ hub_check() {
   [ -n "$port" ] || { cat "$out"; fail "$name: sse-hub did not print its URL"; }
   local base=http://127.0.0.1:$port
   curl -fsS --max-time 5 "$base/" -o "$work/page.html" || fail "$name: GET / failed"
-  grep -q EventSource "$work/page.html" || fail "$name: GET / is not the dashboard"
+  grep -q 'src="sse-subscriber.js"' "$work/page.html" || fail "$name: GET / is not the dashboard"
+  curl -fsS --max-time 5 "$base/sse-subscriber.js" | grep -q "class SseSubscriber" \
+    || fail "$name: GET /sse-subscriber.js is not the browser module"
   curl -sSN --max-time 3 -H "$(printf 'Last-Event-ID: \377x')" "$base/events?topic=news" \
     >"$work/events-$name.txt" 2>/dev/null &
   sub=$!
@@ -150,7 +152,8 @@ install_check() {
   make -s install LUA="$lua" PREFIX="$p" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "make install LUA=$lua"; }
   local v
   v=$(ls "$p/lib/lua")
-  for f in bin/sse-hub bin/sse-pub "lib/lua/$v/sse/core.so" "lib/lua/$v/sse/jwt_core.so" "share/lua/$v/sse/init.lua" "share/lua/$v/sse/app/dashboard.html"; do
+  for f in bin/sse-hub bin/sse-pub "lib/lua/$v/sse/core.so" "lib/lua/$v/sse/jwt_core.so" "share/lua/$v/sse/init.lua" \
+    "share/lua/$v/sse/app/dashboard.html" "share/lua/$v/sse/app/sse-subscriber.js"; do
     [ -f "$p/$f" ] || fail "make install LUA=$lua: no $f in PREFIX"
   done
   head -n1 "$p/bin/sse-hub" | grep -qx "#!/usr/bin/env $lua" || fail "make install LUA=$lua: sse-hub's interpreter line is $(head -n1 "$p/bin/sse-hub")"

@@ -207,7 +207,11 @@ describe("sse.app (the demo hub)", function()
     if io.open("lua/sse/app/dashboard.html") then
       assert.are.equal(200, res.status)
       assert.truthy(res.headers["content-type"]:find("text/html", 1, true))
-      assert.truthy(res.body:find("EventSource", 1, true))
+      assert.truthy(res.body:find('<script src="sse-subscriber.js">', 1, true))
+      local js = request(app, "GET", "/sse-subscriber.js")
+      assert.are.equal(200, js.status)
+      assert.are.equal("text/javascript; charset=utf-8", js.headers["content-type"])
+      assert.truthy(js.body:find("class SseSubscriber", 1, true))
     else
       assert.are.equal(404, res.status)
     end

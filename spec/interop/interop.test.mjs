@@ -3,7 +3,8 @@
 // (a) parsers.mjs: sse.encode output, raw streams and random bytes through
 //     eventsource-parser@3, Node's TextDecoder and Chromium's EventSource;
 // (b) live.mjs: the demo hub with server-side cuts, read by npm eventsource@4 and
-//     Chromium; (c) the early cut (a client cut before its first event).
+//     Chromium; (c) the early cut (a client cut before its first event); (d)
+//     envelope.mjs: the envelope mode read by npm eventsource and sse-subscriber.js.
 // Prints one line per check, then "interop: N passed, M failed (K known)".
 // Environment: LUA, SSE_BUILD (the build dir holding sse/core.so), CHROMIUM,
 // INTEROP_STRICT=1 (known failures fail), INTEROP_TIMEOUT_MS (default 90000).
@@ -11,6 +12,7 @@ import fs from 'node:fs';
 import { check, summary, launchChromium, killChildren } from './lib.mjs';
 import { normalize, parserChecks, chromiumStreamChecks } from './parsers.mjs';
 import { liveChecks, earlyCutChecks } from './live.mjs';
+import { envelopeChecks } from './envelope.mjs';
 
 const t0 = Date.now();
 const phase = (what) => console.log(`interop: -- ${what} at ${Date.now() - t0} ms`);
@@ -29,6 +31,8 @@ try {
   const launching = launchChromium().catch((e) => e);
   await parserChecks(cases);
   phase('parsers done');
+  await envelopeChecks();
+  phase('envelope mode done');
   browser = await launching;
   phase('Chromium up');
   if (browser instanceof Error) {

@@ -94,6 +94,7 @@ local function authorized(self, req, res)
 end
 
 M.dashboard_path = rules.dashboard_path
+M.asset_path = rules.asset_path
 
 --- app.new(opts) -> app; opts as M.DEFAULTS plus token (string), cors
 -- (list of origins), dashboard (path of the page; default M.dashboard_path();
@@ -161,6 +162,9 @@ function M.new(opts)
   local page = o.dashboard
   if page == nil then page = M.dashboard_path() end
   self.page = page and read_file(page) or nil
+  -- the browser module the dashboard uses (GET /sse-subscriber.js)
+  local js = page ~= false and M.asset_path("sse-subscriber.js")
+  self.subscriber_js = js and read_file(js) or nil
   self:_routes()
   return self
 end
@@ -174,6 +178,14 @@ function M:_routes()
     end
     res:header("Content-Type", "text/html; charset=utf-8"):header("Cache-Control", "no-cache")
     res:send(self.page)
+  end)
+
+  http:get("/sse-subscriber.js", function(_, res)
+    if not self.subscriber_js then
+      return res:status(404):header("Content-Type", "text/plain; charset=utf-8"):send("no sse-subscriber.js\n")
+    end
+    res:header("Content-Type", "text/javascript; charset=utf-8"):header("Cache-Control", "no-cache")
+    res:send(self.subscriber_js)
   end)
 
   http:get("/events", function(req, res)

@@ -85,12 +85,12 @@ function M.stats_top(o, q)
   return n
 end
 
---- Where the dashboard page is: dashboard.html beside this module, found on
--- package.path like a module (lua/sse/app/ in a checkout; installed beside
--- the Lua modules, <share>/lua/<version>/sse/app/dashboard.html). nil when
--- it is not there.
-function M.dashboard_path()
-  local file = "sse/app/dashboard.html"
+--- Where a file of the demo hub is (dashboard.html, sse-subscriber.js):
+-- beside this module, found on package.path like a module (lua/sse/app/ in
+-- a checkout; installed beside the Lua modules,
+-- <share>/lua/<version>/sse/app/). nil when it is not there.
+function M.asset_path(name)
+  local file = "sse/app/" .. name
   for template in package.path:gmatch("[^;]+") do
     local path = template:gsub("%?%.lua$", file)
     if path ~= template then
@@ -102,6 +102,11 @@ function M.dashboard_path()
     end
   end
   return nil
+end
+
+--- Where the dashboard page is (asset_path), nil when it is not there.
+function M.dashboard_path()
+  return M.asset_path("dashboard.html")
 end
 
 --- stats_json(stats) -> the /stats answer (a J value), keys in the README's

@@ -1,0 +1,1 @@
+../../lua/sse/app/sse-subscriber.js
