@@ -289,6 +289,31 @@ describe("nginx: the demo hub and sse.ngx", function()
       lines[4], 1, true)
   end)
 
+  it("envelope mode (?envelope=1): every topic and type on one stream, replayed with the topics", function()
+    local js = assert(N.request(port, "GET", "/sse-subscriber.js"))
+    assert.are.equal(200, js.status)
+    assert.are.equal("text/javascript; charset=utf-8", js.headers["content-type"])
+    assert.truthy(js.body:find("class SseSubscriber", 1, true))
+    local c = subscribe(port, "/events?topic=ea&topic=eb&envelope=1")
+    assert(N.wait(function() return #c.events >= 1 end, 3000), "no join event")
+    local a = publish(port, "ea", "one", "&event=first")
+    local b = publish(port, "eb", "two")
+    assert(N.wait(function() return #c.events == 3 end, 2000), "the events did not arrive")
+    local function env(e) local t = cjson.decode(e.data) return { t.topic, t.event, t.data, e.id, e.type } end
+    assert.are.same({ cjson.null, "sse-join" }, { env(c.events[1])[1], env(c.events[1])[2] })
+    assert.are.same({ { "ea", "first", "one", a, "sse" }, { "eb", "message", "two", b, "sse" } },
+                    { env(c.events[2]), env(c.events[3]) })
+    c:close()
+    -- the shared-dict log's replay names the topics too
+    local r = subscribe(port, "/events?topic=ea&topic=eb&envelope=1", { ["Last-Event-ID"] = c.events[1].id })
+    assert(N.wait(function() return #r.events == 2 end, 2000), "no replay")
+    assert.are.same({ { "ea", "first", "one", a, "sse" }, { "eb", "message", "two", b, "sse" } },
+                    { env(r.events[1]), env(r.events[2]) })
+    r:close()
+    local bad = assert(N.request(port, "GET", "/events?envelope=yes"))
+    assert.are.equal(400, bad.status)
+  end)
+
   it("replays after Last-Event-ID (header or ?lastEventId=), and says when events are gone", function()
     local list = {}
     for i = 1, 5 do list[i] = publish(port, "r", "r" .. i) end

@@ -1,7 +1,7 @@
 --- sse_hub: the demo hub (sse.app's endpoints and behaviour) as OpenResty
 -- handlers, for examples/openresty/nginx.conf (`make run-openresty`).
 --
---   GET  /                        the dashboard page
+--   GET  /                        the dashboard page (and GET /sse-subscriber.js, the module it loads)
 --   GET  /events?topic=a&topic=b  subscribe (Last-Event-ID or ?lastEventId= resumes)
 --   POST /publish                 JSON or form: topic, event, data, retry -> {"id": ...}
 --   GET  /stats[?top=N]           JSON counters of every worker, the N busiest topics
@@ -66,7 +66,7 @@ function M.configure(o)
 end
 
 local hub, log, dict, backend
-local page
+local assets = {} -- page (dashboard.html), js (sse-subscriber.js)
 local event_types, ntypes = { message = true }, 1
 local closed_bytes = 0
 local disconnect_gen -- the last /admin/disconnect generation this worker obeyed
@@ -143,11 +143,11 @@ function M.init_worker()
     log.on_stats = on_stats
   end
   if not dict:get("started") then dict:safe_add("started", ngx.now()) end
-  local path = rules.dashboard_path()
-  if path then
-    local f = io.open(path, "rb")
+  for _, a in ipairs({ { "dashboard.html", "page" }, { "sse-subscriber.js", "js" } }) do
+    local path = rules.asset_path(a[1])
+    local f = path and io.open(path, "rb")
     if f then
-      page = f:read("*a")
+      assets[a[2]] = f:read("*a")
       f:close()
     end
   end
@@ -193,17 +193,27 @@ local function query()
   return args
 end
 
---- GET /
-function M.dashboard()
+-- A file of the demo hub (rules.asset_path), or 404.
+local function serve(which, ctype, missing)
   if not method_is("GET") then return end
-  if not page then
+  if not assets[which] then
     ngx.status = 404
     ngx.header["Content-Type"] = "text/plain; charset=utf-8"
-    return ngx.print("no dashboard\n")
+    return ngx.print(missing)
   end
-  ngx.header["Content-Type"] = "text/html; charset=utf-8"
+  ngx.header["Content-Type"] = ctype
   ngx.header["Cache-Control"] = "no-cache"
-  ngx.print(page)
+  ngx.print(assets[which])
+end
+
+--- GET /
+function M.dashboard()
+  serve("page", "text/html; charset=utf-8", "no dashboard\n")
+end
+
+--- GET /sse-subscriber.js (the browser module the dashboard loads)
+function M.subscriber_js()
+  serve("js", "text/javascript; charset=utf-8", "no sse-subscriber.js\n")
 end
 
 --- GET /events?topic=...
@@ -211,10 +221,12 @@ function M.events()
   if not method_is("GET") then return end
   local topics, status, err = access.topics(opts, query().topic, opts.default_topic, "subscribe")
   if not topics then return json_error(status, err) end
+  local envelope, eerr = rules.request_envelope(query())
+  if envelope == nil then return json_error(400, eerr) end
   local stream = sse_ngx.stream{ outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy,
                                  retry = opts.retry }
   stream:on_close(count_bytes)
-  hub:attach(stream, { topics = topics })
+  hub:attach(stream, { topics = topics, envelope = envelope })
 end
 
 -- The request body (kept in memory up to client_body_buffer_size, in a

@@ -61,15 +61,6 @@ local function read_file(path)
   return s
 end
 
--- ?envelope= of /events: true, false (absent) or nil, message.
-local ENVELOPE = { ["1"] = true, ["true"] = true, ["0"] = false, ["false"] = false }
-local function request_envelope(q)
-  local v = q.envelope
-  if v == nil then return false end
-  if ENVELOPE[v] == nil then return nil, "query 'envelope' must be 1 or 0" end
-  return ENVELOPE[v]
-end
-
 -- An answer with a JSON body whose key order is fixed (J.obj).
 local function json_answer(res, value)
   res:header("Content-Type", "application/json"):send(J.encode(value))
@@ -192,7 +183,7 @@ function M:_routes()
     local acc = self.access
     local topics, status, msg = acc:topics(req.query.topic, self.opts.default_topic, "subscribe")
     if not topics then return json_error(res, status, msg) end
-    local envelope, eerr = request_envelope(req.query)
+    local envelope, eerr = rules.request_envelope(req.query)
     if envelope == nil then return json_error(res, 400, eerr) end
     local allowed, info, why, headers = acc:check(req, "subscribe", topics) -- may wait
     if not allowed then return self:_refuse(res, info, why, headers) end

@@ -85,6 +85,16 @@ function M.stats_top(o, q)
   return n
 end
 
+--- request_envelope(query) -> true | false | nil, message: ?envelope= of
+-- /events (1 or true: envelope mode; 0, false or absent: plain).
+local ENVELOPE = { ["1"] = true, ["true"] = true, ["0"] = false, ["false"] = false }
+function M.request_envelope(q)
+  local v = q.envelope
+  if v == nil then return false end
+  if ENVELOPE[v] == nil then return nil, "query 'envelope' must be 1 or 0" end
+  return ENVELOPE[v]
+end
+
 --- Where a file of the demo hub is (dashboard.html, sse-subscriber.js):
 -- beside this module, found on package.path like a module (lua/sse/app/ in
 -- a checkout; installed beside the Lua modules,

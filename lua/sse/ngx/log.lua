@@ -392,7 +392,7 @@ function Log:_replay(hub, stream, seq, topics)
   if from < low then gap, from = true, low end
   local ttl = self.opts.ttl
   local oldest_ok = ttl and ngx.now() - ttl
-  local frames, n = {}, 0
+  local frames, tops, n = {}, {}, 0
   for s = from, upto do
     local v = d:get("e:" .. s)
     if v == nil then
@@ -404,12 +404,13 @@ function Log:_replay(hub, stream, seq, topics)
       elseif bytes ~= "" and (topic == nil or want[topic]) then
         n = n + 1
         frames[n] = bytes
+        tops[n] = topic or false -- envelope streams show it
       end
     end
   end
   local info
   if gap then info = { oldest = self:first_id(), latest = self:id(upto) } end
-  return hub:resume(stream, frames, upto, info)
+  return hub:resume(stream, frames, upto, info, tops)
 end
 
 --- log:info(): the window, for stats pages.
