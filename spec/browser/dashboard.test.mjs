@@ -307,7 +307,6 @@ const steps = [
 
   ['at 390x844 (a phone): no sideways scrolling, the data column has width; screenshots', async () => {
     fs.mkdirSync(SHOTS, { recursive: true });
-    await page.screenshot({ path: path.join(SHOTS, 'dashboard-desktop.png') });
     await page.setViewportSize({ width: 390, height: 844 });
     await openTopics(topicsN(20));
     await publishTimed('t4', 'headline', 'A headline that is long enough to wrap on a phone screen, word after word');
@@ -327,10 +326,14 @@ const steps = [
     check(m.scrollWidth <= m.clientWidth, `sideways scrolling: scrollWidth ${m.scrollWidth} > ${m.clientWidth}`);
     check(m.dataWidth >= 300, `data column ${m.dataWidth}px wide at 390px`);
     eq(m.wide, [], 'elements past the right edge');
+    await sleep(1400); // the rows' arrival flash is over
     await page.screenshot({ path: path.join(SHOTS, 'dashboard-phone.png') });
     await page.screenshot({ path: path.join(SHOTS, 'dashboard-phone-full.png'), fullPage: true });
-    console.log(`  screenshots: ${SHOTS}/dashboard-{desktop,phone,phone-full}.png; data column ${Math.round(m.dataWidth)}px`);
     await page.setViewportSize({ width: 1280, height: 820 });
+    const wide = await page.evaluate(() => document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth);
+    check(wide, 'sideways scrolling at 1280 px');
+    await page.screenshot({ path: path.join(SHOTS, 'dashboard-desktop.png') });
+    console.log(`  screenshots: ${SHOTS}/dashboard-{desktop,phone,phone-full}.png; data column ${Math.round(m.dataWidth)}px`);
   }],
 ];
 
