@@ -465,7 +465,7 @@ describe("nginx: the demo hub's other endpoints, with a token", function()
     local page = assert(N.request(port, "GET", "/"))
     assert.are.equal(200, page.status)
     assert.are.equal("text/html; charset=utf-8", page.headers["content-type"])
-    assert.matches("EventSource", page.body, 1, true)
+    assert.matches("sse-subscriber.js", page.body, 1, true)
     local c = subscribe(port, "/events?topic=j")
     assert(N.wait(function() return joined(c) end, 3000))
     -- "subscribers" counts the other worker's as of its last stats (each
