@@ -66,8 +66,8 @@ end
 -- A hub that records what replay_async answers.
 local function recorder()
   local r = { answers = {} }
-  function r.resume(_, stream, frames, upto, gap)
-    r.answers[#r.answers + 1] = { stream = stream, frames = frames, upto = upto, gap = gap }
+  function r.resume(_, stream, frames, upto, gap, topics)
+    r.answers[#r.answers + 1] = { stream = stream, frames = frames, upto = upto, gap = gap, topics = topics }
   end
   return r
 end
@@ -273,6 +273,38 @@ describe("sse.redis.backend", function()
       assert.are.same({}, a.gaps)
       assert.truthy(a:status().reconnects >= 1)
       async.wait(healthy(a), 3, "a healthy")
+      close_all(a, b)
+      proxy:close()
+    end)
+  end)
+
+  it("keeps each event's topic in a catch-up after losing Redis and in a replay", function()
+    async.run(20, function()
+      local prefix = fresh_prefix()
+      local proxy = P.new(srv.port)
+      local a = follower({ prefix = prefix, port = proxy.port })
+      local b = follower({ prefix = prefix })
+      async.wait(function() return healthy(a)() and healthy(b)() end, 3, "both healthy")
+      local first = assert(publish(b, { data = "live" }, "t1"))
+      async.wait(function() return #a.got == 1 end, 3, "the live event on a")
+      proxy:cut() -- what b publishes now reaches a through its catch-up
+      local want = {}
+      for i = 1, 6 do
+        local topic = ({ "t1", "t2", false })[i % 3 + 1]
+        assert(publish(b, { data = "c" .. i }, topic or nil))
+        want[i] = topic or nil
+      end
+      async.wait(function() return #a.got >= 7 end, 5, "a caught up")
+      local got = {}
+      for i = 2, 7 do got[i - 1] = a.got[i].topic end
+      assert.are.same(want, got)
+      -- a hub gives envelope streams the topic of each replayed frame
+      local r = replay(b, first, { "t1", "t2" })
+      assert.are.equal(6, #r.frames)
+      assert.are.same({ "t2", false, "t1", "t2", false, "t1" }, r.topics)
+      local f = replay(b, first, { "t2" })
+      assert.are.same({ "c1", "c2", "c4", "c5" }, frame_datas(f.frames))
+      assert.are.same({ "t2", false, "t2", false }, f.topics)
       close_all(a, b)
       proxy:close()
     end)

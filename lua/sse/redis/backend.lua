@@ -359,7 +359,8 @@ end
 
 -- Reads one page after (epoch, seq); bound = {epoch, seq} or nil; topics a
 -- list or nil (every topic). cb(r) with r = {epoch, head, oldest, gap,
--- upto, more, seqs, frames, topics = {}} or cb(nil, err).
+-- upto, more, seqs, frames, topics} (topics[i]: frames[i]'s topic, nil for
+-- none) or cb(nil, err).
 function Backend:_read(epoch, seq, bound, topics, cb)
   local argv = { epoch or "", seq or 0, self.max_len, math.floor(self.ttl * 1000),
                  bound and bound[1] or "", bound and bound[2] or 0, self.page }
@@ -373,9 +374,9 @@ function Backend:_read(epoch, seq, bound, topics, cb)
     if rerr or type(r) ~= "table" then return cb(nil, rerr or "bad reply") end
     local out = { epoch = r[1] or nil, head = r[2], oldest = r[3], gap = r[4], upto = r[5],
                   more = r[6] == 1, seqs = {}, frames = {}, topics = {} }
-    for i = 7, #r, 2 do
+    for i = 7, #r, 3 do
       local n = #out.seqs + 1
-      out.seqs[n], out.frames[n] = r[i], r[i + 1]
+      out.seqs[n], out.frames[n], out.topics[n] = r[i], r[i + 1], r[i + 2] or nil
     end
     cb(out)
   end)
@@ -406,7 +407,7 @@ function Backend:replay_async(hub, stream, last_id, topics)
   end
   local epoch, seq = parse_id(last_id)
   local bound = f.epoch and { f.epoch, f.pos } or nil
-  local frames, gap, first_gap = {}, nil, nil
+  local frames, tops, gap, first_gap = {}, {}, nil, nil
   local function fail(err)
     -- answered later, never from inside replay_async
     self:_defer(function() hub:resume(stream, nil, "redis: " .. tostring(err)) end)
@@ -423,10 +424,13 @@ function Backend:replay_async(hub, stream, last_id, topics)
         gap = { oldest = r.oldest > 0 and Follower.id_of(r.epoch, r.oldest) or nil,
                 latest = Follower.id_of(r.epoch, r.head) }
       end
-      for i = 1, #r.frames do frames[#frames + 1] = r.frames[i] end
+      for i = 1, #r.frames do
+        frames[#frames + 1] = r.frames[i]
+        tops[#frames] = r.topics[i] or false -- envelope streams show it
+      end
       if r.more then return page(r.epoch, r.upto) end
       self:_when_applied(r.epoch, r.upto, function()
-        hub:resume(stream, frames, r.upto, gap)
+        hub:resume(stream, frames, r.upto, gap, tops)
       end)
     end)
   end

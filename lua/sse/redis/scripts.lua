@@ -166,6 +166,7 @@ if from <= upto then
       if all or not topic or topics[topic] then
         out[#out + 1] = seq
         out[#out + 1] = d
+        out[#out + 1] = topic or false -- a null reply: no topic
       end
     end
     expect = seq + 1
