@@ -197,6 +197,14 @@ const steps = [
       ids.push(await publish(t, `novel-${i}-${Math.random().toString(36).slice(2, 7)}`, `event ${i} of a new type`));
     }
     exactlyAsSent(await shown(ids), 'new types');
+    // a topic's button shows only its events, and again all of them
+    const visible = () => page.$$eval('#events li.ev', (lis) => lis.filter((li) => !li.hidden).map((li) => li.dataset.topic));
+    await page.click('#chips button[data-topic="t8"]');
+    const only = await visible();
+    eq([...new Set(only)], ['t8'], 'rows shown after clicking t8');
+    eq(only.length, order.filter((id) => sent.get(id).topic === 't8').length, 't8 rows');
+    await page.click('#filter-note button');
+    eq((await visible()).length, (await rows()).length, 'every row after "show all"');
   }],
 
   ['POST /admin/disconnect: events of new types published meanwhile arrive once', async () => {
