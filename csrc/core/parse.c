@@ -1,5 +1,6 @@
 /* parse.c - incremental text/event-stream parser (see parse.h). */
 #include "parse.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -258,100 +259,123 @@ static int feed_body(sse_parser *p, const char *s, size_t n,
 
 /* --- UTF-8 decoding (WHATWG Encoding Standard, "UTF-8 decoder") -------- */
 
-enum { SEQ_OK, SEQ_BAD, SEQ_SHORT };
+/* Decoded text on its way to feed_body, so that the pieces around bad
+ * bytes reach the line parser in a few large calls rather than one call per
+ * piece. On the stack of one decode_feed: it allocates nothing. */
+typedef struct decoded {
+  size_t n;
+  char b[4096];
+} decoded;
 
-/* Classify the sequence that starts with the non-ASCII byte s[0] (n >= 1
- * bytes available). SEQ_OK: a well-formed sequence of *len bytes. SEQ_BAD:
- * the first *len bytes (>= 1) are a maximal subpart to replace by one
- * U+FFFD; the byte after them (if any) starts afresh. SEQ_SHORT: the *len
- * == n bytes are a valid prefix of a longer sequence. Pure function. */
-static int seq_check(const unsigned char *s, size_t n, size_t *len) {
-  unsigned char b = s[0], lo = 0x80, hi = 0xBF;
-  size_t need, i;
-  if (b >= 0xC2 && b <= 0xDF) {
-    need = 2;
-  } else if (b >= 0xE0 && b <= 0xEF) {
-    need = 3;
-    if (b == 0xE0) lo = 0xA0;      /* overlong */
-    else if (b == 0xED) hi = 0x9F; /* surrogates */
-  } else if (b >= 0xF0 && b <= 0xF4) {
-    need = 4;
-    if (b == 0xF0) lo = 0x90;      /* overlong */
-    else if (b == 0xF4) hi = 0x8F; /* above U+10FFFF */
-  } else {
-    *len = 1; /* a continuation byte, C0, C1 or F5..FF */
-    return SEQ_BAD;
-  }
-  for (i = 1; i < need; i++) {
-    if (i == n) { *len = n; return SEQ_SHORT; }
-    if (s[i] < lo || s[i] > hi) { *len = i; return SEQ_BAD; }
-    lo = 0x80;
-    hi = 0xBF;
-  }
-  *len = need;
-  return SEQ_OK;
+/* Hand o's bytes to feed_body and empty o. Returns 0 or a code. */
+static int dec_flush(sse_parser *p, decoded *o, sse_parser_cb cb, void *ud) {
+  size_t n = o->n;
+  o->n = 0;
+  return n ? feed_body(p, o->b, n, cb, ud) : 0;
 }
 
-/* Index of the first byte >= 0x80 in s[i..n), or n. */
-static size_t skip_ascii(const unsigned char *s, size_t i, size_t n) {
-  while (i + 8 <= n) {
-    uint64_t w;
-    memcpy(&w, s + i, 8);
-    if (w & 0x8080808080808080ULL) break;
-    i += 8;
+/* Pass the valid text s[0..n): copied into o when it fits behind what o
+ * holds, else o is flushed and s goes to feed_body where it lies (no copy:
+ * all of a valid feed goes this way). Returns 0 or a code. */
+static int dec_text(sse_parser *p, decoded *o, const char *s, size_t n,
+                    sse_parser_cb cb, void *ud) {
+  int rc;
+  if (o->n && n <= sizeof o->b - o->n) {
+    memcpy(o->b + o->n, s, n);
+    o->n += n;
+    return 0;
   }
-  while (i < n && s[i] < 0x80) i++;
+  if ((rc = dec_flush(p, o, cb, ud))) return rc;
+  return feed_body(p, s, n, cb, ud);
+}
+
+/* Good bytes in a row after which the byte-wise decoder hands back to
+ * sse_utf8_valid_prefix, whose set-up costs more than a few bytes. */
+#define DEC_CALM 32
+
+/* Decode s[i..n) sequence by sequence into o (one U+FFFD per maximal
+ * ill-formed subpart) until DEC_CALM good bytes in a row, the end, a
+ * sequence cut by the end (*cut = 1; it is not consumed) or fewer than 4
+ * bytes free in o. Returns the index reached. Cannot fail. */
+static size_t dec_bytes(decoded *o, const unsigned char *s, size_t i, size_t n, int *cut) {
+  char *out = o->b + o->n, *full = o->b + sizeof o->b - 4;
+  size_t good = 0, len;
+  while (i < n && good < DEC_CALM && out <= full) {
+    if (s[i] < 0x80) {
+      *out++ = (char)s[i++];
+      good++;
+      continue;
+    }
+    int r = sse_utf8_seq(s + i, n - i, &len);
+    if (r == SSE_UTF8_SHORT) {
+      *cut = 1;
+      break;
+    }
+    if (r == SSE_UTF8_OK) {
+      memcpy(out, s + i, len);
+      out += len;
+      good += len;
+    } else {
+      memcpy(out, replacement, sizeof replacement);
+      out += sizeof replacement;
+      good = 0;
+    }
+    i += len;
+  }
+  o->n = (size_t)(out - o->b);
   return i;
 }
 
 /* Decode buf[0..n) (after the BOM decision) and feed the text to
- * feed_body: well-formed runs straight from buf, one U+FFFD per maximal
- * ill-formed subpart, a sequence cut at the end held in p->u8 for the next
- * call. Returns 0 or a code (then p's sticky failure). */
+ * feed_body: valid runs found by sse_utf8_valid_prefix pass whole; from a
+ * bad byte on, sequence by sequence (sse_utf8_seq) until DEC_CALM good
+ * bytes in a row, one U+FFFD per maximal ill-formed subpart; a sequence cut
+ * at the end is held in p->u8 for the next call. Returns 0 or a code (then
+ * p's sticky failure). */
 static int decode_feed(sse_parser *p, const char *buf, size_t n,
                        sse_parser_cb cb, void *ud) {
   const unsigned char *s = (const unsigned char *)buf;
-  size_t i = 0, run, len;
+  size_t i = 0, len;
+  decoded o;
   int r, rc;
+  o.n = 0;
   if (p->u8n && n) { /* finish the sequence the last feed cut */
     unsigned char tmp[4];
     size_t k = p->u8n, take = n < 4 - k ? n : 4 - k;
     memcpy(tmp, p->u8, k);
     memcpy(tmp + k, s, take);
-    r = seq_check(tmp, k + take, &len);
-    if (r == SEQ_SHORT) { /* still cut: all of buf was taken */
+    r = sse_utf8_seq(tmp, k + take, &len);
+    if (r == SSE_UTF8_SHORT) { /* still cut: all of buf was taken */
       memcpy(p->u8 + k, s, take);
       p->u8n = (unsigned char)(k + take);
       return 0;
     }
     p->u8n = 0;
     /* len >= k: the held bytes were a valid prefix */
-    rc = r == SEQ_OK ? feed_body(p, (const char *)tmp, len, cb, ud)
-                     : feed_body(p, replacement, 3, cb, ud);
-    if (rc) return rc;
+    if (r == SSE_UTF8_OK) {
+      memcpy(o.b, tmp, len);
+      o.n = len;
+    } else {
+      memcpy(o.b, replacement, sizeof replacement);
+      o.n = sizeof replacement;
+    }
     i = len - k;
   }
-  run = i;
   while (i < n) {
-    i = skip_ascii(s, i, n);
+    size_t run = sse_utf8_valid_prefix(buf + i, n - i);
+    int cut = 0;
+    if (run && (rc = dec_text(p, &o, buf + i, run, cb, ud))) return rc;
+    i += run;
     if (i == n) break;
-    r = seq_check(s + i, n - i, &len);
-    if (r == SEQ_OK) {
-      i += len;
-      continue;
+    if (sizeof o.b - o.n < 4 && (rc = dec_flush(p, &o, cb, ud))) return rc;
+    i = dec_bytes(&o, s, i, n, &cut);
+    if (cut) { /* hold it: n - i <= 3 */
+      memcpy(p->u8, s + i, n - i);
+      p->u8n = (unsigned char)(n - i);
+      break;
     }
-    if (i > run && (rc = feed_body(p, buf + run, i - run, cb, ud))) return rc;
-    if (r == SEQ_SHORT) {
-      memcpy(p->u8, s + i, len);
-      p->u8n = (unsigned char)len;
-      return 0;
-    }
-    if ((rc = feed_body(p, replacement, 3, cb, ud))) return rc;
-    i += len;
-    run = i;
   }
-  if (n > run) return feed_body(p, buf + run, n - run, cb, ud);
-  return 0;
+  return dec_flush(p, &o, cb, ud);
 }
 
 int sse_parser_feed(sse_parser *p, const char *buf, size_t n,

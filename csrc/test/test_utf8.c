@@ -63,7 +63,8 @@ static void test_exhaustive(void) {
   CHECKF(bad == 0, "%d inputs disagree with the reference", bad);
 }
 
-/* Four-byte sequences: every lead and second byte, edge values after. */
+/* Four-byte sequences: every lead and second byte, edge values after, alone
+ * and inside the SSE2 blocks. */
 static void test_four_bytes(void) {
   static const unsigned char edge[] = {0x00, 0x7F, 0x80, 0x8F, 0x90, 0xBF, 0xC0, 0xFF};
   unsigned char b[4];
@@ -77,8 +78,59 @@ static void test_four_bytes(void) {
           if (sse_utf8_valid_prefix((const char *)b, 4) != want ||
               stream_valid(b, 4) != (want == 4))
             bad++;
+          /* and in ASCII at lanes 12..15 and 13..15 | 16 of the SSE2 blocks */
+          for (size_t off = 12; off <= 13; off++) {
+            unsigned char t[40];
+            memset(t, 'a', sizeof t);
+            memcpy(t + off, b, 4);
+            if (sse_utf8_valid_prefix((const char *)t, sizeof t) != ref_prefix(t, sizeof t)) bad++;
+          }
         }
   CHECKF(bad == 0, "%d four-byte inputs disagree with the reference", bad);
+}
+
+/* The 16-byte blocks of sse_utf8_valid_prefix: every 3-byte input at lanes
+ * 13..15 (a sequence left open for an ASCII block) and 14, 15 | 16, in ASCII,
+ * and long random inputs of leads, continuations and edge bytes, against
+ * the reference. */
+static void test_simd_blocks(void) {
+  static const size_t offs[] = {13, 14};
+  unsigned char b[48];
+  int bad = 0;
+  for (size_t o = 0; o < sizeof offs / sizeof offs[0]; o++) {
+    memset(b, 'a', sizeof b);
+    for (unsigned long v = 0; v < (1ul << 24); v++) {
+      b[offs[o]] = (unsigned char)(v >> 16);
+      b[offs[o] + 1] = (unsigned char)(v >> 8);
+      b[offs[o] + 2] = (unsigned char)v;
+      size_t want = ref_prefix(b, sizeof b);
+      size_t got = sse_utf8_valid_prefix((const char *)b, sizeof b);
+      if (got != want && bad++ < 10)
+        CHECKF(0, "bytes %02x %02x %02x at %zu: prefix %zu, want %zu", b[offs[o]],
+               b[offs[o] + 1], b[offs[o] + 2], offs[o], got, want);
+    }
+  }
+  static const unsigned char alpha[] = {'a', 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2,
+                                        0xDF, 0xE0, 0xE1, 0xED, 0xEF, 0xF0, 0xF3, 0xF4, 0xF5};
+  unsigned char r[100];
+  unsigned long seed = 12345;
+  for (int t = 0; t < 200000; t++) {
+    size_t n = (size_t)(t % 100) + 1;
+    for (size_t i = 0; i < n; i++) {
+      seed = seed * 6364136223846793005ul + 1442695040888963407ul;
+      unsigned x = (unsigned)(seed >> 33);
+      /* mostly well-formed text with a rare odd byte */
+      if (x % 8 == 0) r[i] = alpha[(x >> 3) % sizeof alpha];
+      else if (x % 8 < 3) r[i] = 'a';
+      else if (x % 8 < 5 && i + 2 < n) { memcpy(r + i, "\xe6\x97\xa5", 3); i += 2; }
+      else if (x % 8 < 7 && i + 1 < n) { memcpy(r + i, "\xc3\xa9", 2); i += 1; }
+      else if (i + 3 < n) { memcpy(r + i, "\xf0\x9f\x98\x80", 4); i += 3; }
+      else r[i] = 'b';
+    }
+    size_t want = ref_prefix(r, n), got = sse_utf8_valid_prefix((const char *)r, n);
+    if (got != want && bad++ < 10) CHECKF(0, "random input %d (n=%zu): prefix %zu, want %zu", t, n, got, want);
+  }
+  CHECKF(bad == 0, "%d block inputs disagree with the reference", bad);
 }
 
 /* sse_utf8_seq: lengths of good sequences, maximal subparts, cut input. */
@@ -124,5 +176,6 @@ int main(void) {
   test_blocks();
   test_exhaustive();
   test_four_bytes();
+  test_simd_blocks();
   return check_summary("test_utf8");
 }
