@@ -71,7 +71,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 
 .PHONY: all help test check ctest lint spec spec-luajit spec-san rock-test browser install uninstall \
-        run bench bench-encode bench-encode-compare bench-replay bench-envelope bench-hub bench-fanout bench-fanout-short \
+        run bench bench-encode bench-parse bench-encode-compare bench-replay bench-envelope bench-hub bench-fanout bench-fanout-short \
         bench-fanout-hold clean deps
 
 all: $(MODULES)
@@ -91,7 +91,7 @@ help:
 	@echo "make fault         fault and abuse specs (SSE_FAULT_FULL=1: the full form)"
 	@echo "make lint          luacheck lua/ spec/ bench/ examples/"
 	@echo "make run           start the demo hub (HOST=$(HOST) PORT=$(PORT) ARGS='--token T ...')"
-	@echo "make bench         benchmarks that print figures (encode, replay, hub);"
+	@echo "make bench         benchmarks that print figures (encode, parse, replay, hub);"
 	@echo "                   make bench-fanout: the fan-out benchmark against Nchan"
 	@echo "                   make bench-jwt: the cost of verifying one token per algorithm"
 	@echo "                   make bench-topics: heap bytes per topic in the C hub"
@@ -187,7 +187,7 @@ run:
 	$(MAKE) all
 	$(call lua_env,$(BUILD)) $(LUA) examples/hub/server.lua --host $(HOST) --port $(PORT) $(ARGS)
 
-bench: bench-encode bench-replay bench-hub
+bench: bench-encode bench-parse bench-replay bench-hub
 
 bench-replay: $(MODULE)
 	$(BENCH_ENV) $(LUA) bench/replay_bench.lua
@@ -248,6 +248,10 @@ bench-redis-backend: $(MODULE)
 
 bench-encode: $(MODULE)
 	$(BENCH_ENV) $(LUA) bench/encode_bench.lua
+
+# the client-side parser: ASCII, multi-byte and ill-formed bodies
+bench-parse: $(MODULE)
+	$(BENCH_ENV) $(LUA) bench/parse_bench.lua
 
 # the encoder on Lua 5.4 and LuaJIT against an older revision's, in one run
 # (ENCODE_BEFORE_REV=<git rev>, default the encoder before issue 11's fix)

@@ -1,6 +1,7 @@
--- Throughput of the client-side event-stream parser (core.parser) on three
--- bodies: ASCII events, events of multi-byte UTF-8, and events full of
--- ill-formed bytes (each replaced by U+FFFD). Prints MB/s of input parsed,
+-- Throughput of the client-side event-stream parser (core.parser) on four
+-- bodies: ASCII events, events of multi-byte UTF-8, the same with one
+-- ill-formed byte each, and events full of ill-formed bytes (each replaced
+-- by U+FFFD). Prints MB/s of input parsed,
 -- Lua event tables included: the best of PARSE_BENCH_ROUNDS rounds of
 -- PARSE_BENCH_REPS feeds (CPU time), so other jobs on the machine move the
 -- figure less. Run several builds side by side in one go:
@@ -23,4 +24,6 @@ end
 
 bench("ascii, 100-byte events", ("data: " .. ("abcdefghij"):rep(10) .. "\n\n"):rep(1000))
 bench("multi-byte UTF-8 events", ("data: " .. ("\195\169\226\130\172\240\159\152\128ab"):rep(12) .. "\n\n"):rep(1000))
+bench("UTF-8, 1 bad byte an event", ("data: " .. ("\195\169\226\130\172\240\159\152\128ab"):rep(6) .. "\255"
+  .. ("\195\169\226\130\172\240\159\152\128ab"):rep(6) .. "\n\n"):rep(1000))
 bench("ill-formed bytes", ("data: " .. ("\255a\192"):rep(30) .. "\n\n"):rep(1000))
