@@ -259,8 +259,12 @@ describe("fault: dropped connections", function()
         min_received = r.min_received }, r.sample)
     assert.is_true(r.all_complete)
     -- every drop came with events still to come: each client reconnected
+    -- (a stream dropped in the loop turn that opened it never wrote its
+    -- head: its client saw the connection end before a response, and tried
+    -- again)
     assert.is_true(drops > SUBS, "only " .. drops .. " drops")
-    assert.is_true(r.opens - SUBS >= drops, ("%d reconnects for %d drops"):format(r.opens - SUBS, drops))
+    local tries = r.opens - SUBS + (r.unopened or 0)
+    assert.is_true(tries >= drops, ("%d reconnects for %d drops"):format(tries, drops))
     -- the client process is gone: every stream and connection is cleaned up
     assert.is_true(C.wait(function() return app.http:connection_count() == 0 end, 5000),
       app.http:connection_count() .. " connections left")
@@ -287,7 +291,7 @@ describe("fault: a subscriber that stops reading", function()
       -- pin its kernel send buffer, so the backlog lands in the outbox
       -- after ~16 KB rather than after the up to 4 MB that loopback
       -- autotuning would first absorb
-      slow_stream._handle:send_buffer_size(8192)
+      slow_stream:_handle():send_buffer_size(8192)
     end
     local rs = {}
     for i = 1, READERS do rs[i] = reader(app.port, "/events?topic=l", { light = true }) end

@@ -825,11 +825,11 @@ describe("sse.http: one writer per handle", function()
     local head = c.buf
     assert.truthy(head:find("^HTTP/1.1 200 OK\r\n"))
     -- every byte the client got was counted by the stream's writer
-    local stats = stream.stats and stream:stats() or stream._sub:stats()
+    local stats = stream:stats()
     assert.are.equal(#head, stats.bytes_sent)
     stream:send_data("x")
     assert.is_true(C.wait(function() return c.buf:find("data: x\n\n", 1, true) ~= nil end, 1000))
-    stats = stream.stats and stream:stats() or stream._sub:stats()
+    stats = stream:stats()
     assert.are.equal(#c.buf, stats.bytes_sent)
   end)
 end)

@@ -104,6 +104,7 @@ struct sse_hub {
   void (*on_turn)(sse_hub *, void *);
   void *turn_ud;
   int holds;                  /* sse_hub_hold count: free is deferred */
+  int turns;                  /* flushed once per loop turn (own loop or its owner's) */
   int free_pending;
   sse_hub_counters ctr;       /* cumulative, for metrics */
 };
@@ -455,6 +456,9 @@ void sse_sub_set_limits(sse_sub *s, size_t limit, int policy) {
   s->policy = (uint8_t)policy;
 }
 
+size_t sse_sub_limit(const sse_sub *s) { return s->limit; }
+int sse_sub_policy(const sse_sub *s) { return s->policy; }
+
 static void sub_destroy(sse_sub *s) {
   while (s->qlen) {
     sse_frame_unref(q_at(s, s->qlen - 1));
@@ -624,6 +628,7 @@ int sse_hub_set_loop(sse_hub *h, uv_loop_t *loop, void (*on_turn)(sse_hub *, voi
   uv_unref((uv_handle_t *)&hl->idle);
   uv_unref((uv_handle_t *)&hl->timer);
   h->loop = hl;
+  h->turns = 1;
   h->on_turn = on_turn;
   h->turn_ud = ud;
   return 0;
@@ -690,6 +695,56 @@ void sse_hub_remove(sse_sub *s) {
   s->hub = NULL;
   s->id = 0;
   s->flags &= (uint8_t)~F_ANNOUNCED;
+}
+
+int sse_hub_move(sse_hub *to, sse_sub *s) {
+  sse_hub *from = s->hub;
+  if (from == to) return 0;
+  /* a closed sub moves only while its report is pending (on the closed list) */
+  if (s->state == SSE_SUB_CLOSED && (s->list != IN_CLOSED || list_empty(&s->lnode)))
+    return SSE_HUB_ECLOSED;
+  int which = s->list;
+  int draining = s->state == SSE_SUB_DRAINING;
+  uint8_t announced = s->flags & F_ANNOUNCED;
+  if (from) {
+    leave_fanout(s);
+    if (draining) from->ndraining--;
+    set_list(s, IN_NONE);
+    list_unlink(&s->node);
+    give_id(from, s->id);
+  }
+  s->hub = to;
+  s->id = take_id(to);
+  if (s->state == SSE_SUB_OPEN) {
+    s->registered = 1;
+    list_push(&to->subs, &s->node);
+    to->nsubs++;
+  } else {
+    s->registered = 0;
+    list_push(&to->gone, &s->node);
+  }
+  if (draining) {
+    to->ndraining++;
+    if (to->loop && !uv_is_active((uv_handle_t *)&to->loop->timer))
+      uv_timer_start(&to->loop->timer, on_timer, DRAIN_TICK_MS, DRAIN_TICK_MS);
+  }
+  s->flags = (uint8_t)((s->flags & ~F_ANNOUNCED) | announced);
+  if (which != IN_NONE) set_list(s, which);
+  else mark_pending(s);
+  return 0;
+}
+
+sse_sub *sse_hub_any_sub(const sse_hub *h) {
+  if (!list_empty(&h->subs)) return container_of(h->subs.next, sse_sub, node);
+  if (!list_empty(&h->gone)) return container_of(h->gone.next, sse_sub, node);
+  return NULL;
+}
+
+void sse_hub_set_turns(sse_hub *h, int on) { h->turns = on != 0 || h->loop; }
+int sse_hub_turns(const sse_hub *h) { return h->turns; }
+size_t sse_hub_draining(const sse_hub *h) { return h->ndraining; }
+int sse_hub_busy(const sse_hub *h) {
+  return !list_empty(&h->dirty) || !list_empty(&h->ready) || !list_empty(&h->closed);
 }
 
 int sse_sub_is_subscribed(const sse_sub *s, const char *topic, size_t len) {
@@ -1070,7 +1125,7 @@ static void gz_write(sse_sub *s) {
     sub_fail(s, SSE_CLOSE_WRITE, UV_ECANCELED);
     return;
   }
-  int one_share = s->hub && s->hub->loop;
+  int one_share = s->hub && s->hub->turns;
   uv_buf_t b;
   for (;;) {
     if (sse_gz_pending(s->gz) == 0) {
@@ -1143,7 +1198,7 @@ static void sub_write(sse_sub *s) {
   size_t turn = turn_share(s);
   /* with a loop, one share per flush so that backlogs interleave; without
    * one (nothing would come back for the rest), until the socket is full */
-  int one_share = s->hub && s->hub->loop;
+  int one_share = s->hub && s->hub->turns;
   uint32_t n;
   int r;
   for (;;) {
@@ -1214,7 +1269,7 @@ static void on_write(uv_write_t *req, int status) {
   if (zn) gz_sent(s, zn);
   if (writable_n(s)) {
     /* the next flush writes the rest; with no loop to run one, now */
-    if (s->hub && s->hub->loop) mark_pending(s);
+    if (s->hub && s->hub->turns) mark_pending(s);
     else sub_write(s);
   }
   else {

@@ -128,6 +128,9 @@ sse_sub *sse_sub_new(uv_stream_t *stream, size_t limit, int policy);
 
 /* Changes the outbox bound (0: unbounded) and the slow policy. */
 void sse_sub_set_limits(sse_sub *s, size_t limit, int policy);
+/* The outbox bound (SIZE_MAX: unbounded) and the slow policy. */
+size_t sse_sub_limit(const sse_sub *s);
+int sse_sub_policy(const sse_sub *s);
 
 /* Unregisters, closes and frees s; the free is deferred while a uv_write is
  * in flight. NULL is a no-op. */
@@ -140,6 +143,26 @@ int sse_hub_add(sse_hub *h, sse_sub *s, uint32_t *id);
 
 /* Removes s from its hub and every topic; its outbox is kept. */
 void sse_hub_remove(sse_sub *s);
+
+/* Moves s from its hub (if any) into to, whatever its state (open, draining,
+ * or closed and not yet reported): its outbox, drain deadline and pending
+ * report (dirty, ready or closed list) go with it; its topics are left
+ * behind (an open s is registered in to, with no topic). Returns 0, or
+ * SSE_HUB_ECLOSED for a closed s already reported (nothing changed). */
+int sse_hub_move(sse_hub *to, sse_sub *s);
+
+/* Some subscriber of h (registered or not), or NULL: for emptying a hub. */
+sse_sub *sse_hub_any_sub(const sse_hub *h);
+
+/* The owner flushes h once per loop turn (with its own loop handles, not
+ * sse_hub_set_loop's): a push subscriber is written at most SSE_TURN_BYTES
+ * per flush, and the rest of a write waits for the next flush. */
+void sse_hub_set_turns(sse_hub *h, int on);
+int sse_hub_turns(const sse_hub *h);
+/* Subscribers draining in h. */
+size_t sse_hub_draining(const sse_hub *h);
+/* 1 when a flush has work: dirty, ready or closed subscribers. */
+int sse_hub_busy(const sse_hub *h);
 
 /* 1 when added, 0 when already subscribed, SSE_HUB_ECLOSED when s is not
  * registered, SSE_HUB_ENOMEM (nothing changed). */

@@ -2,6 +2,7 @@
  * binding files (one per C object). */
 #include "lsse.h"
 #include "gzip.h"
+#include "lstream.h"
 #include "httphead.h"
 #include "sse_limits.h"
 #include "parse.h"
@@ -96,6 +97,14 @@ static void open_limits(lua_State *L) {
       {"gzip_mem_level_default", (double)SSE_GZ_MEMLEVEL_DEFAULT},
       {"gzip_mem_level_min", (double)SSE_GZ_MEMLEVEL_MIN},
       {"gzip_mem_level_max", (double)SSE_GZ_MEMLEVEL_MAX},
+      {"stream_outbox_limit", (double)SSE_STREAM_OUTBOX_DEFAULT},
+      {"hub_outbox_limit", (double)SSE_HUB_OUTBOX_DEFAULT},
+      {"outbox_max", SSE_OUTBOX_MAX},
+      {"write_timeout_max", SSE_WRITE_TIMEOUT_MAX},
+      {"batch_frames", (double)SSE_BATCH_FRAMES},
+      {"early_write_frames", (double)SSE_EARLY_WRITE_FRAMES},
+      {"turn_bytes", (double)SSE_TURN_BYTES},
+      {"close_grace_ms", (double)SSE_CLOSE_GRACE_MS},
   };
   lua_newtable(L);
   for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
@@ -113,6 +122,7 @@ SSE_EXPORT int luaopen_sse_core(lua_State *L) {
   lua_setfield(L, -2, "sigpipe_was");
   open_limits(L);
   lsse_open_encode(L);
+  lsse_open_stream(L);
   lsse_open_hub(L);
   lsse_open_ring(L);
   lsse_open_parse(L);

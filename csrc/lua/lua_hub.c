@@ -1,47 +1,24 @@
-/* lua_hub.c - Lua binding of hub.c: "sse.Hub" and "sse.Sub" userdata.
+/* lua_hub.c - "sse.Hub" (the C hub behind lua/sse/hub.lua) and the home hub
+ * of a Lua state (lstream.h, docs/CORE.md).
  *
- * The Lua layer (lua/sse/hub.lua, stream.lua) wraps these; they are not the
- * public API. A Sub's userdata holds a pointer to a malloc'd sse_sub (freed
- * through sse_sub_free, which waits for an in-flight write). It does not
- * anchor the luv handle: its owner (the Lua Stream) holds the handle and
- * detaches the sub before closing it; and when both become garbage at once,
- * libuv completes any write in flight (UV_ECANCELED) before luv frees the
- * handle, and the orphaned sub frees itself then. */
-#include "lsse.h"
-#include "hub.h"
-#include "gzip.h"
+ * A hub anchors its streams (user value 1: anchors[id] = stream) and runs on
+ * luv's loop through three luv handles of its own (created through luv, so
+ * luv's walk and close see ordinary handles): a prepare that flushes once
+ * per loop turn and reports what the core closed or made ready, an idle
+ * that keeps the loop turning while writes wait for their next share, and
+ * a timer that wakes it for drain deadlines. Without a loop ("immediate")
+ * the owner calls flush(). */
+#include "lstream.h"
 #include "envelope.h"
 
 #include <stdlib.h>
-#include <math.h>
 #include <string.h>
-#if defined(__linux__)
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#endif
 
-#define HUB_MT "sse.Hub"
-#define SUB_MT "sse.Sub"
-
-typedef struct {
-  sse_hub *h;
-  uint32_t next_id;
-} lhub;
-
-typedef struct {
-  sse_sub *s;
-} lsub;
+#define HOME_KEY "sse.home"
 
 static lhub *check_hub(lua_State *L, int i) {
   lhub *u = (lhub *)luaL_checkudata(L, i, HUB_MT);
   if (!u->h) luaL_argerror(L, i, "hub is closed");
-  return u;
-}
-
-static lsub *check_sub(lua_State *L, int i) {
-  lsub *u = (lsub *)luaL_checkudata(L, i, SUB_MT);
-  if (!u->s) luaL_argerror(L, i, "subscriber is closed");
   return u;
 }
 
@@ -51,84 +28,556 @@ static sse_hub *hub_again(lua_State *L) {
   return ((lhub *)luaL_checkudata(L, 1, HUB_MT))->h;
 }
 
-static const char *policy_names[] = {"close", "drop_oldest", NULL};
+/* --- luv --------------------------------------------------------------------- */
 
-/* The libuv stream inside a luv handle userdata (luv stores a pointer to
- * the handle in the userdata), or NULL when idx is not a luv stream. */
-static uv_stream_t *to_uv_stream(lua_State *L, int idx) {
-  static const char *const mts[] = {"uv_tcp", "uv_pipe", "uv_tty", NULL};
-  for (int i = 0; mts[i]; i++) {
-    void **ud = (void **)luaL_testudata(L, idx, mts[i]);
-    if (ud && *ud) {
-      uv_handle_t *h = (uv_handle_t *)*ud;
-      uv_handle_type t = h->type;
-      if (t == UV_TCP || t == UV_NAMED_PIPE || t == UV_TTY) return (uv_stream_t *)h;
-    }
+/* The first two fields of luv's luv_ctx_t (luv.h), which luv keeps in the
+ * registry under "luv_context": luv_loop(L) reads the first. */
+typedef struct luv_ctx_prefix {
+  uv_loop_t *loop;
+  lua_State *L;
+} luv_ctx_prefix;
+
+int lsse_luv_loop(lua_State *L, uv_loop_t **loop, lua_State **main) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "luv_context");
+  luv_ctx_prefix *ctx = (luv_ctx_prefix *)lua_touserdata(L, -1);
+  int ok = ctx && lua_rawlen(L, -1) >= sizeof *ctx && ctx->loop && ctx->L;
+  if (ok) {
+    *loop = ctx->loop;
+    *main = ctx->L;
   }
+  lua_pop(L, 1);
+  return ok;
+}
+
+/* Pushes luv.<fn>() (luv from package.loaded); raises without luv. */
+static void luv_new(lua_State *L, const char *fn) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_getfield(L, -1, "luv");
+  if (!lua_istable(L, -1)) luaL_error(L, "sse: the hub's loop needs luv (require \"luv\")");
+  lua_getfield(L, -1, fn);
+  lua_call(L, 0, 1);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+/* handle:method(args on the stack top) for the luv handle in hub slot n,
+ * protected (a closed handle must not raise into the core). */
+static void luv_method(lua_State *L, int hidx, int n, const char *method, int nargs) {
+  lsse_slot_get(L, hidx, n);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1 + nargs);
+    return;
+  }
+  lua_getfield(L, -1, method);
+  lua_insert(L, -2 - nargs);
+  lua_insert(L, -1 - nargs);
+  lsse_pcall(L, 1 + nargs, 0, "hub loop handle");
+}
+
+enum { HSLOT_PREPARE = 4, HSLOT_IDLE = 5, HSLOT_TIMER = 6, HUB_ALL_SLOTS = 6 };
+
+/* --- anchors ------------------------------------------------------------------- */
+
+static void pin(lua_State *L, int hidx, lhub *u) {
+  if (u->anchored++ == 0 && u->self_ref == LUA_NOREF) {
+    lua_pushvalue(L, hidx);
+    u->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+}
+
+static void unpin(lua_State *L, lhub *u) {
+  if (u->anchored > 0 && --u->anchored == 0 && !u->home && u->self_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, u->self_ref);
+    u->self_ref = LUA_NOREF;
+  }
+}
+
+lhub *lsse_push_hub_of(lua_State *L, sse_hub *h) {
+  lhub *u = h ? (lhub *)sse_hub_user(h) : NULL;
+  if (u && u->self_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, u->self_ref);
+    return u;
+  }
+  lua_pushnil(L);
   return NULL;
 }
 
-/* Bounds how long sent data may stay unacknowledged before the kernel fails
- * the connection (TCP_USER_TIMEOUT, Linux). A peer that vanished without FIN
- * or RST is then noticed at the next write after ms, not after ~15 minutes
- * of retransmissions. Best effort: a no-op elsewhere or for non-TCP handles. */
-static void set_user_timeout(uv_stream_t *stream, unsigned ms) {
-#if defined(__linux__) && defined(TCP_USER_TIMEOUT)
-  uv_os_fd_t fd;
-  if (ms == 0 || stream->type != UV_TCP || uv_fileno((uv_handle_t *)stream, &fd) != 0) return;
-  (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
-#else
-  (void)stream;
-  (void)ms;
-#endif
-}
-
-/* core.sub_new(handle | nil, limit, policy [, write_timeout_ms]) */
-static int l_sub_new(lua_State *L) {
-  uv_stream_t *stream = NULL;
-  if (!lua_isnil(L, 1)) {
-    stream = to_uv_stream(L, 1);
-    if (!stream)
-      lsse_argerror(L, 1, "new", "field 'handle': luv stream handle (tcp, pipe or tty) expected");
-    if (uv_is_closing((uv_handle_t *)stream)) lsse_argerror(L, 1, "new", "field 'handle': handle is closed");
+/* anchors[id] = value on top (popped), in the hub at hidx; the home hub's
+ * draining table too when draining. */
+static void set_anchor(lua_State *L, int hidx, uint32_t id, int draining) {
+  lsse_slot_get(L, hidx, HSLOT_ANCHORS);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, (int)id);
+  lua_pop(L, 1);
+  lsse_slot_get(L, hidx, HSLOT_DRAINING);
+  if (lua_istable(L, -1)) {
+    if (draining) lua_pushvalue(L, -2);
+    else lua_pushnil(L);
+    lua_rawseti(L, -2, (int)id);
   }
-  /* the values were checked by core.check_options; these guard the casts */
-  lua_Number limit = luaL_checknumber(L, 2);
-  if (!(limit >= 0 && limit <= SSE_OUTBOX_MAX)) luaL_argerror(L, 2, "limit out of range");
-  int policy = luaL_checkoption(L, 3, "close", policy_names);
-  lua_Number wt = luaL_optnumber(L, 4, 0);
-  if (!(wt >= 0 && wt <= 4294967295.0)) luaL_argerror(L, 4, "write timeout out of range");
-  lsub *u = (lsub *)lua_newuserdata(L, sizeof *u); /* no user value: see top */
-  u->s = NULL;
-  u->s = sse_sub_new(stream, (size_t)limit, policy);
-  if (!u->s) return luaL_error(L, "out of memory");
-  if (stream) set_user_timeout(stream, (unsigned)wt);
-  luaL_setmetatable(L, SUB_MT);
-  return 1;
+  lua_pop(L, 2);
 }
 
-static int sub_gc(lua_State *L) {
-  lsub *u = (lsub *)luaL_checkudata(L, 1, SUB_MT);
-  if (u->s) {
-    sse_sub_free(u->s);
-    u->s = NULL;
+static void unanchor_at(lua_State *L, sse_sub *s) {
+  lhub *u = lsse_push_hub_of(L, sse_sub_hub(s));
+  if (!u) {
+    lua_pop(L, 1);
+    return;
+  }
+  int hidx = lua_gettop(L);
+  lua_pushnil(L);
+  set_anchor(L, hidx, sse_sub_id(s), 0);
+  unpin(L, u);
+  lua_pop(L, 1);
+}
+
+void lsse_unanchor(lua_State *L, lstream *st) { unanchor_at(L, st->s); }
+
+int lsse_stream_move(lua_State *L, int idx, int hub_idx) {
+  idx = lua_absindex(L, idx);
+  hub_idx = lua_absindex(L, hub_idx);
+  lstream *st = (lstream *)lua_touserdata(L, idx);
+  lhub *to = (lhub *)lua_touserdata(L, hub_idx);
+  sse_sub *s = st->s;
+  if (sse_sub_hub(s) == to->h) return 0;
+  sse_hub *from = sse_sub_hub(s);
+  uint32_t old_id = sse_sub_id(s);
+  int rc = sse_hub_move(to->h, s);
+  if (rc < 0) return rc;
+  if (from) {
+    lhub *fu = lsse_push_hub_of(L, from);
+    if (fu) {
+      int fidx = lua_gettop(L);
+      lua_pushnil(L);
+      set_anchor(L, fidx, old_id, 0);
+      unpin(L, fu);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, idx);
+  set_anchor(L, hub_idx, sse_sub_id(s), 0);
+  pin(L, hub_idx, to);
+  st->flags &= (uint8_t)~SF_LEFT;
+  return 0;
+}
+
+void lsse_anchor_draining(lua_State *L, int idx, int draining) {
+  idx = lua_absindex(L, idx);
+  lstream *st = (lstream *)lua_touserdata(L, idx);
+  if (!lsse_push_hub_of(L, sse_sub_hub(st->s))) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushvalue(L, idx);
+  set_anchor(L, lua_gettop(L) - 1, sse_sub_id(st->s), draining);
+  lua_pop(L, 1);
+}
+
+/* --- the report ------------------------------------------------------------------ */
+
+/* Flushes (do_flush) and reports what the core closed (finish) or made
+ * ready (settle: a writer drained, a pull host woken). Every callback is
+ * pcall'd; one that closes the hub ends the report. */
+static void report(lua_State *L, int hidx, int do_flush) {
+  hidx = lua_absindex(L, hidx);
+  lhub *u = (lhub *)lua_touserdata(L, hidx);
+  sse_hub *h = u->h;
+  if (!h) return;
+  int top = lua_gettop(L);
+  sse_hub_hold(h);
+  if (do_flush) sse_hub_flush(h, lsse_now());
+  lsse_slot_get(L, hidx, HSLOT_ANCHORS);
+  int a = lua_gettop(L);
+  while (u->h) {
+    sse_sub *s = sse_hub_next_closed(h);
+    int closed = s != NULL;
+    if (!s) s = sse_hub_next_ready(h);
+    if (!s) break;
+    lua_rawgeti(L, a, (int)sse_sub_id(s));
+    if (luaL_testudata(L, -1, STREAM_MT)) {
+      if (closed) lsse_stream_finish(L, -1);
+      else lsse_stream_settle(L, -1, 0);
+    } else if (closed) {
+      sse_hub_remove(s); /* no stream (cannot be): at least leave the hub */
+    }
+    lua_settop(L, a);
+  }
+  lua_settop(L, top);
+  sse_hub_release(h);
+}
+
+/* --- the loop ---------------------------------------------------------------------- */
+
+static int l_noop(lua_State *L) {
+  (void)L;
+  return 0;
+}
+
+/* The prepare callback's body, protected: flush, report, and the idle and
+ * timer handles on or off for what is left. */
+static int turn_protected(lua_State *L) {
+  lhub *u = (lhub *)lua_touserdata(L, 1);
+  if (!u->h || u->self_ref == LUA_NOREF) return 0;
+  int busy = sse_hub_busy(u->h), draining = sse_hub_draining(u->h) > 0;
+  if (!busy && !draining && !u->idle_on && !u->timer_on) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, u->self_ref);
+  int hidx = lua_gettop(L);
+  if (busy || draining) report(L, hidx, 1);
+  if (!u->h) return 0;
+  busy = sse_hub_busy(u->h);
+  if (busy != u->idle_on) {
+    u->idle_on = (uint8_t)busy;
+    if (busy) {
+      lua_pushcfunction(L, l_noop);
+      luv_method(L, hidx, HSLOT_IDLE, "start", 1);
+    } else {
+      luv_method(L, hidx, HSLOT_IDLE, "stop", 0);
+    }
+  }
+  if (u->timer_on && sse_hub_draining(u->h) == 0) {
+    u->timer_on = 0;
+    luv_method(L, hidx, HSLOT_TIMER, "stop", 0);
   }
   return 0;
 }
 
-static double now_of(lua_State *L, int idx) {
-  return lua_isnoneornil(L, idx) ? 0.0 : (double)luaL_checknumber(L, idx);
+/* luv calls this once per loop turn (upvalue: the lhub, which closes its
+ * handles before it goes away). luv's own error handler would end the
+ * process: nothing raises out of here. */
+static int l_turn(lua_State *L) {
+  lhub *u = (lhub *)lua_touserdata(L, lua_upvalueindex(1));
+  if (!u->h || u->self_ref == LUA_NOREF) return 0;
+  if (!sse_hub_busy(u->h) && !sse_hub_draining(u->h) && !u->idle_on && !u->timer_on) return 0;
+  lua_pushcfunction(L, turn_protected);
+  lua_pushlightuserdata(L, u);
+  lsse_pcall(L, 1, 0, "hub flush failed");
+  return 0;
 }
 
-/* Returns nil, reason for a subscriber that is not open. */
-static int push_not_open(lua_State *L, const sse_sub *s) {
-  lua_pushnil(L);
-  if (sse_sub_state(s) == SSE_SUB_CLOSED && sse_sub_reason(s) == SSE_CLOSE_SLOW)
-    lua_pushliteral(L, "slow");
-  else
-    lua_pushliteral(L, "closed");
-  return 2;
+/* Gives the hub at hidx its luv handles: the prepare runs from now on. */
+static void start_loop(lua_State *L, int hidx) {
+  hidx = lua_absindex(L, hidx);
+  lhub *u = (lhub *)lua_touserdata(L, hidx);
+  uv_loop_t *loop;
+  lua_State *main;
+  if (!lsse_luv_loop(L, &loop, &main)) luaL_error(L, "sse: the hub's loop needs luv (require \"luv\")");
+  u->L = main;
+  u->idle_on = u->timer_on = 0;
+  static const char *const names[] = {"new_prepare", "new_idle", "new_timer"};
+  for (int i = 0; i < 3; i++) {
+    luv_new(L, names[i]);
+    lsse_slot_set(L, hidx, HSLOT_PREPARE + i);
+    luv_method(L, hidx, HSLOT_PREPARE + i, "unref", 0); /* the sockets keep the loop alive */
+  }
+  lua_pushlightuserdata(L, u);
+  lua_pushcclosure(L, l_turn, 1);
+  luv_method(L, hidx, HSLOT_PREPARE, "start", 1);
+  sse_hub_set_turns(u->h, 1);
 }
+
+/* 1 when the luv handle in slot n of the hub at hidx is open (someone may
+ * have closed it: a uv.walk that closes every handle). luv keeps a pointer
+ * to the libuv handle in its userdata. */
+static int handle_open(lua_State *L, int hidx, int n) {
+  lsse_slot_get(L, hidx, n);
+  void **ud = (void **)lua_touserdata(L, -1);
+  int open = ud && *ud && !uv_is_closing((uv_handle_t *)*ud);
+  lua_pop(L, 1);
+  return open;
+}
+
+/* A hub that runs on the loop gets new handles when its own were closed
+ * behind its back. */
+static void ensure_loop(lua_State *L, int hidx) {
+  hidx = lua_absindex(L, hidx);
+  lhub *u = (lhub *)lua_touserdata(L, hidx);
+  if (!u->h || !sse_hub_turns(u->h) || handle_open(L, hidx, HSLOT_PREPARE)) return;
+  start_loop(L, hidx);
+}
+
+/* Starts the drain deadline ticks of the hub at hidx. */
+static void drain_timer(lua_State *L, int hidx) {
+  lhub *u = (lhub *)lua_touserdata(L, hidx);
+  if (!sse_hub_turns(u->h)) return;
+  if (u->timer_on && handle_open(L, hidx, HSLOT_TIMER)) return;
+  ensure_loop(L, hidx);
+  u->timer_on = 1;
+  lua_pushinteger(L, 100);
+  lua_pushinteger(L, 100);
+  lua_pushcfunction(L, l_noop); /* waking the loop is enough: the prepare does the rest */
+  luv_method(L, hidx, HSLOT_TIMER, "start", 3);
+}
+
+static void close_loop(lua_State *L, int hidx) {
+  for (int i = 0; i < 3; i++) {
+    lsse_slot_get(L, hidx, HSLOT_PREPARE + i);
+    int has = !lua_isnil(L, -1);
+    if (has) {
+      lua_getfield(L, -1, "is_closing");
+      lua_pushvalue(L, -2);
+      int closing = lua_pcall(L, 1, 1, 0) != 0 || lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      if (!closing) luv_method(L, hidx, HSLOT_PREPARE + i, "close", 0);
+      lua_pushnil(L);
+      lsse_slot_set(L, hidx, HSLOT_PREPARE + i);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* --- creation ------------------------------------------------------------------------ */
+
+/* Pushes a new lhub (home: the state's home hub, whose anchors are weak). */
+static lhub *hub_create(lua_State *L, int home, size_t limit, int policy) {
+  lhub *u = (lhub *)lsse_newudata_slots(L, sizeof *u, HUB_ALL_SLOTS);
+  memset(u, 0, sizeof *u);
+  u->self_ref = LUA_NOREF;
+  u->home = (uint8_t)home;
+  u->limit = limit;
+  u->policy = (uint8_t)policy;
+  int hidx = lua_gettop(L);
+  lua_newtable(L);
+  if (home) {
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+  }
+  lsse_slot_set(L, hidx, HSLOT_ANCHORS);
+  if (home) {
+    lua_newtable(L);
+    lsse_slot_set(L, hidx, HSLOT_DRAINING);
+  }
+  luaL_setmetatable(L, HUB_MT);
+  u->h = sse_hub_new();
+  if (!u->h) luaL_error(L, "not enough memory");
+  sse_hub_set_user(u->h, u);
+  return u;
+}
+
+lhub *lsse_home(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, HOME_KEY);
+  lhub *u = (lhub *)luaL_testudata(L, -1, HUB_MT);
+  if (u && u->h) return u;
+  lua_pop(L, 1);
+  u = hub_create(L, 1, SSE_STREAM_OUTBOX_DEFAULT, SSE_SLOW_CLOSE);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, HOME_KEY);
+  lua_pushvalue(L, -1);
+  u->self_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* always reachable */
+  return u;
+}
+
+void lsse_home_loop(lua_State *L, int home_idx) {
+  lhub *u = (lhub *)lua_touserdata(L, home_idx);
+  if (sse_hub_turns(u->h)) ensure_loop(L, home_idx);
+  else start_loop(L, home_idx);
+}
+
+void lsse_home_drain_timer(lua_State *L) {
+  lsse_home(L);
+  drain_timer(L, lua_gettop(L));
+  lua_pop(L, 1);
+}
+
+/* core.hub_new(outbox_limit, slow_policy, immediate) */
+static int l_hub_new(lua_State *L) {
+  lua_Number limit = luaL_checknumber(L, 1);
+  int policy = luaL_checkoption(L, 2, "close", (const char *const[]){"close", "drop_oldest", NULL});
+  int immediate = lua_toboolean(L, 3);
+  if (!(limit >= 1 && limit <= SSE_OUTBOX_MAX)) luaL_argerror(L, 1, "limit out of range");
+  hub_create(L, 0, (size_t)limit, policy);
+  if (!immediate) start_loop(L, -1);
+  return 1;
+}
+
+/* Moves every stream left in the hub at hidx to the home hub (a draining
+ * one drains there, a closed one is reported there), then reports home. */
+static void hub_empty(lua_State *L, int hidx) {
+  hidx = lua_absindex(L, hidx);
+  lhub *u = (lhub *)lua_touserdata(L, hidx);
+  lsse_home(L);
+  int home = lua_gettop(L);
+  lsse_slot_get(L, hidx, HSLOT_ANCHORS);
+  int a = lua_gettop(L);
+  sse_sub *s;
+  while (u->h && (s = sse_hub_any_sub(u->h)) != NULL) {
+    lua_rawgeti(L, a, (int)sse_sub_id(s));
+    int draining = sse_sub_state(s) == SSE_SUB_DRAINING;
+    if (!luaL_testudata(L, -1, STREAM_MT) || lsse_stream_move(L, -1, home) != 0) {
+      unanchor_at(L, s);
+      sse_hub_remove(s);
+    } else if (draining) {
+      lsse_anchor_draining(L, -1, 1);
+      drain_timer(L, home);
+    }
+    lua_settop(L, a);
+  }
+  report(L, home, 0);
+  lua_settop(L, home - 1);
+}
+
+/* hub:close(): the streams still in it go on in the home hub; the C hub
+ * and its handles go. Idempotent. */
+static int l_hub_close(lua_State *L) {
+  lhub *u = (lhub *)luaL_checkudata(L, 1, HUB_MT);
+  if (!u->h || u->home) return 0;
+  hub_empty(L, 1);
+  close_loop(L, 1);
+  if (u->self_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, u->self_ref);
+    u->self_ref = LUA_NOREF;
+  }
+  sse_hub *h = u->h;
+  u->h = NULL;
+  sse_hub_free(h);
+  return 0;
+}
+
+/* __gc: nothing anchors a hub that holds streams (it pins itself), so this
+ * is an empty hub, or the end of the Lua state. */
+static int hub_gc(lua_State *L) {
+  lhub *u = (lhub *)luaL_checkudata(L, 1, HUB_MT);
+  if (!u->h) return 0;
+  close_loop(L, 1);
+  sse_hub *h = u->h;
+  u->h = NULL;
+  sse_hub_free(h); /* its subscribers leave it */
+  return 0;
+}
+
+/* --- streams in and out ----------------------------------------------------------- */
+
+/* Registers the stream at sidx with the hub at 1 (fname's argument arg):
+ * returns 1, or 0 (pushing nil, "closed") for a closed stream. Raises for
+ * a stream of another Hub. */
+static int add_stream(lua_State *L, int sidx, int arg, const char *fname) {
+  lhub *u = check_hub(L, 1);
+  lstream *st = lsse_check_stream(L, sidx, arg, fname);
+  if (st->flags & SF_CLOSED) {
+    lsse_fail(L, 0, "closed");
+    return 0;
+  }
+  sse_sub *s = st->s;
+  sse_hub *cur = sse_sub_hub(s);
+  if (cur == u->h) return 1;
+  ensure_loop(L, 1);
+  if (cur && !((lhub *)sse_hub_user(cur))->home)
+    lsse_argerror(L, arg, fname, "stream is registered with another hub");
+  if (lsse_stream_move(L, sidx, 1) != 0) {
+    lsse_fail(L, 0, "closed");
+    return 0;
+  }
+  /* a stream follows its hub's outbox limit and policy unless it chose its own */
+  sse_sub_set_limits(s, (st->flags & SF_OWN_LIMIT) ? sse_sub_limit(s) : u->limit,
+                     (st->flags & SF_OWN_POLICY) ? sse_sub_policy(s) : u->policy);
+  return 1;
+}
+
+/* hub:add(stream [, fname]) -> true | nil, "closed" */
+static int l_hub_add(lua_State *L) {
+  if (!add_stream(L, 2, 1, luaL_optstring(L, 3, "register"))) return 2;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* hub:remove(stream) -> true when it was registered here (it goes on in no
+ * Hub, out of its topics). */
+static int l_hub_remove(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  lstream *st = lsse_check_stream(L, 2, 1, "unregister");
+  if ((st->flags & SF_DONE) || sse_sub_hub(st->s) != u->h) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lsse_home(L);
+  int ok = lsse_stream_move(L, 2, -1) == 0;
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
+/* hub:owns(stream) -> is it registered with this hub? */
+static int l_hub_owns(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  lstream *st = lsse_check_stream(L, 2, 1, NULL);
+  lua_pushboolean(L, !(st->flags & SF_DONE) && sse_sub_hub(st->s) == u->h);
+  return 1;
+}
+
+static sse_sub *member_arg(lua_State *L, lhub *u, int i, const char *fname) {
+  lstream *st = lsse_check_stream(L, i, i - 1, fname);
+  if ((st->flags & SF_DONE) || sse_sub_hub(st->s) != u->h)
+    lsse_argerror(L, i - 1, fname, "stream is not registered with this hub");
+  return st->s;
+}
+
+/* The (hub, stream, topic) arguments of the topic methods. */
+static sse_sub *topic_args(lua_State *L, const char **topic, size_t *len, const char *fname) {
+  lhub *u = check_hub(L, 1);
+  sse_sub *s = member_arg(L, u, 2, fname);
+  *topic = luaL_checklstring(L, 3, len);
+  return s;
+}
+
+static int l_hub_subscribe(lua_State *L) {
+  const char *t;
+  size_t n;
+  sse_sub *s = topic_args(L, &t, &n, "subscribe");
+  int r = sse_hub_subscribe(s, t, n);
+  if (r < 0) return luaL_error(L, "not enough memory");
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+static int l_hub_unsubscribe(lua_State *L) {
+  const char *t;
+  size_t n;
+  sse_sub *s = topic_args(L, &t, &n, "unsubscribe");
+  lua_pushboolean(L, sse_hub_unsubscribe(s, t, n));
+  return 1;
+}
+
+static int l_hub_subscribed(lua_State *L) {
+  const char *t;
+  size_t n;
+  sse_sub *s = topic_args(L, &t, &n, "is_subscribed");
+  lua_pushboolean(L, sse_sub_is_subscribed(s, t, n));
+  return 1;
+}
+
+/* hub:set_leave(fn): fn(stream, reason) when a registered stream closes
+ * (before its topics go: presence reads them). */
+static int l_hub_set_leave(lua_State *L) {
+  check_hub(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lsse_slot_set(L, 1, HSLOT_LEAVE);
+  return 0;
+}
+
+static void push_stream_of(sse_sub *s, void *ud) {
+  lua_State *L = (lua_State *)ud;
+  lua_rawgeti(L, -2, (int)sse_sub_id(s));
+  lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+}
+
+/* hub:streams() -> the registered streams, a list */
+static int l_hub_streams(lua_State *L) {
+  lhub *u = check_hub(L, 1);
+  lsse_slot_get(L, 1, HSLOT_ANCHORS);
+  lua_createtable(L, (int)sse_hub_count(u->h), 0);
+  sse_hub_each_sub(u->h, push_stream_of, L);
+  return 1;
+}
+
+/* hub:flush(): writes what is queued, reports closed and ready streams. */
+static int l_hub_flush(lua_State *L) {
+  check_hub(L, 1);
+  report(L, 1, 1);
+  return 0;
+}
+
+/* --- events ------------------------------------------------------------------------- */
 
 /* Encodes the event at idx into a new frame. Raises on misuse and on
  * ENOMEM (nothing allocated then). */
@@ -142,309 +591,22 @@ static sse_frame *encode_frame(lua_State *L, int idx, int arg, const char *fname
   return f;
 }
 
-/* Queues f (taking over the caller's reference) and writes it at once
- * (stream transport). Returns true, or nil and why the sub is not open. */
-static int push_now(lua_State *L, sse_sub *s, sse_frame *f, int exempt) {
-  if (!f) return luaL_error(L, "out of memory");
-  f->time = now_of(L, 3);
-  int ok;
-  if (exempt) {
-    /* a replay: exempt from the outbox limit while unsent */
-    sse_sub_replay_begin(s);
-    ok = sse_sub_replay_frame(s, f) == 0;
-    sse_sub_replay_end(s, 0, NULL);
-  } else {
-    ok = sse_sub_push(s, f, f->time);
-  }
-  sse_frame_unref(f);
-  if (!ok) return push_not_open(L, s);
-  sse_sub_flush(s);
-  if (sse_sub_state(s) != SSE_SUB_OPEN) return push_not_open(L, s);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* sub:send(ev [, now]) -> true | nil, "closed" | nil, "slow" */
-static int l_sub_send(lua_State *L) {
-  lsub *u0 = (lsub *)luaL_checkudata(L, 1, SUB_MT);
-  if (!u0->s) return lsse_fail(L, 0, "closed");
-  sse_sub *s = u0->s;
-  if (sse_sub_state(s) != SSE_SUB_OPEN) return push_not_open(L, s);
-  /* reading the event may run Lua (an __index) that closes this sub: look
-   * it up again afterwards (no Lua runs while the frame is held) */
-  sse_frame *f = encode_frame(L, 2, 1, luaL_optstring(L, 4, NULL));
-  lsub *u = (lsub *)luaL_checkudata(L, 1, SUB_MT);
-  if (!u->s) {
-    sse_frame_unref(f);
-    return lsse_fail(L, 0, "closed");
-  }
-  s = u->s;
-  if (sse_sub_state(s) != SSE_SUB_OPEN) {
-    sse_frame_unref(f);
-    return push_not_open(L, s);
-  }
-  return push_now(L, s, f, 0);
-}
-
-/* sub:send_raw(bytes [, now [, replay]]): pre-encoded wire bytes (trusted).
- * replay = true: a replay the client asked for, exempt from the outbox
- * limit while unsent (see sse_sub_push_exempt). */
-static int l_sub_send_raw(lua_State *L) {
-  lsub *u0 = (lsub *)luaL_checkudata(L, 1, SUB_MT);
-  if (!u0->s) return lsse_fail(L, 0, "closed");
-  sse_sub *s = u0->s;
-  size_t n;
-  const char *b = luaL_checklstring(L, 2, &n);
-  int replay = lua_toboolean(L, 4);
-  if (sse_sub_state(s) != SSE_SUB_OPEN) return push_not_open(L, s);
-  return push_now(L, s, sse_frame_new(b, n, NULL, 0), replay);
-}
-
-/* sub:take() -> the queued bytes of a pull subscriber ("" when none). */
-static int l_sub_take(lua_State *L) {
-  sse_sub *s = check_sub(L, 1)->s;
-  size_t n = sse_sub_take_size(s);
-  if (n == 0) {
-    lua_pushliteral(L, "");
-    return 1;
-  }
-  char *buf = (char *)lua_newuserdata(L, n); /* Lua-owned scratch */
-  size_t got = sse_sub_take(s, buf);
-  lua_pushlstring(L, buf, got);
-  return 1;
-}
-
-static int l_sub_queued(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)sse_sub_queued(check_sub(L, 1)->s));
-  return 1;
-}
-
-/* sub:state() -> "open" | "closed" | "failed", reason ("slow" | uv error name) */
-static int l_sub_state(lua_State *L) {
-  lsub *u = (lsub *)luaL_checkudata(L, 1, SUB_MT);
-  if (!u->s) {
-    lua_pushliteral(L, "closed");
-    return 1;
-  }
-  sse_sub *s = u->s;
-  int st = sse_sub_state(s), why = sse_sub_reason(s);
-  if (st == SSE_SUB_OPEN && sse_sub_replaying(s)) lua_pushliteral(L, "replaying");
-  else if (st == SSE_SUB_OPEN) lua_pushliteral(L, "open");
-  else if (st == SSE_SUB_DRAINING) lua_pushliteral(L, "draining");
-  else if (why == SSE_CLOSE_OWNER || why == SSE_CLOSE_NONE) lua_pushliteral(L, "closed");
-  else {
-    lua_pushliteral(L, "failed");
-    if (why == SSE_CLOSE_SLOW) lua_pushliteral(L, "slow");
-    else lua_pushstring(L, sse_sub_uv_error(s) ? uv_err_name(sse_sub_uv_error(s)) : "write");
-    return 2;
-  }
-  return 1;
-}
-
-static int l_sub_stats(lua_State *L) {
-  sse_sub_stats st;
-  sse_sub_get_stats(check_sub(L, 1)->s, &st);
-  lua_createtable(L, 0, 4);
-  lua_pushnumber(L, (lua_Number)st.bytes_sent);
-  lua_setfield(L, -2, "bytes_sent");
-  lua_pushnumber(L, (lua_Number)st.dropped);
-  lua_setfield(L, -2, "dropped");
-  lua_pushinteger(L, (lua_Integer)st.queued);
-  lua_setfield(L, -2, "queued");
-  lua_pushinteger(L, (lua_Integer)st.topics);
-  lua_setfield(L, -2, "topics");
-  if (st.gzip_memory) { /* a gzip stream: its compressor's figures */
-    lua_pushinteger(L, (lua_Integer)st.gzip_in);
-    lua_setfield(L, -2, "gzip_in");
-    lua_pushinteger(L, (lua_Integer)st.gzip_out);
-    lua_setfield(L, -2, "gzip_out");
-    lua_pushinteger(L, (lua_Integer)st.gzip_memory);
-    lua_setfield(L, -2, "gzip_memory");
-  }
-  return 1;
-}
-
-/* sub:set_gzip(level, window_bits, mem_level) -> true | nil, err: what is
- * queued from now on is gzip-compressed (hub.h, sse_sub_set_gzip). The
- * options are checked by the Lua layer, which names them; here a bad one
- * raises. */
-static int l_sub_set_gzip(lua_State *L) {
-  sse_sub *s = check_sub(L, 1)->s;
-  int level = (int)luaL_checkinteger(L, 2), wbits = (int)luaL_checkinteger(L, 3);
-  int mem = (int)luaL_checkinteger(L, 4);
-  const char *which;
-  if (sse_gz_check(level, wbits, mem, &which) != 0)
-    return lsse_argerror(L, 1, "new", "field 'compress': %s out of range", which);
-  int rc = sse_sub_set_gzip(s, level, wbits, mem);
-  if (rc == SSE_HUB_ENOMEM) return lsse_fail(L, 0, "out of memory");
-  if (rc != 0) return lsse_fail(L, 0, "gzip needs an open push stream, once");
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* sub:detach(): stop writing (call before closing the handle). */
-static int l_sub_detach(lua_State *L) {
-  lsub *u = (lsub *)luaL_checkudata(L, 1, SUB_MT);
-  if (u->s) {
-    sse_hub_remove(u->s);
-    sse_sub_close(u->s, 0, 0, 0);
-  }
-  return 0;
-}
-
-typedef struct topic_list {
-  lua_State *L;
-  int n;
-} topic_list;
-
-static void push_topic(const char *name, size_t len, void *ud) {
-  topic_list *t = (topic_list *)ud;
-  lua_pushlstring(t->L, name, len);
-  lua_rawseti(t->L, -2, ++t->n);
-}
-
-/* sub:topics() -> the topics the subscriber is in, a list (most recent first). */
-static int l_sub_topics(lua_State *L) {
-  sse_sub *s = check_sub(L, 1)->s;
-  topic_list t = {L, 0};
-  lua_newtable(L);
-  sse_sub_each_topic(s, push_topic, &t);
-  return 1;
-}
-
-/* sub:set_envelope(on): envelope mode for what is queued from now on. */
-static int l_sub_set_envelope(lua_State *L) {
-  sse_sub_set_envelope(check_sub(L, 1)->s, lua_toboolean(L, 2));
-  return 0;
-}
-
-static int l_sub_envelope(lua_State *L) {
-  lua_pushboolean(L, sse_sub_envelope(check_sub(L, 1)->s));
-  return 1;
-}
-
-/* core.envelope(bytes [, topic]) -> the envelope form of wire bytes (the
- * bytes an envelope subscriber gets for them). */
-static int l_envelope(lua_State *L) {
-  size_t n, tl = 0;
-  const char *b = luaL_checklstring(L, 1, &n);
-  const char *topic = luaL_optlstring(L, 2, NULL, &tl);
-  size_t len = sse_envelope_write(NULL, b, n, topic, tl);
-  char *buf = (char *)lua_newuserdata(L, len ? len : 1); /* Lua-owned scratch */
-  sse_envelope_write(buf, b, n, topic, tl);
-  lua_pushlstring(L, buf, len);
-  return 1;
-}
-
-static int l_sub_id(lua_State *L) {
-  sse_sub *s = check_sub(L, 1)->s;
-  if (!sse_sub_hub(s)) return 0;
-  lua_pushinteger(L, (lua_Integer)sse_sub_id(s));
-  return 1;
-}
-
-/* --- hub ------------------------------------------------------------------ */
-
-static int l_hub_new(lua_State *L) {
-  lhub *u = (lhub *)sse_newudata(L, sizeof *u);
-  u->next_id = 1;
-  u->h = sse_hub_new();
-  if (!u->h) return luaL_error(L, "out of memory");
-  luaL_setmetatable(L, HUB_MT);
-  return 1;
-}
-
-static int hub_gc(lua_State *L) {
-  lhub *u = (lhub *)luaL_checkudata(L, 1, HUB_MT);
-  if (u->h) {
-    sse_hub_free(u->h);
-    u->h = NULL;
-  }
-  return 0;
-}
-
-/* hub:add(sub) -> id (a small integer the Lua side maps to its Stream) */
-static int l_hub_add(lua_State *L) {
-  lhub *u = check_hub(L, 1);
-  sse_sub *s = check_sub(L, 2)->s;
-  uint32_t id;
-  int rc = sse_hub_add(u->h, s, &id);
-  if (rc == SSE_HUB_EOTHER) luaL_argerror(L, 2, "subscriber belongs to another hub");
-  if (rc < 0) return lsse_fail(L, rc, "closed");
-  lua_pushinteger(L, (lua_Integer)id);
-  return 1;
-}
-
-static int l_hub_remove(lua_State *L) {
-  lhub *u = check_hub(L, 1);
-  sse_sub *s = check_sub(L, 2)->s;
-  int was = sse_sub_hub(s) == u->h;
-  if (was) sse_hub_remove(s);
-  lua_pushboolean(L, was);
-  return 1;
-}
-
-static sse_sub *member_arg(lua_State *L, lhub *u, int i) {
-  sse_sub *s = check_sub(L, i)->s;
-  if (sse_sub_hub(s) != u->h) luaL_argerror(L, i, "stream is not registered with this hub");
-  return s;
-}
-
-/* The (hub, stream, topic) arguments of the topic methods. */
-static sse_sub *topic_args(lua_State *L, const char **topic, size_t *len) {
-  lhub *u = check_hub(L, 1);
-  sse_sub *s = member_arg(L, u, 2);
-  *topic = luaL_checklstring(L, 3, len);
-  return s;
-}
-
-static int l_hub_subscribe(lua_State *L) {
-  const char *t;
-  size_t n;
-  sse_sub *s = topic_args(L, &t, &n);
-  int r = sse_hub_subscribe(s, t, n);
-  if (r < 0) return luaL_error(L, "out of memory");
-  lua_pushboolean(L, r);
-  return 1;
-}
-
-static int l_hub_unsubscribe(lua_State *L) {
-  const char *t;
-  size_t n;
-  sse_sub *s = topic_args(L, &t, &n);
-  lua_pushboolean(L, sse_hub_unsubscribe(s, t, n));
-  return 1;
-}
-
-static int l_hub_subscribed(lua_State *L) {
-  const char *t;
-  size_t n;
-  sse_sub *s = topic_args(L, &t, &n);
-  lua_pushboolean(L, sse_sub_is_subscribed(s, t, n));
-  return 1;
-}
-
-/* hub:publish(ev, topic | nil, now [, ring]) -> count [, id]
+/* hub:publish(ev, topic | nil, ring | nil, fname, arg) -> count [, id]
  * ev is an event table/sse.Event, or a string of pre-encoded wire bytes.
  * With ring (an sse.Ring), the event is stored there first under the next
  * id and the ring's frame itself is what every subscriber gets: one encode,
  * one copy of the bytes. Returns nil, "closed" when the ring is closed. */
 static int l_hub_publish(lua_State *L) {
-  lhub *u = check_hub(L, 1);
+  if (!hub_again(L)) return lsse_fail(L, 0, "closed"); /* an event's __index closed it */
   size_t tlen = 0;
   const char *topic = lua_isnil(L, 3) ? NULL : luaL_checklstring(L, 3, &tlen);
-  double now = now_of(L, 4);
   sse_frame *f;
   int id_idx = 0;
-  const char *fname = luaL_optstring(L, 6, NULL);
-  int arg = (int)luaL_optinteger(L, 7, 1);
-  if (!lua_isnoneornil(L, 5)) {
-    f = lsse_ring_store(L, 5, 2, arg, fname, topic, tlen);
-    if (!f) {
-      lua_pushnil(L);
-      lua_pushliteral(L, "closed");
-      return 2;
-    }
+  const char *fname = luaL_optstring(L, 5, NULL);
+  int arg = (int)luaL_optinteger(L, 6, 1);
+  if (!lua_isnoneornil(L, 4)) {
+    f = lsse_ring_store(L, 4, 2, arg, fname, topic, tlen);
+    if (!f) return lsse_fail(L, 0, "closed");
     id_idx = lua_gettop(L);
   } else if (lua_type(L, 2) == LUA_TSTRING) {
     size_t n;
@@ -453,14 +615,13 @@ static int l_hub_publish(lua_State *L) {
   } else {
     f = encode_frame(L, 2, arg, fname);
   }
-  if (!f) return luaL_error(L, "out of memory");
-  (void)u;
+  if (!f) return luaL_error(L, "not enough memory");
   sse_hub *h = hub_again(L);
   if (!h) {
     sse_frame_unref(f);
     return lsse_fail(L, 0, "closed");
   }
-  size_t n = sse_hub_publish(h, f, topic, tlen, now);
+  size_t n = sse_hub_publish(h, f, topic, tlen, lsse_now());
   sse_frame_unref(f);
   lua_pushinteger(L, (lua_Integer)n);
   if (!id_idx) return 1;
@@ -468,74 +629,10 @@ static int l_hub_publish(lua_State *L) {
   return 2;
 }
 
-
-
-/* sub:flush(): writes what is queued (a push subscriber). */
-static int l_sub_flush(lua_State *L) {
-  sse_sub_flush(check_sub(L, 1)->s);
-  return 0;
-}
-
-/* sub:set_limits(limit, policy): the outbox bound and slow policy (a hub
- * hands its own to the streams that did not choose theirs). Trusted values
- * from the Lua layer (already checked by core.check_options). */
-static int l_sub_set_limits(lua_State *L) {
-  sse_sub *s = check_sub(L, 1)->s;
-  lua_Number limit = luaL_checknumber(L, 2);
-  int policy = luaL_checkoption(L, 3, "close", policy_names);
-  sse_sub_set_limits(s, limit >= 1 ? (size_t)limit : 0, policy);
-  return 0;
-}
-
-/* How a bad option value is shown. */
-static const char *show_value(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TNUMBER) return luaL_typename(L, idx);
-  lua_Number n = lua_tonumber(L, idx);
-  if (n != n) return "nan";
-  if (n == HUGE_VAL) return "inf";
-  if (n == -HUGE_VAL) return "-inf";
-  lua_pushvalue(L, idx);
-  const char *t = lua_tostring(L, -1); /* anchored on the stack */
-  return t;
-}
-
-/* core.check_options(opts, fname): validates the outbox_limit, slow_policy
- * and write_timeout fields of a Stream.new / Hub.new options table, naming
- * fname and the field. One place for these rules (docs/CORE.md 4). */
-static int l_check_options(lua_State *L) {
-  const char *fname = luaL_optstring(L, 2, "new");
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, 1, "outbox_limit");
-  if (!lua_isnil(L, -1)) {
-    lua_Number v = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 1 && v <= SSE_OUTBOX_MAX))
-      lsse_argerror(L, 1, fname, "field 'outbox_limit': positive number expected, got %s",
-                    show_value(L, -1));
-  }
-  lua_getfield(L, 1, "slow_policy");
-  if (!lua_isnil(L, -1)) {
-    const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    if (!p || (strcmp(p, "close") != 0 && strcmp(p, "drop_oldest") != 0))
-      lsse_argerror(L, 1, fname,
-                    "field 'slow_policy': \"close\" or \"drop_oldest\" expected, got %s",
-                    p ? p : luaL_typename(L, -1));
-  }
-  lua_getfield(L, 1, "write_timeout");
-  if (!lua_isnil(L, -1) && !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
-    lua_Number v = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0 && v <= SSE_WRITE_TIMEOUT_MAX))
-      lsse_argerror(L, 1, fname,
-                    "field 'write_timeout': positive number of seconds or false expected, got %s",
-                    show_value(L, -1));
-  }
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* hub:replay_begin(sub): sub is "replaying" from now on (docs/CORE.md 3). */
+/* hub:replay_begin(stream): the stream is "replaying" from now on (docs/CORE.md 3). */
 static int l_hub_replay_begin(lua_State *L) {
   lhub *u = check_hub(L, 1);
-  sse_sub *s = member_arg(L, u, 2);
+  sse_sub *s = member_arg(L, u, 2, "attach");
   sse_sub_replay_begin(s);
   lua_pushboolean(L, sse_sub_replaying(s));
   return 1;
@@ -556,7 +653,7 @@ static const char *opt_field(lua_State *L, int idx, const char *name, size_t *le
   return v;
 }
 
-/* hub:resume(sub, frames, upto, gap | nil, last_event_id | nil, fname
+/* hub:resume(stream, frames, upto, gap | nil, last_event_id | nil, fname
  * [, topics]) -> count | nil, "closed". frames: a list of wire-byte strings
  * or event tables (with their ids), oldest first; upto: the seq the replay
  * covers; gap: nil or {oldest =, latest =}; topics: nil or a list whose
@@ -565,18 +662,19 @@ static const char *opt_field(lua_State *L, int idx, const char *name, size_t *le
 static int l_hub_resume(lua_State *L) {
   const char *fname = luaL_optstring(L, 7, "resume");
   lhub *u = check_hub(L, 1);
-  lsub *su = (lsub *)luaL_checkudata(L, 2, SUB_MT);
+  lstream *st = lsse_check_stream(L, 2, 1, fname);
   if (lua_type(L, 3) != LUA_TTABLE) lsse_typeerror(L, 2, fname, "table", 3);
   long long upto = 0;
   if (!lua_isnoneornil(L, 4) && (!sse_tointeger(L, 4, &upto) || upto < 0))
-    lsse_argerror(L, 3, fname, "upto: integer >= 0 expected, got %s", show_value(L, 4));
+    lsse_argerror(L, 3, fname, "upto: integer >= 0 expected, got %s", lsse_show_value(L, 4));
   int has_gap = !lua_isnoneornil(L, 5);
   if (has_gap && lua_type(L, 5) != LUA_TTABLE) lsse_typeerror(L, 4, fname, "table or nil", 5);
   int has_topics = !lua_isnoneornil(L, 8);
   if (has_topics && lua_type(L, 8) != LUA_TTABLE) lsse_typeerror(L, 5, fname, "table or nil", 8);
+  lua_settop(L, 8);
   size_t n = lua_rawlen(L, 3);
   int top = lua_gettop(L);
-  /* validate: strings, or events whose fields are right (this may run Lua) */
+  /* validate: strings, or events whose fields are right */
   for (size_t i = 1; i <= n; i++) {
     if (has_topics) {
       lua_rawgeti(L, 8, (int)i);
@@ -608,8 +706,8 @@ static int l_hub_resume(lua_State *L) {
     latest = opt_field(L, 5, "latest", &ll, 4, fname);
   }
   const char *lid = lua_type(L, 6) == LUA_TSTRING ? lua_tolstring(L, 6, &il) : NULL;
-  if (!u->h || !su->s || !sse_sub_replaying(su->s)) return lsse_fail(L, 0, "closed");
-  sse_sub *s = su->s;
+  sse_sub *s = st->s;
+  if (!u->h || (st->flags & SF_CLOSED) || !sse_sub_replaying(s)) return lsse_fail(L, 0, "closed");
   /* mutate: no Lua from here on */
   size_t count = 0;
   for (size_t i = 1; i <= n; i++) {
@@ -632,10 +730,6 @@ static int l_hub_resume(lua_State *L) {
       f = lsse_event_frame_as(L, &ev, cu, 2, fname, topic, tl);
     }
     lua_settop(L, top);
-    if (!su->s || !u->h) { /* an event's __index closed them */
-      sse_frame_unref(f);
-      return lsse_fail(L, 0, "closed");
-    }
     if (!f || sse_sub_replay_frame(s, f) != 0) {
       sse_frame_unref(f);
       break; /* out of memory: what was queued still goes out */
@@ -649,10 +743,11 @@ static int l_hub_resume(lua_State *L) {
   if (has_gap && count == 0 && latest) {
     sse_frame *j = sse_join_frame(latest, ll);
     if (j) {
-      sse_sub_push(s, j, 0);
+      sse_sub_push(s, j, lsse_now());
       sse_frame_unref(j);
     }
   }
+  lsse_stream_settle(L, 2, 0);
   lua_pushinteger(L, (lua_Integer)count);
   return 1;
 }
@@ -682,78 +777,56 @@ static sse_str *topics_arg(lua_State *L, int idx, int arg, const char *fname,
   return t;
 }
 
-/* hub:attach(sub, topics | nil, last_id | nil, ring, fname) -> count [, "gap"]
- * | nil, "closed": one C call with the memory ring as the hub's replayer:
- * register, subscribe, replay by frame reference into the outbox (or the
- * sse-join event of a fresh client), live. */
+/* hub:attach(stream, topics | nil, last_id | nil, ring, fname, envelope)
+ * -> count [, "gap"] | nil, "closed": one C call with the memory ring as the
+ * hub's replayer: register, (envelope mode), subscribe, replay by frame
+ * reference into the outbox (or the sse-join event of a fresh client),
+ * live. last_id nil: the stream's own. */
 static int l_hub_attach(lua_State *L) {
   const char *fname = luaL_optstring(L, 6, "attach");
   check_hub(L, 1);
-  luaL_checkudata(L, 2, SUB_MT);
+  lstream *st = lsse_check_stream(L, 2, 1, fname);
+  int envelope = lua_toboolean(L, 7);
+  lua_settop(L, 5);
   double now = 0;
   sse_ring *r = lsse_ring_get(L, 5, &now); /* its clock may run Lua: look up the rest after */
+  if (!r || !hub_again(L)) return lsse_fail(L, 0, "closed");
+  if (lua_isnil(L, 4)) {
+    lsse_slot_get(L, 2, SLOT_LAST_ID);
+    lua_replace(L, 4);
+  } else if (lua_type(L, 4) != LUA_TSTRING) {
+    lsse_argerror(L, 2, fname, "field 'last_event_id': string expected, got %s", luaL_typename(L, 4));
+  }
   sse_str stack[TOPICS_ON_STACK];
   size_t nt;
   sse_str *topics = topics_arg(L, 3, 2, fname, stack, &nt);
+  if (!add_stream(L, 2, 1, fname)) return 2;
+  if (envelope) sse_sub_set_envelope(st->s, 1);
   size_t idlen = 0;
-  const char *last_id = NULL;
-  if (!lua_isnoneornil(L, 4)) {
-    if (lua_type(L, 4) != LUA_TSTRING)
-      lsse_argerror(L, 2, fname, "field 'last_event_id': string expected, got %s", luaL_typename(L, 4));
-    last_id = lua_tolstring(L, 4, &idlen);
-  }
+  const char *last_id = lua_isnil(L, 4) ? NULL : lua_tolstring(L, 4, &idlen);
   sse_hub *h = hub_again(L);
-  lsub *su = (lsub *)lua_touserdata(L, 2);
-  if (!r || !h || !su->s) return lsse_fail(L, 0, "closed");
   /* no Lua from here on: the ring is the hub's replayer for this one call,
    * so a ring closed later never leaves the hub a dangling pointer */
   size_t count = 0;
   int gap = 0;
   sse_hub_set_replayer(h, &sse_ring_replayer_ops, r);
-  int rc = sse_hub_attach(h, su->s, topics, nt, last_id, idlen, now, &count, &gap);
+  int rc = sse_hub_attach(h, st->s, topics, nt, last_id, idlen, now, &count, &gap);
   sse_hub_set_replayer(h, NULL, NULL);
-  if (rc == SSE_HUB_EOTHER) return lsse_argerror(L, 1, fname, "stream is registered with another hub");
   if (rc == SSE_HUB_ECLOSED) return lsse_fail(L, 0, "closed");
   if (rc < 0) return luaL_error(L, "not enough memory");
+  lsse_stream_settle(L, 2, 0);
   lua_pushinteger(L, (lua_Integer)count);
   if (!gap) return 1;
   lua_pushliteral(L, "gap");
   return 2;
 }
 
-/* hub:join_event(id) -> the wire bytes of the sse-join event of id. */
-static int l_join_event(lua_State *L) {
-  size_t n;
-  const char *id = luaL_checklstring(L, 1, &n);
-  sse_frame *f = sse_join_frame(id, n);
-  if (!f) return luaL_error(L, "not enough memory");
-  lua_pushlstring(L, f->bytes, f->len);
-  sse_frame_unref(f);
-  return 1;
-}
-
-/* core.gap_data(last_event_id, oldest, latest [, dropped]) -> the JSON data
- * of the sse-gap event (strings or nil; dropped an integer or nil). */
-static int l_gap_data(lua_State *L) {
-  size_t n[3] = {0, 0, 0};
-  const char *v[3];
-  for (int i = 0; i < 3; i++)
-    v[i] = lua_type(L, i + 1) == LUA_TSTRING ? lua_tolstring(L, i + 1, &n[i]) : NULL;
-  long long dropped = -1;
-  if (!lua_isnoneornil(L, 4) && (!sse_tointeger(L, 4, &dropped) || dropped < 0)) dropped = -1;
-  size_t len = sse_gap_data(NULL, v[0], n[0], v[1], n[1], v[2], n[2], dropped);
-  char *buf = (char *)lua_newuserdata(L, len ? len : 1);
-  sse_gap_data(buf, v[0], n[0], v[1], n[1], v[2], n[2], dropped);
-  lua_pushlstring(L, buf, len);
-  return 1;
-}
-
-/* hub:deliver(ev | bytes, topic | nil, seq, now, fname) -> count: an event
+/* hub:deliver(ev | bytes, topic | nil, seq, fname) -> count: an event
  * that already has its id (a backend's follower): one encode, then the
  * fan-out, with frame->seq = seq for the replay hand-off. */
 static int l_hub_deliver(lua_State *L) {
-  const char *fname = luaL_optstring(L, 6, "deliver");
-  check_hub(L, 1);
+  const char *fname = luaL_optstring(L, 5, "deliver");
+  if (!hub_again(L)) return lsse_fail(L, 0, "closed");
   size_t tlen = 0;
   const char *topic = NULL;
   if (!lua_isnoneornil(L, 3)) {
@@ -762,8 +835,8 @@ static int l_hub_deliver(lua_State *L) {
   }
   long long seq = 0;
   if (!sse_tointeger(L, 4, &seq) || seq < 1)
-    lsse_argerror(L, 3, fname, "seq: integer >= 1 expected, got %s", show_value(L, 4));
-  double now = now_of(L, 5);
+    lsse_argerror(L, 3, fname, "seq: integer >= 1 expected, got %s", lsse_show_value(L, 4));
+  double now = lsse_now();
   sse_frame *f;
   if (lua_type(L, 2) == LUA_TSTRING) {
     size_t n;
@@ -791,40 +864,14 @@ static int l_hub_deliver(lua_State *L) {
   return 1;
 }
 
-/* Pushes an array of the ids of subscribers popped by next(), or nil. */
-static void push_ids(lua_State *L, sse_hub *h, sse_sub *(*next)(sse_hub *)) {
-  sse_sub *s = next(h);
-  if (!s) {
-    lua_pushnil(L);
-    return;
-  }
-  lua_newtable(L);
-  int i = 0;
-  for (; s; s = next(h)) {
-    lua_pushinteger(L, (lua_Integer)sse_sub_id(s));
-    lua_rawseti(L, -2, ++i);
-  }
-}
-
-/* hub:flush() -> ready_ids | nil, dead_ids | nil
- * Writes the stream subscribers; returns the pull subscribers with data and
- * the subscribers that failed (the Lua side closes those). */
-static int l_hub_flush(lua_State *L) {
-  lhub *u = check_hub(L, 1);
-  sse_hub_flush(u->h, now_of(L, 2));
-  push_ids(L, u->h, sse_hub_next_ready);
-  push_ids(L, u->h, sse_hub_next_closed);
-  return 2;
-}
-
-/* hub:keepalive(bytes, now, idle) -> count */
+/* hub:keepalive(bytes, idle) -> count */
 static int l_hub_keepalive(lua_State *L) {
   lhub *u = check_hub(L, 1);
   size_t n;
   const char *b = luaL_checklstring(L, 2, &n);
-  double now = luaL_checknumber(L, 3), idle = luaL_checknumber(L, 4);
+  double idle = luaL_checknumber(L, 3), now = lsse_now();
   sse_frame *f = sse_frame_new(b, n, NULL, 0);
-  if (!f) return luaL_error(L, "out of memory");
+  if (!f) return luaL_error(L, "not enough memory");
   f->time = now;
   size_t c = sse_hub_keepalive(u->h, f, now, idle);
   sse_frame_unref(f);
@@ -973,38 +1020,57 @@ static int l_hub_topic_total(lua_State *L) {
   return 1;
 }
 
-static int l_hub_alive(lua_State *L) {
-  lhub *u = (lhub *)luaL_checkudata(L, 1, HUB_MT);
-  lua_pushboolean(L, u->h != NULL);
+/* core.envelope(bytes [, topic]) -> the envelope form of wire bytes (the
+ * bytes an envelope subscriber gets for them). */
+static int l_envelope(lua_State *L) {
+  size_t n, tl = 0;
+  const char *b = luaL_checklstring(L, 1, &n);
+  const char *topic = luaL_optlstring(L, 2, NULL, &tl);
+  size_t len = sse_envelope_write(NULL, b, n, topic, tl);
+  char *buf = (char *)lua_newuserdata(L, len ? len : 1); /* Lua-owned scratch */
+  sse_envelope_write(buf, b, n, topic, tl);
+  lua_pushlstring(L, buf, len);
   return 1;
 }
 
-static void new_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+/* hub:join_event(id) -> the wire bytes of the sse-join event of id. */
+static int l_join_event(lua_State *L) {
+  size_t n;
+  const char *id = luaL_checklstring(L, 1, &n);
+  sse_frame *f = sse_join_frame(id, n);
+  if (!f) return luaL_error(L, "not enough memory");
+  lua_pushlstring(L, f->bytes, f->len);
+  sse_frame_unref(f);
+  return 1;
 }
 
+/* core.gap_data(last_event_id, oldest, latest [, dropped]) -> the JSON data
+ * of the sse-gap event (strings or nil; dropped an integer or nil). */
+static int l_gap_data(lua_State *L) {
+  size_t n[3] = {0, 0, 0};
+  const char *v[3];
+  for (int i = 0; i < 3; i++)
+    v[i] = lua_type(L, i + 1) == LUA_TSTRING ? lua_tolstring(L, i + 1, &n[i]) : NULL;
+  long long dropped = -1;
+  if (!lua_isnoneornil(L, 4) && (!sse_tointeger(L, 4, &dropped) || dropped < 0)) dropped = -1;
+  size_t len = sse_gap_data(NULL, v[0], n[0], v[1], n[1], v[2], n[2], dropped);
+  char *buf = (char *)lua_newuserdata(L, len ? len : 1);
+  sse_gap_data(buf, v[0], n[0], v[1], n[1], v[2], n[2], dropped);
+  lua_pushlstring(L, buf, len);
+  return 1;
+}
+
+
 void lsse_open_hub(lua_State *L) {
-  static const luaL_Reg sub_methods[] = {
-      {"send", l_sub_send},     {"send_raw", l_sub_send_raw}, {"take", l_sub_take},
-      {"queued", l_sub_queued}, {"state", l_sub_state},       {"stats", l_sub_stats},
-      {"detach", l_sub_detach}, {"close", sub_gc},            {"id", l_sub_id},
-      {"set_limits", l_sub_set_limits}, {"set_gzip", l_sub_set_gzip}, {"flush", l_sub_flush}, {"topics", l_sub_topics},
-      {"set_envelope", l_sub_set_envelope}, {"envelope", l_sub_envelope},
-      {NULL, NULL}};
   static const luaL_Reg hub_methods[] = {
       {"add", l_hub_add},
       {"remove", l_hub_remove},
+      {"owns", l_hub_owns},
       {"subscribe", l_hub_subscribe},
       {"unsubscribe", l_hub_unsubscribe},
       {"subscribed", l_hub_subscribed},
+      {"set_leave", l_hub_set_leave},
+      {"streams", l_hub_streams},
       {"publish", l_hub_publish},
       {"deliver", l_hub_deliver},
       {"replay_begin", l_hub_replay_begin},
@@ -1018,13 +1084,16 @@ void lsse_open_hub(lua_State *L) {
       {"topics", l_hub_topics},
       {"top_topics", l_hub_top_topics},
       {"topic_total", l_hub_topic_total},
-      {"alive", l_hub_alive},
-      {"close", hub_gc},
+      {"close", l_hub_close},
       {NULL, NULL}};
-  new_type(L, SUB_MT, sub_methods, sub_gc);
-  new_type(L, HUB_MT, hub_methods, hub_gc);
-  static const luaL_Reg fns[] = {{"sub_new", l_sub_new}, {"hub_new", l_hub_new},
-      {"check_options", l_check_options}, {"join_event", l_join_event}, {"gap_data", l_gap_data},
-      {"envelope", l_envelope}, {NULL, NULL}};
+  luaL_newmetatable(L, HUB_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, hub_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, hub_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {{"hub_new", l_hub_new}, {"join_event", l_join_event},
+      {"gap_data", l_gap_data}, {"envelope", l_envelope}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

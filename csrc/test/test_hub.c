@@ -619,6 +619,36 @@ static void test_gzip(void) {
   close(sv[1]);
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&loop) == 0);
+/* sse_hub_move: an open sub is registered in the new hub without topics; a
+ * draining one keeps draining there and is reported by its closed list; a
+ * pending ready report goes with it; a reported closed one does not move. */
+static void test_move(void) {
+  sse_hub *a = sse_hub_new(), *b = sse_hub_new();
+  sse_sub *s = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  CHECK(sse_hub_move(a, s) == 0 && sse_sub_hub(s) == a && sse_hub_count(a) == 1);
+  CHECK(sse_hub_subscribe(s, "t", 1) == 1);
+  pub(a, "t", "one");
+  CHECK(sse_hub_move(b, s) == 0);
+  CHECK(sse_hub_count(a) == 0 && sse_hub_count(b) == 1 && sse_hub_topic_count(a, "t", 1) == 0);
+  CHECK(sse_hub_next_ready(a) == NULL && sse_hub_next_ready(b) == s); /* the report moved */
+  CHECK(pub(b, "t", "x") == 0 && pub(b, NULL, "two") == 1);
+  CHECK(sse_sub_close(s, 1, 10.0, 5.0) == 1 && sse_sub_state(s) == SSE_SUB_DRAINING);
+  CHECK(sse_hub_draining(b) == 1);
+  CHECK(sse_hub_move(a, s) == 0 && sse_hub_draining(b) == 0 && sse_hub_draining(a) == 1);
+  CHECK(sse_hub_count(a) == 0); /* draining: out of the fan-out */
+  expect_take(s, "onetwo");
+  CHECK(sse_sub_state(s) == SSE_SUB_CLOSED && sse_hub_draining(a) == 0);
+  CHECK(sse_hub_next_closed(b) == NULL && sse_hub_next_closed(a) == s);
+  CHECK(sse_hub_move(b, s) == SSE_HUB_ECLOSED && sse_sub_hub(s) == a); /* reported: stays */
+  CHECK(sse_hub_any_sub(a) == s && sse_hub_any_sub(b) == NULL);
+  sse_sub_free(s);
+  CHECK(sse_hub_any_sub(a) == NULL);
+  /* the turn flag: set by the owner, or by a loop of the hub's own */
+  CHECK(sse_hub_turns(a) == 0);
+  sse_hub_set_turns(a, 1);
+  CHECK(sse_hub_turns(a) == 1 && sse_hub_busy(a) == 0);
+  sse_hub_free(a);
+  sse_hub_free(b);
 }
 
 int main(void) {
@@ -636,5 +666,6 @@ int main(void) {
   test_frames_shared();
   test_counters();
   test_gzip();
+  test_move();
   return check_summary("test_hub");
 }

@@ -7,7 +7,9 @@
 -- A broadcast encodes the event once into a shared frame and the C core
 -- queues a reference on each matching subscriber; no Lua runs per
 -- subscriber. Frames queued during one loop turn are written at the end of
--- the turn with one writev per subscriber.
+-- the turn with one writev per subscriber, by the C core on luv's loop
+-- (csrc/lua/lua_hub.c), which also reports the streams it closed.
+-- Membership lives in C: the hub keeps no table of its streams.
 local core = require("sse.core")
 local Stream = require("sse.stream")
 local Event = require("sse.event")
@@ -16,7 +18,7 @@ local Hub = {}
 Hub.__index = Hub
 Hub.__name = "sse.Hub"
 
-Hub.DEFAULT_OUTBOX_LIMIT = 256 * 1024
+Hub.DEFAULT_OUTBOX_LIMIT = core.limits.hub_outbox_limit
 
 local uv_ok, uv = pcall(require, "luv")
 if not uv_ok then uv = nil end
@@ -36,11 +38,6 @@ end
 -- Inside nginx luv loads but nothing runs its loop: time, flushes and
 -- timers come from nginx there (sse.ngx.host).
 local host = require("sse.ngx.host")
-
-local function now()
-  if host.active then return host.now() end
-  return uv and uv.now() / 1000 or os.clock()
-end
 
 local function argerror(n, fname, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
@@ -116,8 +113,10 @@ function Hub.new(opts)
     argerror(1, "new", "field 'envelope': boolean expected, got " .. type(opts.envelope))
   end
   local self = setmetatable({
-    _core = core.hub_new(),
-    _streams = {},           -- id -> Stream
+    -- "ngx" flushes from a deferred ngx timer (Lua), "immediate" after each
+    -- broadcast: the C hub runs a loop of its own only for "loop"
+    _core = core.hub_new(limit, policy, flush ~= "loop"),
+    _pending = setmetatable({}, { __mode = "k" }), -- stream -> last id of its async replay
     _replayer = r,
     _catalogue = cat,        -- sse.catalogue: broadcasts are typed
     _limit = limit,
@@ -128,9 +127,12 @@ function Hub.new(opts)
     on_broadcast = nil,      -- hook(ev) -> false vetoes
     on_broadcast_to = nil,   -- hook(topic, ev) -> false vetoes
     on_subscribe = nil,      -- hook(stream, topic): the stream joined the topic
-    on_unsubscribe = nil,    -- hook(stream, topic, reason): it left (reason: see _forget)
+    on_unsubscribe = nil,    -- hook(stream, topic, reason): it left (reason: see _left)
     stats = { published = 0, deliveries = 0, slow_closed = 0, dropped_streams = 0 },
   }, Hub)
+  -- the C hub tells of every registered stream that closes (its topics
+  -- still known): stats and presence
+  self._core:set_leave(function(stream, reason, topics) self:_left(stream, reason, topics) end)
   if ka then self:_start_keepalive(ka) end
   if r ~= nil and type(r.bind) == "function" then r:bind(self) end
   return self
@@ -149,31 +151,11 @@ function Hub:new_stream(opts)
 end
 
 --- hub:register(stream): the stream receives broadcasts until it closes or
--- is unregistered. Returns true, or nil, "closed" for a closed stream.
+-- is unregistered. Returns true, or nil, "closed" for a closed stream. A
+-- stream follows the hub's outbox limit and policy unless it chose its own.
 function Hub:register(stream)
   check_self(self, "register")
-  check_stream(stream, 1, "register")
-  if stream._closed then return nil, "closed" end
-  if stream._hub == self then return true end
-  if stream._hub then argerror(1, "register", "stream is registered with another hub") end
-  local id = self._core:add(stream._sub)
-  if not id then return nil, "closed" end
-  self._streams[id] = stream
-  stream._hub = self
-  -- a stream follows the hub's outbox limit and policy unless it chose its own
-  stream._sub:set_limits(stream._limit or self._limit, stream._policy or self._policy)
-  -- frames queued before registration are written with the next flush
-  if stream._sub:queued() > 0 then self:_schedule() end
-  return true
-end
-
---- hub:unregister(stream): stops broadcasts to it (the stream stays open).
-function Hub:unregister(stream)
-  check_self(self, "unregister")
-  check_stream(stream, 1, "unregister")
-  if stream._hub ~= self then return false end
-  self:_forget(stream)
-  return true
+  return self._core:add(stream, "register")
 end
 
 -- Runs a presence hook; its error is reported, never raised into the hub.
@@ -182,25 +164,33 @@ local function notify(hook, stream, topic, reason)
   if not ok then warn("error in a subscription hook: " .. tostring(err)) end
 end
 
--- Called by Stream:close and unregister. on_unsubscribe hears of every
--- topic the stream was in, with the stream's close reason ("closed", "eof",
--- "slow", ...) or "unregistered".
-function Hub:_forget(stream)
-  if self._closed then return end
-  -- Frames published this loop turn wait for the flush; once removed from
-  -- the hub the stream would never write them (a graceful close would wait
-  -- CLOSE_GRACE_MS and drop them), so flush first.
-  if self._scheduled then self:flush() end
+-- on_unsubscribe hears of every topic a leaving stream was in, with the
+-- stream's close reason ("closed", "eof", "slow", ...) or "unregistered",
+-- once it left them (the counts are the new ones).
+local function left_topics(self, stream, reason, topics)
   local hook = self.on_unsubscribe
-  local left = hook and stream._sub:topics() -- the C side knows them (one home)
-  local id = stream._sub:id() -- the C side knows it while registered
-  self._core:remove(stream._sub)
-  if id then self._streams[id] = nil end
-  stream._hub = nil
-  if left then
-    local reason = stream._closed and (stream._close_reason or "closed") or "unregistered"
-    for _, topic in ipairs(left) do notify(hook, stream, topic, reason) end
-  end
+  if not hook then return end
+  for _, topic in ipairs(topics) do notify(hook, stream, topic, reason) end
+end
+
+--- hub:unregister(stream): stops broadcasts to it (the stream stays open).
+function Hub:unregister(stream)
+  check_self(self, "unregister")
+  check_stream(stream, 1, "unregister")
+  if not self._core:owns(stream) then return false end
+  local topics = self.on_unsubscribe and stream:_topics()
+  local ok = self._core:remove(stream)
+  if topics then left_topics(self, stream, "unregistered", topics) end
+  return ok
+end
+
+-- The C hub's leave handler: a registered stream closes (by its owner, or
+-- the core closed it: slow, write failed, drain timeout).
+function Hub:_left(stream, reason, topics)
+  local st = self.stats
+  if reason == "slow" then st.slow_closed = st.slow_closed + 1 end
+  if reason == "slow" or reason == "write failed" then st.dropped_streams = st.dropped_streams + 1 end
+  left_topics(self, stream, reason, topics)
 end
 
 --- hub:subscribe(stream, topic): registers the stream if needed.
@@ -209,9 +199,9 @@ function Hub:subscribe(stream, topic)
   check_self(self, "subscribe")
   check_stream(stream, 1, "subscribe")
   check_topic(topic, 2, "subscribe")
-  local ok, err = self:register(stream)
+  local ok, err = self._core:add(stream, "subscribe")
   if not ok then return nil, err end
-  if self._core:subscribe(stream._sub, topic) and self.on_subscribe then
+  if self._core:subscribe(stream, topic) and self.on_subscribe then
     notify(self.on_subscribe, stream, topic)
   end
   return true
@@ -222,8 +212,8 @@ function Hub:unsubscribe(stream, topic)
   check_self(self, "unsubscribe")
   check_stream(stream, 1, "unsubscribe")
   check_topic(topic, 2, "unsubscribe")
-  if stream._hub ~= self then return false end
-  local was = self._core:unsubscribe(stream._sub, topic)
+  if not self._core:owns(stream) then return false end
+  local was = self._core:unsubscribe(stream, topic)
   if was and self.on_unsubscribe then notify(self.on_unsubscribe, stream, topic, "unsubscribed") end
   return was
 end
@@ -233,8 +223,8 @@ function Hub:is_subscribed(stream, topic)
   check_self(self, "is_subscribed")
   check_stream(stream, 1, "is_subscribed")
   check_topic(topic, 2, "is_subscribed")
-  if stream._hub ~= self then return false end
-  return self._core:subscribed(stream._sub, topic)
+  if not self._core:owns(stream) then return false end
+  return self._core:subscribed(stream, topic)
 end
 
 -- The event's fields as a plain table (copied, so an id can be added).
@@ -256,8 +246,9 @@ local function publish(self, fname, n, topic, ev)
     if not typed then argerror(n, fname, err) end
     f = typed
   end
-  -- reading the event may have run Lua (an __index) that closed the hub
-  if self._closed or not self._core:alive() then return nil, "closed" end
+  -- reading the event may have run Lua (an __index) that closed the hub (the
+  -- C side answers nil, "closed" when its core was closed that way)
+  if self._closed then return nil, "closed" end
   local id = f.id
   local r = self._replayer
   if r and id ~= nil then
@@ -270,7 +261,7 @@ local function publish(self, fname, n, topic, ev)
     return r:publish(f, topic)
   elseif r and getmetatable(r) == RING_MT then
     -- one encode: the ring's frame is the one every subscriber gets
-    count, id = self._core:publish(f, topic, now(), r, fname, n)
+    count, id = self._core:publish(f, topic, r, fname, n)
     if count == nil then return nil, id end -- the ring is closed
   else
     if r then
@@ -280,7 +271,7 @@ local function publish(self, fname, n, topic, ev)
       f.id = id
     end
     local err
-    count, err = self._core:publish(f, topic, now(), nil, fname, n)
+    count, err = self._core:publish(f, topic, nil, fname, n)
     if count == nil then return nil, err end
   end
   local st = self.stats
@@ -321,8 +312,8 @@ function Hub:notify_to(topic, ev)
   check_self(self, "notify_to")
   check_topic(topic, 1, "notify_to")
   local f = fields_of(ev, 2, "notify_to")
-  if self._closed or not self._core:alive() then return nil, "closed" end
-  local count, err = self._core:publish(f, topic, now(), nil, "notify_to", 2)
+  if self._closed then return nil, "closed" end
+  local count, err = self._core:publish(f, topic, nil, "notify_to", 2)
   if count == nil then return nil, err end
   self.stats.deliveries = self.stats.deliveries + count
   self:_schedule()
@@ -339,9 +330,22 @@ end
 -- envelope of its topic, type and data (README, "Envelope mode").
 function Hub:attach(stream, opts)
   check_self(self, "attach")
-  check_stream(stream, 1, "attach")
   opts = opts or {}
   if type(opts) ~= "table" then argerror(2, "attach", "table expected, got " .. type(opts)) end
+  local r = self._replayer
+  local ring = r ~= nil and getmetatable(r) == RING_MT
+  local hook = self.on_subscribe
+  local envelope = opts.envelope
+  if envelope ~= nil and type(envelope) ~= "boolean" then
+    argerror(2, "attach", "field 'envelope': boolean expected, got " .. type(envelope))
+  end
+  if envelope == nil then envelope = self._envelope end
+  if ring and not hook then
+    -- one C call: register, subscribe, replay by frame reference (or the
+    -- join event), live; every argument checked there
+    return self._core:attach(stream, opts.topics, opts.last_event_id, r, "attach", envelope)
+  end
+  check_stream(stream, 1, "attach")
   local topics = opts.topics
   if topics ~= nil then
     if type(topics) ~= "table" then argerror(2, "attach", "field 'topics': table expected, got " .. type(topics)) end
@@ -351,30 +355,22 @@ function Hub:attach(stream, opts)
       end
     end
   end
-  local envelope = opts.envelope
-  if envelope ~= nil and type(envelope) ~= "boolean" then
-    argerror(2, "attach", "field 'envelope': boolean expected, got " .. type(envelope))
-  end
-  if envelope == nil then envelope = self._envelope end
   local last_id = opts.last_event_id
   if last_id == nil then last_id = stream:last_event_id() end
   if last_id ~= nil and type(last_id) ~= "string" then
     argerror(2, "attach", "field 'last_event_id': string expected, got " .. type(last_id))
   end
-  local ok, err = self:register(stream)
+  local ok, err = self._core:add(stream, "attach")
   if not ok then return nil, err end
-  if envelope then stream._sub:set_envelope(true) end
-  local r = self._replayer
-  local ring = r and getmetatable(r) == RING_MT
-  local hook = self.on_subscribe
+  if envelope then stream:_set_envelope(true) end
   local joined
   if hook then
     joined = {}
     for i = 1, #(topics or {}) do
-      if self._core:subscribe(stream._sub, topics[i]) then joined[#joined + 1] = topics[i] end
+      if self._core:subscribe(stream, topics[i]) then joined[#joined + 1] = topics[i] end
     end
   elseif not ring then
-    for i = 1, #(topics or {}) do self._core:subscribe(stream._sub, topics[i]) end
+    for i = 1, #(topics or {}) do self._core:subscribe(stream, topics[i]) end
   end
   -- on_subscribe runs once the stream is set up (after its replay, or with
   -- the replay pending): an event it publishes reaches the stream after the
@@ -390,16 +386,9 @@ end
 function Hub:_replay(stream, last_id, topics)
   local r = self._replayer
   if r and getmetatable(r) == RING_MT then
-    -- one C call: subscribe (what is not yet), replay by frame reference (or
-    -- the join event)
-    local count, gap = self._core:attach(stream._sub, topics, last_id, r, "attach")
-    if count == nil then return nil, gap end
-    stream:_kick()
-    self:_schedule()
-    return count, gap
+    return self._core:attach(stream, topics, last_id, r, "attach")
   end
   if not r then return 0 end
-  local sub = stream._sub
   if last_id == nil then
     -- A first connection: tell the client where it joined, as a named event
     -- with data (clients such as eventsource-parser drop an id-only block),
@@ -408,9 +397,9 @@ function Hub:_replay(stream, last_id, topics)
     if joined ~= nil then stream:_send_raw(core.join_event(joined)) end
     return 0
   end
-  self._core:replay_begin(sub) -- live frames wait behind the replay
-  stream._replay_from = last_id
+  self._core:replay_begin(stream) -- live frames wait behind the replay
   if is_async(r) then
+    self._pending[stream] = last_id
     local aok, aerr = pcall(r.replay_async, r, self, stream, last_id, topics or {})
     if not aok then self:resume(stream, nil, tostring(aerr)) end
     return 0, "pending"
@@ -425,9 +414,7 @@ function Hub:_replay(stream, last_id, topics)
   end, topics or {})
   local info
   if gap == "gap" then info = { oldest = r.first_id and r:first_id() or nil, latest = r:last_id() } end
-  self._core:resume(sub, frames, 0, info, last_id, "attach", tops)
-  stream._replay_from = nil
-  stream:_kick()
+  self._core:resume(stream, frames, 0, info, last_id, "attach", tops)
   return count, gap
 end
 
@@ -444,11 +431,10 @@ function Hub:resume(stream, frames, upto, gap, topics)
   if frames == nil then
     frames, upto, gap = {}, 0, {}
   end
-  if stream._closed then return nil, "closed" end
-  local n, err = self._core:resume(stream._sub, frames, upto, gap, stream._replay_from, "resume", topics)
-  stream._replay_from = nil
-  stream:_kick()
-  return n, err
+  local from = self._pending[stream]
+  self._pending[stream] = nil
+  if stream:is_closed() then return nil, "closed" end
+  return self._core:resume(stream, frames, upto, gap, from, "resume", topics)
 end
 
 --- hub:deliver(ev, topic, seq) -> count: an event that already has its id
@@ -456,7 +442,7 @@ end
 -- seq is the backend's sequence number of the event (integer >= 1).
 function Hub:deliver(ev, topic, seq)
   check_self(self, "deliver")
-  local count, err = self._core:deliver(ev, topic, seq, now(), "deliver")
+  local count, err = self._core:deliver(ev, topic, seq, "deliver")
   if count == nil then return nil, err end
   local st = self.stats
   st.deliveries = st.deliveries + count
@@ -467,9 +453,7 @@ end
 --- The registered streams, as a list.
 function Hub:streams()
   check_self(self, "streams")
-  local list = {}
-  for _, s in pairs(self._streams) do list[#list + 1] = s end
-  return list
+  return self._core:streams()
 end
 
 --- Closes every stream gracefully (clients reconnect and resume); returns
@@ -536,68 +520,37 @@ function Hub:counters()
   return c
 end
 
--- Run the C flush, drain writer streams, close the failed ones.
+--- hub:flush(): writes what is queued now, drains writer streams, wakes
+-- pull hosts and finishes the streams the core closed. With flush = "loop"
+-- the C core does this at the end of every loop turn by itself.
 function Hub:flush()
   if self._closed then return end
   self._scheduled = false
-  local ready, dead = self._core:flush()
-  if ready then
-    for i = 1, #ready do
-      local s = self._streams[ready[i]]
-      if s then
-        if s._writer then s:_drain() else s:_ready() end
-      end
-    end
-  end
-  if dead then
-    for i = 1, #dead do
-      local s = self._streams[dead[i]]
-      if s then
-        local _, why = s._sub:state()
-        if why == "slow" then self.stats.slow_closed = self.stats.slow_closed + 1 end
-        self.stats.dropped_streams = self.stats.dropped_streams + 1
-        s:close(why == "slow" and "slow" or "write failed")
-      end
-    end
-  end
+  self._core:flush()
 end
 
+-- After a broadcast: "loop" needs nothing (the C core flushes at the end of
+-- the turn), "immediate" flushes now, "ngx" at the end of nginx's turn.
 function Hub:_schedule()
-  if self._scheduled then return end
-  if self._flush_mode == "immediate" then return self:flush() end
-  if self._flush_mode == "ngx" then
-    -- every event of this turn (pipelined publishes, a follower's batch)
-    -- goes out in one write per subscriber
-    self._on_defer = self._on_defer or function()
-      local ok, err = pcall(self.flush, self)
-      if not ok then warn("hub flush failed: " .. tostring(err)) end
-    end
-    self._scheduled = true
-    if not host.defer(self._on_defer) then
-      self._scheduled = false
-      return self:flush() -- no timer to be had (lua_max_pending_timers): at once
-    end
-    return
+  local mode = self._flush_mode
+  if mode == "loop" or self._scheduled then return end
+  if mode == "immediate" then return self:flush() end
+  -- every event of this turn (pipelined publishes, a follower's batch)
+  -- goes out in one write per subscriber
+  self._on_defer = self._on_defer or function()
+    local ok, err = pcall(self.flush, self)
+    if not ok then warn("hub flush failed: " .. tostring(err)) end
   end
   self._scheduled = true
-  local p = self._prepare
-  if not p then
-    p = uv.new_prepare()
-    self._prepare = p
-    -- a prepare callback runs once per loop turn, just before polling: every
-    -- event published during the turn goes out in the same write
-    self._on_prepare = function()
-      p:stop()
-      local ok, err = pcall(self.flush, self)
-      if not ok then warn("hub flush failed: " .. tostring(err)) end
-    end
+  if not host.defer(self._on_defer) then
+    self._scheduled = false
+    return self:flush() -- no timer to be had (lua_max_pending_timers): at once
   end
-  p:start(self._on_prepare)
 end
 
 function Hub:_start_keepalive(seconds)
   local function beat()
-    self._core:keepalive(": keep-alive\n\n", now(), seconds)
+    self._core:keepalive(": keep-alive\n\n", seconds)
     self:flush() -- also closes subscribers whose writes failed meanwhile
   end
   if host.active then
@@ -619,14 +572,12 @@ end
 function Hub:close()
   if getmetatable(self) ~= Hub then error("calling 'close' on bad self", 2) end
   if self._closed then return end
-  local list = {}
-  for _, s in pairs(self._streams) do list[#list + 1] = s end
-  for _, s in ipairs(list) do s:close() end
+  for _, s in ipairs(self._core:streams()) do s:close() end
   self._closed = true
   if self._ka_ngx then self._ka_ngx.stop() end
-  for _, h in ipairs({ self._ka_timer or false, self._prepare or false }) do
-    if h and not h:is_closing() then h:close() end
-  end
+  local t = self._ka_timer
+  if t and not t:is_closing() then t:close() end
+  -- what still drains goes on in the home hub of the Lua state
   self._core:close()
 end
 

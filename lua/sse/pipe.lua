@@ -191,10 +191,11 @@ local function pipe(self, producer, opts)
 end
 
 --- install(Stream): adds on_drain and pipe to sse.Stream.
-function M.install(Stream)
+function M.install(Stream, mt)
+  mt = mt or Stream -- the streams' metatable (sse.Stream: the C core's)
   local function checked(fn, fname)
     return function(self, ...)
-      if getmetatable(self) ~= Stream then
+      if getmetatable(self) ~= mt then
         error(("calling '%s' on bad self (sse.Stream expected, got %s)"):format(fname, type(self)), 2)
       end
       return fn(self, ...)

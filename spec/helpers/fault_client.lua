@@ -40,7 +40,8 @@ if mode == "subscribe" then
   local total, topic, seconds = tonumber(arg[4]), arg[5], tonumber(arg[6])
   local url = ("http://127.0.0.1:%d/events?topic=%s"):format(port, topic)
   local subs, done, opened, first = {}, 0, 0, 0
-  local stats = { dups = 0, lost = 0, gaps = 0, foreign = 0, opens = 0, errors = 0, reasons = {} }
+  local stats = { dups = 0, lost = 0, gaps = 0, foreign = 0, opens = 0, errors = 0, unopened = 0,
+                  reasons = {} }
   local sample -- the first problem seen, for the report
 
   local function finish(complete)
@@ -63,12 +64,17 @@ if mode == "subscribe" then
     s.client = client.connect(url, {
       retry = 10 + (i % 7) * 5, -- reconnections spread over 10..40 ms
       on_open = function()
+        s.is_open = true
         s.opens = s.opens + 1
         stats.opens = stats.opens + 1
         if s.opens == 1 then opened = opened + 1 end
       end,
       on_error = function(err, info)
         stats.errors = stats.errors + 1
+        -- a connection that ended before its response head (the server
+        -- closed the stream in the loop turn that opened it)
+        if not s.is_open then stats.unopened = stats.unopened + 1 end
+        s.is_open = false
         local why = tostring(err):gsub("^%u+: ", "") .. (info.closed and " (closed)" or "")
         stats.reasons[why] = (stats.reasons[why] or 0) + 1
       end,

@@ -358,7 +358,7 @@ end
 --- Closes every stream gracefully; clients reconnect and resume.
 function M:disconnect_all()
   local list = {}
-  for _, s in pairs(self.hub._streams) do list[#list + 1] = s end
+  for _, s in ipairs(self.hub:streams()) do list[#list + 1] = s end
   for _, s in ipairs(list) do s:close() end
   return #list
 end

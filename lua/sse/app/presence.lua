@@ -59,7 +59,7 @@ function M.listing(hub, access, topic, limit)
         break
       end
       local m = access:meta(st)
-      list[#list + 1] = J.obj("id", st._sub:id(), "remote", m.ip, "user", m.user, "since", m.since)
+      list[#list + 1] = J.obj("id", st:stats().id, "remote", m.ip, "user", m.user, "since", m.since)
     end
   end
   table.sort(list, function(a, b) return a[2] < b[2] end) -- by id

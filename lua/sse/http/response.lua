@@ -3,9 +3,9 @@
 --
 -- One writer per handle: an ordinary answer is written with the luv handle;
 -- for res:sse the head is the first bytes the stream's C transport writes
--- (stream:_send_raw before anything else), then the connection is the
--- stream's. Bytes of earlier answers still queued on the handle go first:
--- libuv keeps one write queue per handle.
+-- (Stream.new's head option), then the connection is the stream's. Bytes
+-- of earlier answers still queued on the handle go first: libuv keeps one
+-- write queue per handle.
 local options = require("sse.http.options")
 
 local argerror, show, is_int = options.argerror, options.show, options.is_int
@@ -279,8 +279,10 @@ function Response:sse(opts)
   -- no Content-Length, no chunked coding: the body ends with the connection
   -- (HTTP/1.0 must be told so)
   t[#t + 1] = "Connection"; t[#t + 1] = req.version == "1.0" and "close" or "keep-alive"
+  -- the head goes through the stream's outbox: the first bytes its C
+  -- writer writes, in the same write as what follows it this loop turn
   local sok, stream = pcall(Stream.new, {
-    handle = conn.tcp, last_event_id = req.last_event_id,
+    handle = conn.tcp, last_event_id = req.last_event_id, head = M.head(200, t),
     outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy,
     write_timeout = opts.write_timeout,
   })
@@ -289,10 +291,8 @@ function Response:sse(opts)
   end
   self._done = true
   self._stream = stream
-  server:_adopt(conn, stream)
-  -- the head: the first bytes the stream writes
   server:_count(200)
-  stream:_send_raw(M.head(200, t))
+  server:_adopt(conn, stream)
   if stream:is_closed() then return stream end
   if gz and req.method ~= "HEAD" then stream:_gzip(gz) end
   if req.method == "HEAD" then
