@@ -245,6 +245,20 @@ describe("the demo hub with --jwt-secret", function()
     assert.truthy(tostring(err):find("option 'jwt_key': cannot read", 1, true))
   end)
 
+  it("try_new answers nil and the message for the same options", function()
+    assert.are.same({ nil, "option 'jwt_secret': secret shorter than 32 bytes" },
+      { App.try_new({ jwt_secret = "short" }) })
+    assert.are.same({ nil, "option 'jwt_leeway' must be a number of seconds in 0..86400" },
+      { App.try_new({ jwt_secret = SECRET, jwt_leeway = -1 }) })
+    assert.are.same({ nil, "option 'jwt_key': not a PEM public key or certificate" },
+      { App.try_new({ jwt_key = "README.md" }) })
+    assert.are.same({ nil, "option 'authorize' must be a function" }, { App.try_new({ authorize = 1 }) })
+    assert.are.same({ nil, "unknown option 'tokn'" }, { App.try_new({ tokn = "x" }) })
+    assert.are.same({ nil, "table expected, got string" }, { App.try_new("x") })
+    -- a part below the hub's own options raises as that part does
+    util.raises_arg(1, "field 'outbox_limit': positive number expected, got 0", App.try_new, { outbox_limit = 0 })
+  end)
+
   it("verifies RS256 tokens with --jwt-key", function()
     local K = T.keys()
     local path = os.tmpname()

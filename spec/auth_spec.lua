@@ -159,6 +159,24 @@ describe("sse.auth", function()
       assert.same({ nil, 401, "token expired" }, { authorize(bearer(toks[2]), "subscribe", { "public/a" }) })
     end)
 
+    it("try_jwt answers nil, message, naming the options as asked (the verifier's too)", function()
+      assert.are.same({ nil, "table expected, got string" }, { auth.try_jwt("s") })
+      assert.are.same({ nil, "field 'cookie' must be a cookie name or false" },
+        { auth.try_jwt({ secret = SECRET, cookie = 1 }) })
+      local function name(field) return ("--%s"):format(field:gsub("_", "-")) end
+      assert.are.same({ nil, "--query must be a boolean or a parameter name" },
+        { auth.try_jwt({ secret = SECRET, query = 1 }, name) })
+      assert.are.same({ nil, "--anonymous must be a claims table" },
+        { auth.try_jwt({ secret = SECRET, anonymous = true }, name) })
+      assert.are.same({ nil, "--secret: secret shorter than 32 bytes" }, { auth.try_jwt({ secret = "s" }, name) })
+      assert.are.same({ nil, "--leeway must be a number of seconds in 0..86400" },
+        { auth.try_jwt({ secret = SECRET, leeway = 1e9 }, name) })
+      local authorize, verifier = auth.try_jwt({ secret = SECRET }, name)
+      assert.are.equal("function", type(authorize))
+      assert.truthy(verifier.verify)
+      assert.same({ "news" }, (authorize(bearer(toks[1]), "subscribe", { "news" })))
+    end)
+
     it("raises on misuse, naming 'jwt'", function()
       util.raises_arg(1, "table expected, got string", auth.jwt, "s")
       util.raises_arg(1, "field 'secret': secret shorter than 32 bytes", auth.jwt, { secret = "s" })

@@ -86,6 +86,18 @@ describe("sse.encode", function()
       end)
     end
 
+    it("sse.event_valid answers the same message without raising", function()
+      for _, c in ipairs(bad) do
+        assert.are.same({ nil, c[3] }, { sse.event_valid(c[2]) }, c[1])
+      end
+      assert.are.same({ nil, "unknown event field 'date'" }, { sse.event_valid({ date = "x" }) })
+      assert.are.same({ true }, { sse.event_valid({ id = 7, event = "tick", retry = 0, comment = "c", data = "é" }) })
+      assert.are.same({ true }, { sse.event_valid(sse.Event.data("x"):id("1")) })
+      assert.are.same({ true }, { sse.event_valid({ data = "ok\xff", check_utf8 = false }) })
+      assert.are.same({ nil, "field 'id' must not contain a line break (byte 1)" },
+        { sse.event_valid({ id = "\n", check_utf8 = false }) })
+    end)
+
     it("names 'encode' in the error on every Lua, however it is called", function()
       local msg = "bad argument #1 to 'encode' (field 'id' must not contain a line break (byte 2))"
       local ev = { id = "a\nb" }

@@ -30,6 +30,16 @@ describe("sse.Event", function()
     assert.truthy(err:find("bad argument #1 to 'json' (cannot encode as JSON:", 1, true), err)
   end)
 
+  it("json_text answers the JSON text, or nil and lua-cjson's own message", function()
+    assert.are.same({ '{"a":[1,2]}' }, { Event.json_text({ a = { 1, 2 } }) })
+    -- the same words on Lua 5.4 and LuaJIT, called from Lua or not: no position in front
+    local want = { nil, "Cannot serialise function: type not supported" }
+    assert.are.same(want, { Event.json_text({ f = print }) })
+    assert.are.same(want, { (function(v) return Event.json_text(v) end)({ f = print }) })
+    assert.are.same({ false, "bad argument #1 to 'json' (cannot encode as JSON: " .. want[2] .. ")" },
+      { pcall(Event.json, { f = print }) })
+  end)
+
   it("carries a comment and the UTF-8 opt-out", function()
     assert.are.equal(": note\ndata: \xff\n\n", Event.data("\xff"):comment("note"):check_utf8(false):encode())
   end)

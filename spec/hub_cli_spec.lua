@@ -121,6 +121,13 @@ describe("the demo hub command (newcomer)", function()
     code, _, err = run({ "bin/sse-hub", "--bogus" }, ROOT)
     assert.are.equal(2, code)
     assert.truthy(err:find("sse-hub: unknown option --bogus", 1, true), err)
+    -- a bad value of the hub's own: the message alone, no "bad argument" around it
+    code, _, err = run({ "bin/sse-hub", "--port", "0", "--jwt-secret", "short" }, ROOT)
+    assert.are.equal(2, code)
+    assert.are.equal("sse-hub: option 'jwt_secret': secret shorter than 32 bytes\n", err:match("^[^\n]*\n"))
+    code, _, err = run({ "bin/sse-hub", "--port", "0", "--token", "two words" }, ROOT)
+    assert.are.equal(2, code)
+    assert.truthy(err:find("^sse%-hub: option 'token' must be a bearer token"), err)
   end)
 
   it("both start from a clean environment and serve the dashboard", function()

@@ -292,6 +292,24 @@ describe("sse.jwt verifier", function()
     end)
   end)
 
+  it("try_verifier answers nil, message instead of raising, naming fields as asked", function()
+    assert.are.same({ nil, "field 'secret': secret shorter than 32 bytes" }, { jwt.try_verifier({ secret = "short" }) })
+    assert.are.same({ nil, "table expected, got nil" }, { jwt.try_verifier() })
+    local function name(field) return ("setting '%s'"):format(field:upper()) end
+    assert.are.same({ nil, "setting 'SECRET': secret shorter than 32 bytes" },
+      { jwt.try_verifier({ secret = "short" }, name) })
+    assert.are.same({ nil, "setting 'PUBLIC_KEY_PEM': not a PEM public key or certificate" },
+      { jwt.try_verifier({ public_key_pem = "garbage" }, name) })
+    assert.are.same({ nil, "setting 'LEEWAY' must be a number of seconds in 0..86400" },
+      { jwt.try_verifier({ secret = SECRET, leeway = -1 }, name) })
+    assert.are.same({ nil, "setting 'ALGORITHMS': unsupported algorithm 'none'" },
+      { jwt.try_verifier({ secret = SECRET, algorithms = { "none" } }, name) })
+    assert.are.same({ nil, "setting 'SECRET' must be a string or a list of strings" },
+      { jwt.try_verifier({ secret = 5 }, name) })
+    local v = assert(jwt.try_verifier({ secret = SECRET }, name))
+    assert.equal(NOW + 600, v:verify(T.mint_one(hs()), NOW).exp)
+  end)
+
   it("restricts a verifier to the algorithms asked for", function()
     local toks = T.mint({ hs(), { alg = "RS256", key = K.rsa.private, claims = claims() } })
     local v = jwt.verifier({ secret = SECRET, public_key_pem = K.rsa.public, algorithms = { "RS256" } })

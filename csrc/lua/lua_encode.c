@@ -1,6 +1,6 @@
 /* lua_encode.c - Lua binding of the encoder: core.encode(ev [, opts]),
  * core.encoder(fname, arg [, many]), core.check_event(ev, fname, arg),
- * core.utf8_valid(s), and the event reader every other binding uses (see
+ * core.event_valid(ev), core.utf8_valid(s), and the event reader every other binding uses (see
  * lsse.h).
  *
  * The event rule, the same for every API that takes an event: a plain table,
@@ -448,6 +448,31 @@ static int l_check_event(lua_State *L) {
   return 0;
 }
 
+/* core.event_valid(ev) -> true, or nil and what is wrong (the text an
+ * encoder puts inside "bad argument ... (...)"): the whole rule, names,
+ * types, ranges and contents (line breaks, UTF-8), without raising. For a
+ * caller that answers bad input from a peer rather than raising (the demo
+ * hub's POST /publish). */
+static int l_event_valid(lua_State *L) {
+  sse_event ev;
+  sse_encode_err err;
+  int check_utf8;
+  size_t len;
+  char msg[160];
+  lua_settop(L, 1);
+  if (read_event(L, 1, &ev, &check_utf8, NULL) != 0) {
+    lua_pushnil(L);
+    lua_insert(L, -2); /* nil, reason */
+    return 2;
+  }
+  if (sse_encode_check(&ev, check_utf8, &len, &err) != SSE_OK) {
+    sse_encode_errmsg(&err, msg, sizeof msg);
+    return lsse_fail(L, 0, msg);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.utf8_valid(s) -> true, or false and the 1-based offset of the first
  * invalid byte. */
 static int l_utf8_valid(lua_State *L) {
@@ -498,6 +523,8 @@ void lsse_open_encode(lua_State *L) {
   lua_setfield(L, mod, "encoder");
   lua_pushcfunction(L, l_check_event);
   lua_setfield(L, mod, "check_event");
+  lua_pushcfunction(L, l_event_valid);
+  lua_setfield(L, mod, "event_valid");
   lua_pushcfunction(L, l_utf8_valid);
   lua_setfield(L, mod, "utf8_valid");
   lua_settop(L, mod);

@@ -170,33 +170,32 @@ end
 
 local JWT_OPTIONS = { cookie = true, query = true, anonymous = true }
 
---- jwt(opts) -> authorize(req, action, topics) -> topics, claims | nil, status, message
--- The built-in authorizer: the token (M.token, options cookie and query),
--- verified by sse.jwt (every other option is the verifier's), then
--- M.allowed. opts.anonymous: claims ({sse = {subscribe = {...}}}) granted
--- to a request without any token; a bad token is refused all the same.
-function M.jwt(opts)
-  if type(opts) ~= "table" then
-    error(("bad argument #1 to 'jwt' (table expected, got %s)"):format(type(opts)), 2)
-  end
+local function field_name(f)
+  return ("field '%s'"):format(f)
+end
+
+--- try_jwt(opts [, name]) -> authorize, verifier | nil, msg: M.jwt without
+-- raising on a bad option; msg names an option by name(field) (default
+-- "field 'cookie'"), as sse.jwt.try_verifier does.
+function M.try_jwt(opts, name)
+  name = name or field_name
+  if type(opts) ~= "table" then return nil, "table expected, got " .. type(opts) end
   local vopts, topts = {}, {}
   for k, v in pairs(opts) do
     if JWT_OPTIONS[k] then topts[k] = v else vopts[k] = v end
   end
   if topts.cookie ~= nil and topts.cookie ~= false and type(topts.cookie) ~= "string" then
-    error("bad argument #1 to 'jwt' (field 'cookie' must be a cookie name or false)", 2)
+    return nil, name("cookie") .. " must be a cookie name or false"
   end
   if topts.query ~= nil and type(topts.query) ~= "boolean" and type(topts.query) ~= "string" then
-    error("bad argument #1 to 'jwt' (field 'query' must be a boolean or a parameter name)", 2)
+    return nil, name("query") .. " must be a boolean or a parameter name"
   end
   local anon = topts.anonymous
   if anon ~= nil and type(anon) ~= "table" then
-    error("bad argument #1 to 'jwt' (field 'anonymous' must be a claims table)", 2)
+    return nil, name("anonymous") .. " must be a claims table"
   end
-  local ok, verifier = pcall(require("sse.jwt").verifier, vopts)
-  if not ok then
-    error((tostring(verifier):gsub("to 'verifier'", "to 'jwt'")), 2)
-  end
+  local verifier, verr = require("sse.jwt").try_verifier(vopts, name)
+  if not verifier then return nil, verr end
   local function authorize(req, action, topics)
     check_args("authorize", action, topics)
     local token, status, msg = M.token(req, action, topts)
@@ -216,6 +215,18 @@ function M.jwt(opts)
     if not allowed then return nil, st, why end
     return allowed, claims
   end
+  return authorize, verifier
+end
+
+--- jwt(opts) -> authorize(req, action, topics) -> topics, claims | nil, status, message
+-- The built-in authorizer: the token (M.token, options cookie and query),
+-- verified by sse.jwt (every other option is the verifier's), then
+-- M.allowed. opts.anonymous: claims ({sse = {subscribe = {...}}}) granted
+-- to a request without any token; a bad token is refused all the same.
+-- Raises "bad argument #1 to 'jwt' (...)" on a bad option.
+function M.jwt(opts)
+  local authorize, verifier = M.try_jwt(opts)
+  if not authorize then error(("bad argument #1 to 'jwt' (%s)"):format(verifier), 2) end
   return authorize, verifier
 end
 

@@ -58,7 +58,7 @@ end
 function Event.json(value)
   if not json_codec then error("sse.Event.json needs lua-cjson (apt-get install lua-cjson)", 2) end
   local ok, text = pcall(json_codec.encode, value)
-  if not ok then argerror(1, "json", "cannot encode as JSON: " .. tostring(text):gsub("^[^:]*:%d+: ", "")) end
+  if not ok then argerror(1, "json", "cannot encode as JSON: " .. tostring(text)) end
   return new({ data = text })
 end
 
@@ -66,6 +66,16 @@ end
 function Event.to_json(value)
   if not json_codec then error("sse needs lua-cjson for JSON (apt-get install lua-cjson)", 2) end
   return json_codec.encode(value)
+end
+
+--- Event.json_text(value) -> text | nil, err: Event.to_json without
+-- raising; err is lua-cjson's message, the same on every Lua (the codec is
+-- called straight from pcall, so no Lua position is put in front of it).
+function Event.json_text(value)
+  if not json_codec then error("sse needs lua-cjson for JSON (apt-get install lua-cjson)", 2) end
+  local ok, text = pcall(json_codec.encode, value)
+  if not ok then return nil, tostring(text) end
+  return text
 end
 
 local function setter(name, field, check)

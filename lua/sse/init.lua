@@ -9,6 +9,8 @@ local M = {
   version = core.version,
   --- sse.encode(ev [, opts]) -> wire bytes of one event.
   encode = core.encode,
+  --- sse.event_valid(ev) -> true | nil, err: the same rule, without raising.
+  event_valid = core.event_valid,
   Event = require("sse.event"),
   Sse = require("sse.builder"),
 }

@@ -26,9 +26,14 @@ local M = {}
 local A = {}
 A.__index = A
 
-local function argerror(msg)
-  error("bad argument #1 to 'new' (" .. msg .. ")", 4)
+-- How sse.auth's errors name the options they came from.
+local JWT_OPTION = { secret = "jwt_secret", public_key_pem = "jwt_key", leeway = "jwt_leeway",
+                     query = "jwt_query" }
+local function option_of(field)
+  return JWT_OPTION[field] and ("option '%s'"):format(JWT_OPTION[field]) or ("field '%s'"):format(field)
 end
+
+local argerror = require("sse.app.rules").option_error
 
 local function read_file(path)
   local f, err = io.open(path, "rb")
@@ -39,7 +44,7 @@ local function read_file(path)
 end
 
 --- new(opts, hub) -> access. opts: the app's options (authorize, jwt_secret,
--- jwt_key, jwt_query, the limits). Raises on a bad option (as app.new).
+-- jwt_key, jwt_query, the limits). A bad option raises rules.option_error.
 function M.new(o, hub)
   local self = setmetatable({ opts = o, hub = hub, per_ip = {}, leeway = 0,
                               -- stream -> {ip =, user =, since =}
@@ -69,13 +74,8 @@ function M.new(o, hub)
       if not pem then argerror("option 'jwt_key': cannot read " .. tostring(err)) end
       jopts.public_key_pem = pem
     end
-    local ok, fn, verifier = pcall(require("sse.auth").jwt, jopts)
-    if not ok then
-      local why = tostring(fn):match("%((.*)%)$") or tostring(fn)
-      why = why:gsub("^field 'secret'", "option 'jwt_secret'"):gsub("^field 'public_key_pem'", "option 'jwt_key'")
-        :gsub("^field 'leeway'", "option 'jwt_leeway'")
-      argerror(why)
-    end
+    local fn, verifier = require("sse.auth").try_jwt(jopts, option_of)
+    if not fn then argerror(verifier) end
     self.authorize, self.leeway = fn, leeway
     self.verifier = verifier
   end

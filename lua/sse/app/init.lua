@@ -49,9 +49,7 @@ local HTTP_OPTIONS = { "head_timeout", "idle_timeout", "max_head_bytes", "max_bo
 local ACCESS_OPTIONS = { authorize = true, jwt_secret = true, jwt_key = true, jwt_query = true,
                          jwt_leeway = true, presence = true }
 
-local function argerror(msg)
-  error("bad argument #1 to 'new' (" .. msg .. ")", 3)
-end
+local argerror = rules.option_error
 
 local function read_file(path)
   local f = io.open(path, "rb")
@@ -87,12 +85,8 @@ end
 M.dashboard_path = rules.dashboard_path
 M.asset_path = rules.asset_path
 
---- app.new(opts) -> app; opts as M.DEFAULTS plus token (string), cors
--- (list of origins), dashboard (path of the page; default M.dashboard_path();
--- false: none), log (function(msg)), and who may subscribe and publish
--- (sse.app.access): authorize (a hook), or jwt_secret / jwt_key (a PEM file),
--- jwt_query, jwt_leeway.
-function M.new(opts)
+-- Builds the app; a bad option raises rules.option_error.
+local function build(opts)
   opts = opts or {}
   if type(opts) ~= "table" then argerror("table expected, got " .. type(opts)) end
   local o = {}
@@ -132,9 +126,12 @@ function M.new(opts)
                               refusals = { [401] = 0, [403] = 0 } }, { __index = M })
   if o.redis ~= nil then
     -- several hubs on one Redis share ids, replay and fan-out (sse.redis)
-    local ok, b = pcall(require("sse.redis").backend, { url = o.redis, prefix = o.redis_prefix,
+    local redis = require("sse.redis")
+    local u, why = redis.parse_url(o.redis)
+    if not u then argerror("option 'redis': field 'url': " .. why) end
+    -- what else it refuses raises as its own: "bad argument #1 to 'backend' (...)"
+    local b = redis.backend({ url = o.redis, prefix = o.redis_prefix,
       max_len = o.replay_events, ttl = o.replay_ttl, log = o.log })
-    if not ok then argerror("option 'redis': " .. (tostring(b):match("%((.*)%)$") or tostring(b))) end
     self.backend, self.replayer = b, b
   else
     self.replayer = sse.MemoryReplayer.new({ max_events = o.replay_events, max_bytes = o.replay_bytes,
@@ -158,6 +155,29 @@ function M.new(opts)
   self.subscriber_js = js and read_file(js) or nil
   self:_routes()
   return self
+end
+
+--- app.try_new(opts) -> app | nil, msg: app.new without raising for a bad
+-- option of the hub's own ("option 'token' must be ..."); a bad value for
+-- a part below it (sse.Hub, sse.http, the replayer, the Redis backend)
+-- still raises as that part does.
+function M.try_new(opts)
+  local ok, app = pcall(build, opts)
+  if ok then return app end
+  local msg = rules.option_message(app)
+  if msg then return nil, msg end
+  error(app, 0)
+end
+
+--- app.new(opts) -> app; opts as M.DEFAULTS plus token (string), cors
+-- (list of origins), dashboard (path of the page; default M.dashboard_path();
+-- false: none), log (function(msg)), and who may subscribe and publish
+-- (sse.app.access): authorize (a hook), or jwt_secret / jwt_key (a PEM file),
+-- jwt_query, jwt_leeway. Raises "bad argument #1 to 'new' (...)".
+function M.new(opts)
+  local app, msg = M.try_new(opts)
+  if not app then error("bad argument #1 to 'new' (" .. msg .. ")", 2) end
+  return app
 end
 
 function M:_routes()
@@ -215,11 +235,11 @@ function M:_routes()
       if not allowed then return self:_refuse(res, status, why, headers) end
     end
     f.topic = nil
+    -- the publisher's mistake is a 400 naming the field, not a raise
+    local valid, why = sse.event_valid(f)
+    if not valid then return json_error(res, 400, why) end
     if self.backend then return self:_publish_redis(res, topic, f) end
-    local ok, n, id = pcall(hub.broadcast_to, hub, topic, f)
-    if not ok then
-      return json_error(res, 400, tostring(n):match("%((.*)%)$") or tostring(n))
-    end
+    local n, id = hub:broadcast_to(topic, f)
     if not n then return json_error(res, 503, id) end
     self:_count_type(f.event)
     json_answer(res, J.obj("id", id, "topic", topic, "subscribers", n))
@@ -306,15 +326,15 @@ function M:_count_type(event)
 end
 
 -- POST /publish on Redis: answered once Redis stored the event (the id it
--- got; "subscribers" counts this instance's), 503 when it did not.
+-- got; "subscribers" counts this instance's), 503 when it did not. f was
+-- checked by sse.event_valid.
 function M:_publish_redis(res, topic, f)
-  local ok, queued, err = pcall(self.backend.publish, self.backend, f, topic, function(id, perr)
+  local queued, err = self.backend:publish(f, topic, function(id, perr)
     if not id then return json_error(res, 503, perr) end
     self.hub.stats.published = self.hub.stats.published + 1
     self:_count_type(f.event)
     json_answer(res, J.obj("id", id, "topic", topic, "subscribers", self.hub:topic_count(topic)))
   end)
-  if not ok then return json_error(res, 400, tostring(queued):match("%((.*)%)$") or tostring(queued)) end
   if not queued then return json_error(res, 503, err) end
   res:later()
 end

@@ -85,7 +85,7 @@ end
 function M.decode_object(body)
   local ok, v = pcall(strict.decode, body)
   if not ok then
-    return nil, "body is not valid JSON: " .. tostring(v):gsub("^.-:%d+: ", "")
+    return nil, "body is not valid JSON: " .. tostring(v)
   end
   local i = skip_ws(body, 1)
   if type(v) ~= "table" or body:byte(i) ~= 123 then return nil, "body must be a JSON object" end

@@ -120,8 +120,11 @@ function M.main(argv, prog)
   -- Many idle connections: collect garbage sooner so RSS stays near the
   -- live size (see "Tuning" in README.md).
   collectgarbage("setpause", 100)
-  local ok, app = pcall(App.new, opts)
-  if not ok then return die(tostring(app):match("%((.*)%)$") or tostring(app)) end
+  -- the hub's own options answer a message; a part below it raises its
+  -- "bad argument" error, shown as it is
+  local ok, app, why = pcall(App.try_new, opts)
+  if not ok then return die(tostring(app)) end
+  if not app then return die(why) end
   local port, lerr = app:listen()
   if not port then
     io.stderr:write(prog, ": cannot listen on ", tostring(opts.host or D.host), ":",

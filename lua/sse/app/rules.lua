@@ -10,6 +10,23 @@ local M = {}
 
 local FIELDS = { topic = true, event = true, data = true, retry = true }
 
+-- A bad option of sse.app.new, raised as an object (not text) by every
+-- check of the demo hub's options, so sse.app.try_new answers nil, message
+-- and sse.app.new raises "bad argument #1 to 'new' (message)" without
+-- either reading an error's text.
+local OptionError = {}
+
+--- option_error(msg): raises msg as a bad option of sse.app.new.
+function M.option_error(msg)
+  error(setmetatable({ msg = msg }, OptionError), 0)
+end
+
+--- option_message(e) -> the message of an option_error, or nil for any
+-- other error value.
+function M.option_message(e)
+  return getmetatable(e) == OptionError and e.msg or nil
+end
+
 --- publish_fields(req) -> the fields of a publish request ({topic, event,
 -- data, retry}) and, for a JSON body, the decoded value of its data; or nil,
 -- message. req: {headers = {[lowercase name] = value}, body = string}. A

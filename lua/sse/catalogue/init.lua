@@ -72,21 +72,19 @@ local function valid_name(name)
   return type(name) == "string" and name ~= "" and not name:find("[\r\n%z]")
 end
 
---- catalogue.new{events = {name = declaration, ...}, title =, description =}
--- Raises "bad argument #1 to 'new' (events.order.data.fields.qty: ...)" for
--- a bad declaration.
-function M.new(opts)
-  if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
+-- Builds a catalogue from opts (see M.new); nil, message when opts is bad.
+local function build(opts)
+  if type(opts) ~= "table" then return nil, "table expected, got " .. type(opts) end
   for k in pairs(opts) do
     if k ~= "events" and k ~= "title" and k ~= "description" then
-      argerror(1, "new", ("unknown option '%s' (events, title, description)"):format(tostring(k)))
+      return nil, ("unknown option '%s' (events, title, description)"):format(tostring(k))
     end
   end
   for _, k in ipairs({ "title", "description" }) do
-    if opts[k] ~= nil and type(opts[k]) ~= "string" then argerror(1, "new", ("'%s' must be a string"):format(k)) end
+    if opts[k] ~= nil and type(opts[k]) ~= "string" then return nil, ("'%s' must be a string"):format(k) end
   end
   if type(opts.events) ~= "table" then
-    argerror(1, "new", "field 'events': table expected, got " .. type(opts.events))
+    return nil, "field 'events': table expected, got " .. type(opts.events)
   end
   local events, names = {}, {}
   local ok, err = pcall(function()
@@ -108,12 +106,21 @@ function M.new(opts)
     end
   end)
   if not ok then
-    if type(err) == "table" and err.decl then argerror(1, "new", err.decl) end
+    if type(err) == "table" and err.decl then return nil, err.decl end
     error(err, 0)
   end
   table.sort(names)
   return setmetatable({ title = opts.title, description = opts.description, _events = events,
                         _names = names }, Catalogue)
+end
+
+--- catalogue.new{events = {name = declaration, ...}, title =, description =}
+-- Raises "bad argument #1 to 'new' (events.order.data.fields.qty: ...)" for
+-- a bad declaration.
+function M.new(opts)
+  local cat, msg = build(opts)
+  if not cat then argerror(1, "new", msg) end
+  return cat
 end
 
 --- Is v an sse.Catalogue?
@@ -239,8 +246,8 @@ function M.load(path)
   local ok, res = pcall(chunk)
   if not ok then return nil, tostring(res) end
   if M.is(res) then return res end
-  local cok, cat = pcall(M.new, res)
-  if not cok then return nil, path .. ": " .. (tostring(cat):match("%((.*)%)$") or tostring(cat)) end
+  local cat, why = build(res)
+  if not cat then return nil, path .. ": " .. why end
   return cat
 end
 

@@ -6,6 +6,7 @@
 -- (Stream.new's head option), then the connection is the stream's. Bytes
 -- of earlier answers still queued on the handle go first: libuv keeps one
 -- write queue per handle.
+local core = require("sse.core")
 local options = require("sse.http.options")
 
 local argerror, show, is_int = options.argerror, options.show, options.is_int
@@ -190,10 +191,8 @@ end
 function Response:json(value)
   check_res(self, "json")
   local Event = require("sse.event")
-  local ok, text = pcall(Event.to_json, value)
-  if not ok then
-    argerror(1, "json", "cannot encode as JSON: " .. tostring(text):gsub("^[^:]*:%d+: ", ""))
-  end
+  local text, why = Event.json_text(value)
+  if not text then argerror(1, "json", "cannot encode as JSON: " .. why) end
   if not self._has_type then self:header("Content-Type", "application/json") end
   return self:_answer(self._status, text)
 end
@@ -249,6 +248,8 @@ function Response:sse(opts)
   if ka ~= nil and (type(ka) ~= "number" or not (ka > 0 and ka < 1e9)) then
     argerror(1, "sse", "keepalive must be a positive number of seconds, got " .. show(ka))
   end
+  -- outbox_limit, slow_policy, write_timeout: the stream's rule, naming 'sse'
+  core.check_options(opts, "sse")
   local Stream = require("sse.stream")
   local conn, server, req = self._conn, self._server, self._req
   if gone(conn) then
@@ -281,14 +282,11 @@ function Response:sse(opts)
   t[#t + 1] = "Connection"; t[#t + 1] = req.version == "1.0" and "close" or "keep-alive"
   -- the head goes through the stream's outbox: the first bytes its C
   -- writer writes, in the same write as what follows it this loop turn
-  local sok, stream = pcall(Stream.new, {
+  local stream = Stream.new({
     handle = conn.tcp, last_event_id = req.last_event_id, head = M.head(200, t),
     outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy,
     write_timeout = opts.write_timeout,
   })
-  if not sok then
-    argerror(1, "sse", tostring(stream):match("%((.*)%)$") or tostring(stream))
-  end
   self._done = true
   self._stream = stream
   server:_count(200)
