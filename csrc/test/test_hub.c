@@ -619,6 +619,8 @@ static void test_gzip(void) {
   close(sv[1]);
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&loop) == 0);
+}
+
 /* sse_hub_move: an open sub is registered in the new hub without topics; a
  * draining one keeps draining there and is reported by its closed list; a
  * pending ready report goes with it; a reported closed one does not move. */
