@@ -160,4 +160,44 @@ describe("sse.Stream on a luv handle", function()
       assert.are.equal("round " .. round .. "\n", got)
     end
   end)
+
+  it("watches its connection's end in C: a stream nobody holds still closes at EOF", function()
+    local reasons, weak = {}, setmetatable({}, { __mode = "v" })
+    local c1, c2
+    local accepted = 0
+    net.run(5, function(done)
+      local _, port = net.server(function(tcp)
+        tcp:read_start(function() end) -- reading, as sse.http's connection is
+        local st = sse.Stream.new({ handle = tcp, head = "ok\n" })
+        st:on_close(function(why)
+          reasons[#reasons + 1] = why
+          if #reasons == 2 then done() end
+        end)
+        assert.is_true(st:_watch_eof())
+        accepted = accepted + 1
+        weak[accepted] = st -- nothing else holds it
+        st = nil -- luacheck: ignore
+        collectgarbage()
+        collectgarbage()
+        assert.is_not_nil(weak[accepted]) -- anchored while its connection is watched
+        if accepted == 1 then
+          c1.tcp:write("ignored bytes\n") -- what the client sends is dropped
+          net.after(50, function() c1:close() end)
+        else
+          net.after(50, function()
+            c2.tcp:close() -- a reset: unread bytes are waiting on its side
+          end)
+        end
+      end)
+      c1 = net.client(port)
+      net.when(function() return c1:text() == "ok\n" end, function()
+        c2 = net.client(port, { read = false })
+        c2.tcp:write(("x"):rep(100))
+      end)
+    end)
+    -- c1 ended with a FIN; c2, closed with bytes unread, with a reset
+    table.sort(reasons, function(a, b) return a:lower() > b:lower() end)
+    assert.are.equal("eof", reasons[1])
+    assert.truthy(reasons[2] == "eof" or reasons[2]:match("^E%u+$"), reasons[2])
+  end)
 end)

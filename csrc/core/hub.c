@@ -59,15 +59,16 @@ struct sse_sub {
   sse_link lnode;             /* in hub->dirty, ready or closed */
   sse_membership *topics;     /* singly linked through next_of_sub */
   sse_frame **q;              /* outbox: circular array of references */
-  uv_write_t *wreq;           /* the write in flight (malloc'd per write) */
   size_t qoff;                /* bytes of q[qhead] already written */
   size_t queued;              /* bytes in the outbox not yet written */
   size_t limit;               /* outbox bound in bytes */
   size_t exempt_bytes;        /* bytes of the exempt_n head frames */
   uint64_t dropped;           /* frames dropped under drop_oldest (total) */
   uint64_t bytes_sent;        /* bytes accepted by the transport */
-  double last_active;         /* when a frame was last queued (keep-alive) */
-  double deadline;            /* a draining sub is closed at this time */
+  union {
+    double last_active;       /* open: when a frame was last queued (keep-alive) */
+    double deadline;          /* draining: it is closed at this time */
+  } t;
   uint32_t id, ntopics;
   uint32_t qhead, qlen, qcap;
   uint32_t inflight;          /* frames at the head owned by the pending write */
@@ -76,7 +77,7 @@ struct sse_sub {
   uint32_t gap_dropped;       /* frames dropped since the last gap event */
   int uv_err;                 /* the libuv error that failed it, if any */
   sse_gz *gz;                 /* gzip: frames are compressed when written */
-  size_t gz_inflight;         /* compressed bytes the write in flight holds */
+  uint32_t gz_inflight;       /* compressed bytes the write in flight holds (a share) */
   uint32_t gz_raw_n;          /* head frames queued before gzip: sent as they are */
   uint8_t state, reason, policy, list, flags, registered;
 };
@@ -342,9 +343,10 @@ static void q_release_unsent(sse_sub *s) {
   if (s->qlen == 0 && s->q) q_free_array(s);
 }
 
-/* Shrinks a drained outbox that grew during a burst. */
+/* Frees a drained outbox's array. */
 static void q_trim(sse_sub *s) {
-  if (s->qlen == 0 && s->qcap > MIN_QCAP * 4) q_free_array(s);
+  /* an idle subscriber holds no array (the next frame allocates one) */
+  if (s->qlen == 0 && s->q) q_free_array(s);
 }
 
 /* Consumes n written bytes from the head of the outbox. */
@@ -491,6 +493,7 @@ size_t sse_sub_queued(const sse_sub *s) {
 }
 int sse_sub_replaying(const sse_sub *s) { return (s->flags & F_REPLAYING) != 0; }
 int sse_sub_is_push(const sse_sub *s) { return s->stream != NULL; }
+uv_stream_t *sse_sub_stream(const sse_sub *s) { return s->stream; }
 
 void sse_sub_set_envelope(sse_sub *s, int on) {
   if (on) s->flags |= F_ENVELOPE;
@@ -884,7 +887,7 @@ int sse_sub_push(sse_sub *s, sse_frame *f, double now) {
   s->q[q_idx(s, s->qlen)] = sse_frame_ref(f);
   s->qlen++;
   s->queued += f->len;
-  s->last_active = now;
+  s->t.last_active = now;
   mark_pending(s);
   return 1;
 }
@@ -912,7 +915,7 @@ size_t sse_hub_keepalive(sse_hub *h, sse_frame *f, double now, double idle) {
   size_t n = 0;
   for (sse_link *l = h->subs.next; l != &h->subs; l = l->next) {
     sse_sub *s = container_of(l, sse_sub, node);
-    if (s->state == SSE_SUB_OPEN && s->last_active <= now - idle)
+    if (s->state == SSE_SUB_OPEN && s->t.last_active <= now - idle)
       n += (size_t)sse_sub_push(s, f, now);
   }
   return n;
@@ -1005,7 +1008,7 @@ int sse_sub_close(sse_sub *s, int graceful, double now, double grace) {
   leave_fanout(s);
   if (graceful && s->queued > 0 && s->hub) {
     s->state = SSE_SUB_DRAINING;
-    s->deadline = now + grace;
+    s->t.deadline = now + grace;
     s->hub->ndraining++;
     if (s->hub->loop && !uv_is_active((uv_handle_t *)&s->hub->loop->timer))
       uv_timer_start(&s->hub->loop->timer, on_timer, DRAIN_TICK_MS, DRAIN_TICK_MS);
@@ -1165,14 +1168,12 @@ static void gz_write(sse_sub *s) {
     return;
   }
   req->data = s;
-  s->wreq = req;
   s->inflight = 0;
-  s->gz_inflight = b.len;
+  s->gz_inflight = (uint32_t)b.len; /* at most a turn's share */
   s->flags |= F_WRITING;
   int r = uv_write(req, s->stream, &b, 1, on_write);
   if (r < 0) {
     free(req);
-    s->wreq = NULL;
     s->flags &= (uint8_t)~F_WRITING;
     s->gz_inflight = 0;
     sub_fail(s, SSE_CLOSE_WRITE, r);
@@ -1232,13 +1233,11 @@ static void sub_write(sse_sub *s) {
     return;
   }
   req->data = s;
-  s->wreq = req;
   s->inflight = n;
   s->flags |= F_WRITING;
   r = uv_write(req, s->stream, bufs, n, on_write);
   if (r < 0) {
     free(req);
-    s->wreq = NULL;
     s->flags &= (uint8_t)~F_WRITING;
     s->inflight = 0;
     sub_fail(s, SSE_CLOSE_WRITE, r);
@@ -1250,7 +1249,6 @@ static void on_write(uv_write_t *req, int status) {
   uint32_t n = s->inflight;
   size_t zn = s->gz_inflight;
   free(req);
-  s->wreq = NULL;
   s->flags &= (uint8_t)~F_WRITING;
   s->inflight = 0;
   s->gz_inflight = 0;
@@ -1298,7 +1296,7 @@ size_t sse_hub_flush(sse_hub *h, double now) {
     for (sse_link *l = h->gone.next; l != &h->gone;) {
       sse_sub *s = container_of(l, sse_sub, node);
       l = l->next;
-      if (s->state == SSE_SUB_DRAINING && s->deadline <= now)
+      if (s->state == SSE_SUB_DRAINING && s->t.deadline <= now)
         sub_fail(s, SSE_CLOSE_TIMEOUT, 0);
     }
   }

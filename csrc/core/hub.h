@@ -300,6 +300,8 @@ size_t sse_sub_queued(const sse_sub *s);
 void sse_sub_get_stats(const sse_sub *s, sse_sub_stats *st);
 /* 1 for a push subscriber (a libuv stream). */
 int sse_sub_is_push(const sse_sub *s);
+/* The libuv stream a push subscriber writes (NULL for pull). */
+uv_stream_t *sse_sub_stream(const sse_sub *s);
 
 /* Envelope mode (envelope.h): from now on every frame queued on s, the
  * hub's gap and join events included, is queued in its envelope form

@@ -30,15 +30,20 @@ enum {
   SF_OWN_LIMIT = 8,  /* outbox_limit chosen by the stream (a Hub's does not apply) */
   SF_OWN_POLICY = 16,
   SF_LEFT = 32,      /* its Hub's leave handler ran */
-  SF_ENDED = 64      /* pull: take() answered nil once */
+  SF_ENDED = 64,     /* pull: take() answered nil once */
+  SF_WATCHED = 128   /* push: the core reads its connection for EOF (anchored strongly) */
 };
 
-/* User value slots of a Stream (5.4: user values; 5.1: its env table). */
-enum { SLOT_TRANSPORT = 1, SLOT_ON_CLOSE = 2, SLOT_LAST_ID = 3, SLOT_REASON = 4, STREAM_SLOTS = 4 };
+/* User value slots of a Stream (5.4: user values; 5.1: its env table).
+ * SLOT_ON_CLOSE: the on_close callbacks (a function or a list) until the
+ * stream is finished, then its close reason (a string). */
+enum { SLOT_TRANSPORT = 1, SLOT_ON_CLOSE = 2, SLOT_LAST_ID = 3, STREAM_SLOTS = 3 };
 
 typedef struct lstream {
   sse_sub *s;        /* owned: sse_sub_free in __gc */
   uint8_t kind, flags;
+  uint16_t tag;      /* its owner's mark (sse.http: the server), 0: none */
+  int32_t wfd;       /* SF_WATCHED: the fd its EOF watch is filed under */
 } lstream;
 
 /* User value slots of a Hub. */
@@ -83,8 +88,10 @@ void lsse_unanchor(lua_State *L, lstream *st);
 void lsse_anchor_draining(lua_State *L, int idx, int draining);
 
 /* Finishes the stream at idx (idempotent): its Hub's leave handler (once),
- * out of its hub, transport closed, on_close callbacks -- each pcall'd. */
-void lsse_stream_finish(lua_State *L, int idx);
+ * out of its hub, transport closed, on_close callbacks -- each pcall'd --
+ * with the reason at reason_idx (0: the core's: "closed", "slow", "write
+ * failed", "drain timeout"). */
+void lsse_stream_finish(lua_State *L, int idx, int reason_idx);
 
 /* After the core changed the stream at idx (a send, a flush, the report):
  * finishes it when the core closed it, drains a writer, announces a pull
@@ -101,6 +108,13 @@ void lsse_stream_settle(lua_State *L, int idx, int write_now);
  * reason at reason_idx. */
 int lsse_leave_begin(lua_State *L, int idx);
 void lsse_leave_end(lua_State *L, int idx, int reason_idx);
+
+/* Pushes a list of the unfinished streams whose tag is tag, from every hub
+ * of this Lua state (the home hub included). */
+void lsse_push_tagged(lua_State *L, int tag);
+
+/* The EOF watch of a push stream ends (finish, __gc). */
+void lsse_unwatch(lstream *st);
 
 /* Seconds on the monotonic clock the hubs' deadlines use. */
 double lsse_now(void);

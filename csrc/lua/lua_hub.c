@@ -15,6 +15,7 @@
 #include <string.h>
 
 #define HOME_KEY "sse.home"
+#define HUBS_KEY "sse.hubs" /* every hub of the state: a weak-keyed set */
 
 static lhub *check_hub(lua_State *L, int i) {
   lhub *u = (lhub *)luaL_checkudata(L, i, HUB_MT);
@@ -155,7 +156,10 @@ int lsse_stream_move(lua_State *L, int idx, int hub_idx) {
     lua_pop(L, 1);
   }
   lua_pushvalue(L, idx);
-  set_anchor(L, hub_idx, sse_sub_id(s), 0);
+  /* strongly in the home hub too while it drains or its EOF is watched:
+   * nothing else may hold it, and it must still close its connection */
+  set_anchor(L, hub_idx, sse_sub_id(s),
+             (st->flags & SF_WATCHED) || sse_sub_state(s) == SSE_SUB_DRAINING);
   pin(L, hub_idx, to);
   st->flags &= (uint8_t)~SF_LEFT;
   return 0;
@@ -195,7 +199,7 @@ static void report(lua_State *L, int hidx, int do_flush) {
     if (!s) break;
     lua_rawgeti(L, a, (int)sse_sub_id(s));
     if (luaL_testudata(L, -1, STREAM_MT)) {
-      if (closed) lsse_stream_finish(L, -1);
+      if (closed) lsse_stream_finish(L, -1, 0);
       else lsse_stream_settle(L, -1, 0);
     } else if (closed) {
       sse_hub_remove(s); /* no stream (cannot be): at least leave the hub */
@@ -333,6 +337,11 @@ static lhub *hub_create(lua_State *L, int home, size_t limit, int policy) {
   memset(u, 0, sizeof *u);
   u->self_ref = LUA_NOREF;
   u->home = (uint8_t)home;
+  {
+    uv_loop_t *lp;
+    lua_State *main = NULL;
+    if (lsse_luv_loop(L, &lp, &main)) u->L = main; /* libuv callbacks run Lua there */
+  }
   u->limit = limit;
   u->policy = (uint8_t)policy;
   int hidx = lua_gettop(L);
@@ -352,7 +361,53 @@ static lhub *hub_create(lua_State *L, int home, size_t limit, int policy) {
   u->h = sse_hub_new();
   if (!u->h) luaL_error(L, "not enough memory");
   sse_hub_set_user(u->h, u);
+  lua_getfield(L, LUA_REGISTRYINDEX, HUBS_KEY);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, HUBS_KEY);
+  }
+  lua_pushvalue(L, hidx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
   return u;
+}
+
+void lsse_push_tagged(lua_State *L, int tag) {
+  lua_newtable(L);
+  int list = lua_gettop(L), n = 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, HUBS_KEY);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  int hubs = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, hubs)) {
+    lua_pop(L, 1);
+    lhub *u = (lhub *)luaL_testudata(L, -1, HUB_MT);
+    if (u && u->h) {
+      lsse_slot_get(L, -1, HSLOT_ANCHORS);
+      int a = lua_gettop(L);
+      lua_pushnil(L);
+      while (lua_next(L, a)) {
+        lstream *st = (lstream *)luaL_testudata(L, -1, STREAM_MT);
+        if (st && st->tag == tag && !(st->flags & SF_DONE)) {
+          lua_pushvalue(L, -1);
+          lua_rawseti(L, list, ++n);
+        }
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
 }
 
 lhub *lsse_home(lua_State *L) {

@@ -11,6 +11,7 @@
 #include "gzip.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -201,17 +202,16 @@ static const char *core_reason(const sse_sub *s) {
   }
 }
 
-/* Pushes the close reason of the stream at idx (storing the core's when the
- * owner gave none). */
+/* Pushes the close reason of the stream at idx: once finished, the one its
+ * on_close slot keeps (the callbacks ran); before, the core's (a draining
+ * stream's "closed", which may yet become "drain timeout"). */
 static void push_reason(lua_State *L, int idx, lstream *st) {
-  lsse_slot_get(L, idx, SLOT_REASON);
-  if (!lua_isnil(L, -1)) return;
-  lua_pop(L, 1);
-  lua_pushstring(L, st->s ? core_reason(st->s) : "closed");
-  if (st->flags & SF_DONE) { /* final: a draining stream may still time out */
-    lua_pushvalue(L, -1);
-    lsse_slot_set(L, idx, SLOT_REASON);
+  if (st->flags & SF_DONE) {
+    lsse_slot_get(L, idx, SLOT_ON_CLOSE);
+    if (lua_type(L, -1) == LUA_TSTRING) return;
+    lua_pop(L, 1);
   }
+  lua_pushstring(L, st->s ? core_reason(st->s) : "closed");
 }
 
 static void push_topic(const char *name, size_t len, void *ud);
@@ -247,15 +247,18 @@ void lsse_leave_end(lua_State *L, int idx, int reason_idx) {
   lsse_pcall(L, 3, 0, "hub leave handler");
 }
 
-void lsse_stream_finish(lua_State *L, int idx) {
+void lsse_stream_finish(lua_State *L, int idx, int reason_idx) {
   lstream *st = (lstream *)lua_touserdata(L, idx);
   if (!st->s || (st->flags & SF_DONE)) return;
   idx = lua_absindex(L, idx);
+  if (reason_idx) reason_idx = lua_absindex(L, reason_idx);
   int top = lua_gettop(L);
+  if (reason_idx) lua_pushvalue(L, reason_idx); /* top + 1: the reason */
+  else push_reason(L, idx, st);
   st->flags |= SF_DONE | SF_CLOSED;
-  push_reason(L, idx, st); /* top + 1: anchors the reason */
   int leave = lsse_leave_begin(L, idx); /* its topics, before they go */
   sse_sub *s = st->s;
+  lsse_unwatch(st);
   lsse_unanchor(L, st);
   sse_hub_remove(s);
   sse_sub_close(s, 0, 0, 0);
@@ -272,8 +275,9 @@ void lsse_stream_finish(lua_State *L, int idx) {
     lua_pushnil(L);
     lsse_slot_set(L, idx, SLOT_TRANSPORT);
   }
+  /* the callbacks out, the reason in: one slot for both */
   lsse_slot_get(L, idx, SLOT_ON_CLOSE);
-  lua_pushnil(L);
+  lua_pushvalue(L, top + 1);
   lsse_slot_set(L, idx, SLOT_ON_CLOSE);
   int cbs = lua_gettop(L);
   if (lua_isfunction(L, cbs)) {
@@ -334,10 +338,8 @@ static int drain_writer(lua_State *L, int idx, lstream *st) {
     lua_pushfstring(L, "writer error: %s", m ? m : luaL_typename(L, top + 1));
   }
   if (!(st->flags & SF_DONE)) {
-    lua_pushvalue(L, -1);
-    lsse_slot_set(L, idx, SLOT_REASON);
     st->flags |= SF_CLOSED;
-    lsse_stream_finish(L, idx);
+    lsse_stream_finish(L, idx, -1);
   }
   lua_settop(L, top);
   return 0;
@@ -358,7 +360,7 @@ void lsse_stream_settle(lua_State *L, int idx, int write_now) {
   idx = lua_absindex(L, idx);
   sse_sub *s = st->s;
   if (sse_sub_state(s) == SSE_SUB_CLOSED) {
-    lsse_stream_finish(L, idx);
+    lsse_stream_finish(L, idx, 0);
     return;
   }
   switch (st->kind) {
@@ -372,7 +374,7 @@ void lsse_stream_settle(lua_State *L, int idx, int write_now) {
     sse_hub *h = sse_sub_hub(s);
     if (write_now || !h || !sse_hub_turns(h)) {
       sse_sub_flush(s);
-      if (sse_sub_state(s) == SSE_SUB_CLOSED) lsse_stream_finish(L, idx);
+      if (sse_sub_state(s) == SSE_SUB_CLOSED) lsse_stream_finish(L, idx, 0);
     }
   }
   }
@@ -427,6 +429,10 @@ static int l_stream_new(lua_State *L) {
   outbox_opts o;
   lsse_outbox_opts(L, 1, fname, &o);
   double wt = o.write_timeout < 0 ? DEFAULT_WRITE_TIMEOUT : o.write_timeout;
+  /* sse.http set the default on its listener; accepted sockets have it */
+  lua_getfield(L, 1, "_inherits_write_timeout");
+  if (lua_toboolean(L, -1) && o.write_timeout < 0) wt = 0;
+  lua_pop(L, 1);
 
   lhub *home = lsse_home(L); /* 7 */
   /* a push stream: the home hub runs on luv's loop (from the first one on) */
@@ -434,6 +440,8 @@ static int l_stream_new(lua_State *L) {
   (void)home;
   lstream *st = (lstream *)lsse_newudata_slots(L, sizeof *st, STREAM_SLOTS); /* 8 */
   st->s = NULL;
+  st->tag = 0;
+  st->wfd = -1;
   st->kind = (uint8_t)kind;
   st->flags = (uint8_t)((o.limit > 0 ? SF_OWN_LIMIT : 0) | (o.policy >= 0 ? SF_OWN_POLICY : 0));
   lua_pushvalue(L, tidx);
@@ -534,7 +542,7 @@ static int l_take(lua_State *L) {
     return 1;
   }
   if ((st->flags & SF_CLOSED) || sse_sub_state(s) == SSE_SUB_CLOSED) {
-    lsse_stream_finish(L, 1);
+    lsse_stream_finish(L, 1, 0);
     st->flags |= SF_ENDED;
     lua_pushnil(L);
     push_reason(L, 1, st);
@@ -554,18 +562,15 @@ static int l_close(lua_State *L) {
   lua_settop(L, 2);
   if (st->flags & SF_CLOSED) return 0;
   st->flags |= SF_CLOSED;
-  if (graceful) {
-    lua_pushliteral(L, "closed"); /* 3: what the hub's leave handler hears */
-  } else {
-    lua_pushvalue(L, 2);
-    lua_pushvalue(L, 2);
-    lsse_slot_set(L, 1, SLOT_REASON); /* graceful: the core's, once finished */
-  }
+  /* 3: what the hub's leave handler and on_close hear (graceful: the
+   * core's at the end of the drain) */
+  if (graceful) lua_pushliteral(L, "closed");
+  else lua_pushvalue(L, 2);
   int leave = lsse_leave_begin(L, 1); /* 4, 5: presence hears its topics */
   sse_sub *s = st->s;
   int drained = 0;
   if (st->kind == K_WRITER) {
-    if (!graceful || drain_writer(L, 1, st)) lsse_stream_finish(L, 1);
+    if (!graceful || drain_writer(L, 1, st)) lsse_stream_finish(L, 1, graceful ? 0 : 3);
   } else if (graceful && sse_sub_state(s) == SSE_SUB_OPEN && sse_sub_queued(s) > 0 &&
              !sse_sub_replaying(s)) {
     int can = st->kind == K_PULL;
@@ -588,7 +593,7 @@ static int l_close(lua_State *L) {
       if (st->kind == K_PUSH) lsse_home_drain_timer(L);
     }
   }
-  if (!drained && st->kind != K_WRITER) lsse_stream_finish(L, 1);
+  if (!drained && st->kind != K_WRITER) lsse_stream_finish(L, 1, graceful ? 0 : 3);
   if (leave) lsse_leave_end(L, 1, 3);
   if (drained && st->kind == K_PULL) {
     st->flags &= (uint8_t)~SF_ANNOUNCED;
@@ -597,9 +602,157 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
+static int l_noop_cb(lua_State *L) {
+  (void)L;
+  return 0;
+}
+
+/* --- the EOF watch: the core reads a push stream's connection --------------
+
+ * A stream's connection is read for its end only: whatever the client sends
+ * is thrown away. The core takes libuv's read callbacks over (uv_stream_t's
+ * alloc_cb and read_cb, public fields of uv.h) while the handle reads, so
+ * no Lua closure per stream and no epoll change are needed; luv keeps one
+ * shared no-op as its callback. The callbacks find the stream's subscriber
+ * through its fd (fds are unique in the process; the map is per thread, the
+ * thread of the loop), and the Lua state through the subscriber's hub. */
+static __thread sse_sub **watch_fd;
+static __thread size_t watch_cap;
+static __thread char watch_buf[4096];
+
+static sse_sub *watched(int fd) {
+  return fd >= 0 && (size_t)fd < watch_cap ? watch_fd[fd] : NULL;
+}
+
+void lsse_unwatch(lstream *st) {
+  if (!(st->flags & SF_WATCHED)) return;
+  st->flags &= (uint8_t)~SF_WATCHED;
+  if (watched(st->wfd) == st->s) watch_fd[st->wfd] = NULL;
+}
+
+static void watch_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h;
+  (void)suggested;
+  *buf = uv_buf_init(watch_buf, sizeof watch_buf);
+}
+
+/* In the Lua state of its hub, protected: the stream of sub (upvalue-less:
+ * the arguments are the sub and the libuv error) closes. */
+static int watch_close(lua_State *L) {
+  sse_sub *s = (sse_sub *)lua_touserdata(L, 1);
+  int err = (int)lua_tointeger(L, 2);
+  if (!lsse_push_hub_of(L, sse_sub_hub(s))) return 0;
+  lsse_slot_get(L, -1, HSLOT_ANCHORS);
+  lua_rawgeti(L, -1, (int)sse_sub_id(s));
+  lstream *st = (lstream *)luaL_testudata(L, -1, STREAM_MT);
+  if (!st || st->s != s) return 0;
+  lua_pushcfunction(L, l_close);
+  lua_insert(L, -2);
+  lua_pushstring(L, err == UV_EOF ? "eof" : uv_err_name(err));
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+static void watch_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  if (nread >= 0) return; /* bytes (or none): ignored */
+  uv_os_fd_t fd;
+  sse_sub *s = uv_fileno((uv_handle_t *)h, &fd) == 0 ? watched((int)fd) : NULL;
+  lhub *u = s && sse_sub_stream(s) == h && sse_sub_hub(s) ? (lhub *)sse_hub_user(sse_sub_hub(s)) : NULL;
+  if (!u || !u->L) {
+    uv_read_stop(h); /* no stream any more: nothing to tell */
+    return;
+  }
+  lua_State *L = u->L;
+  lua_pushcfunction(L, watch_close);
+  lua_pushlightuserdata(L, s);
+  lua_pushinteger(L, (lua_Integer)nread);
+  lsse_pcall(L, 2, 0, "closing a stream at the end of its input");
+}
+
+/* stream:_watch_eof() -> true | nil, err: from now on the core reads the
+ * stream's connection (it must be reading already, or start now) and
+ * closes the stream at its end ("eof") or on a read error. */
+static int l_watch_eof(lua_State *L) {
+  lstream *st = self_of(L, "_watch_eof");
+  if (st->kind != K_PUSH || (st->flags & SF_DONE)) return lsse_fail(L, 0, "not an open push stream");
+  if (st->flags & SF_WATCHED) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lsse_slot_get(L, 1, SLOT_TRANSPORT); /* 2 */
+  uv_stream_t *h = to_uv_stream(L, 2);
+  uv_os_fd_t fd;
+  if (!h || uv_is_closing((uv_handle_t *)h) || uv_fileno((uv_handle_t *)h, &fd) != 0 || fd < 0)
+    return lsse_fail(L, 0, "closed");
+  /* luv's callback: one shared no-op (luv takes it before asking libuv,
+   * which answers EALREADY when the handle reads already: it goes on) */
+  lua_getfield(L, 2, "read_start");
+  lua_pushvalue(L, 2);
+  lua_pushcfunction(L, l_noop_cb);
+  lua_call(L, 2, 3);
+  if (!lua_toboolean(L, -3) && !(lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "EALREADY") == 0))
+    return lsse_fail(L, 0, "read failed");
+  if ((size_t)fd >= watch_cap) {
+    size_t cap = watch_cap ? watch_cap : 1024;
+    while (cap <= (size_t)fd) cap *= 2;
+    sse_sub **m = (sse_sub **)realloc(watch_fd, cap * sizeof *m);
+    if (!m) return luaL_error(L, "not enough memory");
+    memset(m + watch_cap, 0, (cap - watch_cap) * sizeof *m);
+    watch_fd = m;
+    watch_cap = cap;
+  }
+  watch_fd[fd] = st->s;
+  st->wfd = (int32_t)fd;
+  st->flags |= SF_WATCHED;
+  h->alloc_cb = watch_alloc;
+  h->read_cb = watch_read;
+  lsse_anchor_draining(L, 1, 1); /* strongly anchored while watched */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* stream:_set_tag(n): its owner's mark (an integer 1..65535); core.tagged(n)
+ * -> the unfinished streams with that mark, a list; core.new_tag() -> a
+ * fresh mark. (sse.http: a server's streams, without a table of them.) */
+static int l_set_tag(lua_State *L) {
+  lstream *st = self_of(L, "_set_tag");
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0 && n <= 65535, 2, "tag out of range");
+  st->tag = (uint16_t)n;
+  return 0;
+}
+
+static int l_tagged(lua_State *L) {
+  lsse_push_tagged(L, (int)luaL_checkinteger(L, 1));
+  return 1;
+}
+
+static int l_new_tag(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "sse.tags");
+  lua_Integer n = lua_tointeger(L, -1) % 65535 + 1;
+  lua_pushinteger(L, n);
+  lua_setfield(L, LUA_REGISTRYINDEX, "sse.tags");
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* core.set_write_timeout(handle, seconds): TCP_USER_TIMEOUT on a luv TCP
+ * handle (a listener's is inherited by the connections it accepts, on
+ * Linux). */
+static int l_set_write_timeout(lua_State *L) {
+  uv_stream_t *h = to_uv_stream(L, 1);
+  if (!h) lsse_typeerror(L, 1, "set_write_timeout", "luv tcp handle", 1);
+  lua_Number v = luaL_checknumber(L, 2);
+  if (!(v > 0 && v <= SSE_WRITE_TIMEOUT_MAX)) lsse_argerror(L, 2, "set_write_timeout", "seconds out of range");
+  set_user_timeout(h, (unsigned)(v * 1000));
+  return 0;
+}
+
 static int l_gc(lua_State *L) {
   lstream *st = (lstream *)lua_touserdata(L, 1);
   if (st->s) {
+    lsse_unwatch(st);
     sse_sub_free(st->s); /* leaves its hub; an in-flight write frees it later */
     st->s = NULL;
   }
@@ -774,7 +927,8 @@ void lsse_open_stream(lua_State *L) {
       {"is_closed", l_is_closed}, {"last_event_id", l_last_event_id},
       {"queued_bytes", l_queued_bytes}, {"stats", l_stats},   {"_state", l_state},
       {"_topics", l_topics},      {"_handle", l_handle},       {"_set_gzip", l_gzip},
-      {"_set_envelope", l_set_envelope}, {"_envelope", l_envelope}, {NULL, NULL}};
+      {"_set_envelope", l_set_envelope}, {"_envelope", l_envelope}, {"_set_tag", l_set_tag},
+      {"_watch_eof", l_watch_eof}, {NULL, NULL}};
   luaL_newmetatable(L, STREAM_MT);
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);
@@ -790,7 +944,17 @@ void lsse_open_stream(lua_State *L) {
   lua_pushliteral(L, STREAM_MT);
   lua_setfield(L, -2, "__name");
   lua_setfield(L, -2, "stream_metatable");
+  /* accepted sockets inherit their listener's TCP_NODELAY and
+   * TCP_USER_TIMEOUT (Linux): set them once on the listener */
+#if defined(__linux__)
+  lua_pushboolean(L, 1);
+#else
+  lua_pushboolean(L, 0);
+#endif
+  lua_setfield(L, -2, "accepted_inherit");
   static const luaL_Reg fns[] = {
-      {"stream_new", l_stream_new}, {"check_options", l_check_options}, {NULL, NULL}};
+      {"stream_new", l_stream_new}, {"check_options", l_check_options},
+      {"set_write_timeout", l_set_write_timeout},
+      {"tagged", l_tagged}, {"new_tag", l_new_tag}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

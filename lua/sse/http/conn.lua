@@ -182,7 +182,7 @@ function M.accept(server)
   end
   if server._nconn >= server.max_connections then return refuse(server, tcp) end
   server._nconn = server._nconn + 1
-  tcp:nodelay(true)
+  if not core.accepted_inherit then tcp:nodelay(true) end -- else the listener's (server.lua)
   local peer = tcp:getpeername()
   local conn = {
     tcp = tcp, buf = "", scanned = 0, state = HEAD,
@@ -287,16 +287,11 @@ function M.adopt(server, conn, stream)
   server._conns[conn] = nil
   conn.stream = true
   conn.buf, conn.req, conn.parts, conn.reader = nil, nil, nil, nil
-  server._streams[stream] = true
+  stream:_set_tag(server._tag) -- app:close() finds it
   stream:on_close(server._forget_stream) -- one function for all streams
-  local tcp = conn.tcp
-  tcp:read_stop()
-  local ok = tcp:read_start(function(err, data)
-    if data then return end
-    local cok, cerr = pcall(stream.close, stream, err or "eof")
-    if not cok then pcall(server.log, "internal error in stream close: " .. tostring(cerr)) end
-  end)
-  if not ok then stream:close("read failed") end
+  -- from now on the core reads the connection for its end (bytes the
+  -- client sends are dropped): no Lua runs per stream until it closes
+  if not stream:_watch_eof() then stream:close("read failed") end
 end
 
 --- Sweep: time out heads, idle connections and lingering closes; resume

@@ -285,7 +285,7 @@ function Response:sse(opts)
   local stream = Stream.new({
     handle = conn.tcp, last_event_id = req.last_event_id, head = M.head(200, t),
     outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy,
-    write_timeout = opts.write_timeout,
+    write_timeout = opts.write_timeout, _inherits_write_timeout = server._write_timeout_inherited,
   })
   self._done = true
   self._stream = stream

@@ -2,6 +2,8 @@
 -- Connections are sse.http.conn's, answers sse.http.response's, routing
 -- sse.http.router's.
 local uv = require("luv")
+local core = require("sse.core")
+local Stream = require("sse.stream")
 local options = require("sse.http.options")
 local Router = require("sse.http.router")
 local conn = require("sse.http.conn")
@@ -25,7 +27,7 @@ function Server.new(opts)
   self.log = o.log or default_log
   self._router = Router.new()
   self._conns = {}      -- plain connection -> true (each has a deadline)
-  self._streams = {}    -- sse.Stream -> true
+  self._tag = core.new_tag() -- this server's streams carry it (no table of them)
   self._nconn = 0       -- admitted connections: plain + streams
   self._nrefused = 0    -- refused connections still lingering
   self._limits = { max_head_bytes = self.max_head_bytes, max_headers = self.max_headers }
@@ -33,12 +35,9 @@ function Server.new(opts)
   self._idle_ms = math.max(1, math.floor(self.idle_timeout * 1000))
   self._linger_ms = math.floor(conn.LINGER * 1000)
   self._statuses = {}   -- status -> answers written (app:status_counts())
-  -- on_close of every stream this server opened (a stream passes itself)
-  self._forget_stream = function(_, stream)
-    if self._streams[stream] then
-      self._streams[stream] = nil
-      self._nconn = self._nconn - 1
-    end
+  -- on_close of every stream this server opened: one function for all
+  self._forget_stream = function()
+    self._nconn = self._nconn - 1
   end
   return self
 end
@@ -112,6 +111,12 @@ function Server:listen()
     tcp:close()
     return nil, err
   end
+  -- accepted sockets inherit these (Linux): no system call per connection
+  if core.accepted_inherit then
+    tcp:nodelay(true)
+    core.set_write_timeout(tcp, Stream.DEFAULT_WRITE_TIMEOUT)
+    self._write_timeout_inherited = true
+  end
   local lok, lerr = tcp:listen(BACKLOG, function(aerr)
     if aerr then
       pcall(self.log, "listen error: " .. tostring(aerr))
@@ -147,7 +152,7 @@ function Server:close()
     self._tcp, self._timer = nil, nil
   end
   for c in pairs(self._conns) do conn.close(self, c) end
-  for stream in pairs(self._streams) do stream:close() end
+  for _, stream in ipairs(core.tagged(self._tag)) do stream:close() end
 end
 
 --- app:connection_count(): open connections, SSE streams included (refused
