@@ -2,7 +2,9 @@
 # make run-openresty: the demo hub in nginx, from a temporary prefix, in the
 # foreground. Ctrl-C (or SIGTERM) stops nginx and removes the prefix.
 #
-#   bash examples/openresty/run.sh [HOST] [PORT] [WORKERS]     (defaults 127.0.0.1 8080 2)
+#   bash examples/openresty/run.sh [HOST] [PORT] [WORKERS] [FLAGS...]   (defaults 127.0.0.1 8080 2)
+#   FLAGS: those of `make run` (--jwt-secret S, --presence, --cors A,B, --max-topics N, ...;
+#          make run-openresty ARGS='...'), handed to nginx as SSE_HUB_ARGS, one a line
 #   SSE_HUB_TOKEN=secret ...: /publish, /stats and /admin need that bearer token
 #   SSE_HUB_REDIS=redis://127.0.0.1:6379 ...: ids, replay and fan-out shared through Redis
 set -e
@@ -10,6 +12,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HOST=${1:-127.0.0.1}
 PORT=${2:-8080}
 WORKERS=${3:-2}
+shift $(($# < 3 ? $# : 3))
+SSE_HUB_ARGS=""
+for a in "$@"; do SSE_HUB_ARGS+="$a"$'\n'; done
+export SSE_HUB_ARGS
 BUILD=${SSE_NGX_BUILD:-$ROOT/build/luajit}
 for m in ndk_http_module ngx_http_lua_module; do
 	[ -f /usr/lib/nginx/modules/$m.so ] || {
@@ -53,5 +59,9 @@ echo "  dashboard  $BASE"
 echo "  subscribe  curl -N '${BASE}events?topic=news'"
 echo "  publish    curl$AUTH -d topic=news -d event=headline -d data=hello ${BASE}publish"
 echo "  stats      curl$AUTH ${BASE}stats"
+echo "  metrics    curl$AUTH ${BASE}metrics"
+case " $* " in *" --jwt-secret"*|*" --jwt-key"*)
+	echo "  tokens     /events and /publish need a JWT granting the topics: -H 'Authorization: Bearer JWT'" ;;
+esac
 echo "  (Ctrl-C stops nginx; its prefix is $PREFIX)"
 wait "$PID"

@@ -2,208 +2,191 @@
 -- handlers, for examples/openresty/nginx.conf (`make run-openresty`).
 --
 --   GET  /                        the dashboard page (and GET /sse-subscriber.js, the module it loads)
---   GET  /events?topic=a&topic=b  subscribe (Last-Event-ID or ?lastEventId= resumes)
+--   GET  /events?topic=a&topic=b  subscribe (Last-Event-ID or ?lastEventId= resumes;
+--                                 ?envelope=1: every event as `event: sse` + JSON envelope)
 --   POST /publish                 JSON or form: topic, event, data, retry -> {"id": ...}
 --   GET  /stats[?top=N]           JSON counters of every worker, the N busiest topics
+--   GET  /subscriptions[?topic=]  the busiest topics, or a topic's streams (every worker's)
+--   GET  /metrics                 every worker's counters, Prometheus text format
+--   GET  /catalogue               the event catalogue (--catalogue), a JSON Schema
 --   POST /admin/disconnect        closes every stream of every worker (clients resume)
 --
 -- One hub per worker over the shared-dict log (sse.ngx.hub{dict = ...}): an
 -- event published in any worker reaches the subscribers of all of them, with
--- one id. Each worker writes its counters into the dict every second; /stats
--- adds them up. nginx.conf calls configure() in init_by_lua (options, read
--- in the master, inherited by the workers) and init_worker() in
--- init_worker_by_lua (the hub and its timers, one per worker).
+-- one id. Who may subscribe and publish, and the limits, are sse.app.access,
+-- as in the luv hub: JWTs (--jwt-secret / --jwt-key), a stream closed when
+-- its token expires (an nginx timer looks every 0.25 s), 401/403, 400 / 503 /
+-- 429 past a limit (streams per address counted across workers,
+-- sse.ngx.counter). The workers ask each other through the state dict
+-- (sse_hub.workers). nginx.conf calls configure() in init_by_lua (options,
+-- read and checked in the master, inherited by the workers), init_worker()
+-- in init_worker_by_lua and log() in log_by_lua.
 local sse_ngx = require("sse.ngx")
 local rules = require("sse.app.rules")
 local access = require("sse.app.access")
+local presence = require("sse.app.presence")
 local J = require("sse.app.json")
 local auth = require("sse.app.auth")
-local cjson = require("cjson.safe")
+local config = require("sse_hub.config")
+local W = require("sse_hub.workers")
+local views = require("sse_hub.views")
 
 local ngx = ngx -- luacheck: ignore
 
 local M = {}
 
--- The defaults of `make run` (sse.app.DEFAULTS) that apply here.
-M.DEFAULTS = {
-  dict = "sse_log",
-  replay_events = 1000,
-  replay_ttl = 3600,
-  keepalive = 15,
-  outbox_limit = 256 * 1024,
-  slow_policy = "close",
-  max_topics_per_connection = 32,
-  max_topic_bytes = 128,
-  max_event_types = 64,
-  stats_top = 20,
-  stats_top_max = 100,
-  default_topic = "default",
-  poll = 0.005,          -- seconds between two looks of a worker at the log
-  retry = nil,           -- ms sent to each client as "retry:" (nil: the client's default)
-  token = nil,           -- bearer token for /publish, /stats, /admin (nil: open)
-  redis = nil,           -- redis://host[:port][/db]: ids, replay and fan-out shared with
-                         -- other nginx (and luv hubs) through Redis instead of the dict
-  redis_prefix = "sse:",
-}
+M.DEFAULTS = config.DEFAULTS
+M.opts = config.opts
+local opts = config.opts
 
-local opts = {}
-for k, v in pairs(M.DEFAULTS) do opts[k] = v end
-M.opts = opts
+--- configure(o): options (sse_hub.config), from init_by_lua.
+M.configure = config.configure
 
---- configure(o): options (M.DEFAULTS' names), from init_by_lua.
-function M.configure(o)
-  for k, v in pairs(o or {}) do
-    if M.DEFAULTS[k] == nil and k ~= "token" and k ~= "retry" and k ~= "redis" then
-      error("sse_hub: unknown option '" .. tostring(k) .. "'", 2)
-    end
-    opts[k] = v
-  end
-  if opts.token == "" then opts.token = nil end
-  if opts.redis == "" then opts.redis = nil end
-  if opts.token and not opts.token:find(auth.TOKEN68) then
-    error("sse_hub: the token must be a bearer token: letters, digits and -._~+/ (then '=' padding)", 2)
-  end
+--- configure_args(text): the luv hub's flags, one a line (SSE_HUB_ARGS).
+function M.configure_args(text)
+  return config.configure(config.args(text))
 end
 
-local hub, log, dict, backend
-local assets = {} -- page (dashboard.html), js (sse-subscriber.js)
-local event_types, ntypes = { message = true }, 1
-local closed_bytes = 0
-local disconnect_gen -- the last /admin/disconnect generation this worker obeyed
+-- This worker's state (made by init_worker).
+local S = { event_types = { message = true }, ntypes = 1, closed_bytes = 0,
+            refusals = { [401] = 0, [403] = 0 }, statuses = {},
+            assets = {} } -- page (dashboard.html), js (sse-subscriber.js)
+M.state = S
 
 local function count_bytes(_, stream)
-  closed_bytes = closed_bytes + stream:stats().bytes_sent
+  S.closed_bytes = S.closed_bytes + stream:stats().bytes_sent
 end
 
--- This worker's counters, as the dict keeps them for /stats.
-local function snapshot()
-  local sent = closed_bytes
-  for _, s in ipairs(hub:streams()) do sent = sent + s:stats().bytes_sent end
-  local types = {}
-  for t in pairs(event_types) do types[#types + 1] = t end
-  local topics = {}
-  for _, e in ipairs(hub:top_topics(1000)) do topics[e.topic] = e.subscribers end
-  return {
-    pid = ngx.worker.pid(),
-    connections = hub:connection_count(),
-    topic_total = hub:topic_total(),
-    topics = topics,
-    published = hub.stats.published,
-    deliveries = hub.stats.deliveries,
-    bytes_sent = sent,
-    slow_closed = hub.stats.slow_closed,
-    event_types = types,
-  }
-end
-
-local function worker_key(id)
-  return "w:" .. id
-end
-
-local function save_snapshot()
-  dict:safe_set(worker_key(ngx.worker.id()), cjson.encode(snapshot()), 3)
-end
-
--- Every 0.2 s (the log's stats timer): an /admin/disconnect of another
--- worker obeyed; once a second, this worker's counters into the dict.
-local saved_at = 0
-local function on_stats()
-  local gen = dict:get("disconnect") or 0
-  if disconnect_gen == nil then disconnect_gen = gen end
-  if gen ~= disconnect_gen then
-    disconnect_gen = gen
-    local n = hub:disconnect_all()
-    dict:safe_set("dc:" .. gen .. ":" .. ngx.worker.id(), n, 60)
-  end
-  local now = ngx.now()
-  if now - saved_at >= 1 then
-    saved_at = now
-    save_snapshot()
-  end
-end
-
---- init_worker(): this worker's hub (from init_worker_by_lua).
+--- init_worker(): this worker's hub, access rules and mailbox.
 function M.init_worker()
-  if hub then return hub end
+  if S.hub then return S.hub end
+  local hub
   if opts.redis then
-    -- several nginx on one Redis; the dict still carries the counters
-    backend = require("sse.redis").backend{ url = opts.redis, prefix = opts.redis_prefix,
-                                            max_len = opts.replay_events, ttl = opts.replay_ttl }
-    hub = sse_ngx.hub{ backend = backend, keepalive = opts.keepalive, outbox_limit = opts.outbox_limit,
+    -- several nginx on one Redis
+    S.backend = require("sse.redis").backend{ url = opts.redis, prefix = opts.redis_prefix,
+                                              max_len = opts.replay_events, ttl = opts.replay_ttl }
+    hub = sse_ngx.hub{ backend = S.backend, keepalive = opts.keepalive, outbox_limit = opts.outbox_limit,
                        slow_policy = opts.slow_policy }
-    dict = assert(ngx.shared[opts.dict], "no lua_shared_dict " .. opts.dict)
-    ngx.timer.every(0.2, function(premature) if not premature then on_stats() end end)
   else
     hub = sse_ngx.hub{ dict = opts.dict, max_events = opts.replay_events, ttl = opts.replay_ttl,
                        poll = opts.poll, keepalive = opts.keepalive, outbox_limit = opts.outbox_limit,
                        slow_policy = opts.slow_policy }
-    log = hub:replayer()
-    dict = log.dict
-    log.opts.stats_every = math.min(log.opts.stats_every, 0.2)
-    log.on_stats = on_stats
+    S.log = hub:replayer()
   end
-  if not dict:get("started") then dict:safe_add("started", ngx.now()) end
+  S.hub = hub
+  local dict = ngx.shared[opts.state_dict]
+  if not dict then error("sse_hub: no lua_shared_dict " .. opts.state_dict .. " (the demo's state)") end
+  S.dict = dict
+  W.init(dict)
+  local counter = opts.max_connections_per_ip > 0
+    and sse_ngx.counter{ dict = opts.state_dict, prefix = "ip:" } or nil
+  S.access = access.new(opts, hub, counter)
+  if opts.presence then
+    -- the subscribers of a topic in every worker; each presence event is
+    -- sent here and handed to the other workers' $presence streams
+    local topics = sse_ngx.counter{ dict = opts.state_dict, prefix = "t:" }
+    presence.enable(hub, {
+      count = function(topic)
+        topics:set(topic, hub:topic_count(topic))
+        return topics:count(topic)
+      end,
+      relay = function(ev) W.tell("presence", ev.data) end,
+    })
+    W.handle("presence", function(data)
+      if type(data) == "string" then hub:notify_to(presence.TOPIC, { event = "presence", data = data }) end
+    end)
+  end
+  views.serve(S, opts)
+  if not dict:get("started") then dict:safe_add("started", ngx.time()) end
   for _, a in ipairs({ { "dashboard.html", "page" }, { "sse-subscriber.js", "js" } }) do
     local path = rules.asset_path(a[1])
     local f = path and io.open(path, "rb")
     if f then
-      assets[a[2]] = f:read("*a")
+      S.assets[a[2]] = f:read("*a")
       f:close()
     end
   end
   return hub
 end
 
-local function answer(status, value)
+local function answer(status, value, headers)
   ngx.status = status
+  for i = 1, #(headers or {}), 2 do ngx.header[headers[i]] = headers[i + 1] end
   ngx.header["Content-Type"] = "application/json"
   ngx.print(J.encode(value))
 end
 
-local function json_error(status, msg)
-  return answer(status, J.obj("error", msg))
+local function json_error(status, msg, headers)
+  return answer(status, J.obj("error", msg), headers)
 end
 
--- One method per location, as sse.http's router answers: 405 with Allow.
+-- CORS as sse.http does it: an allowed Origin is echoed, with credentials
+-- when asked; every answer says Vary: Origin. Returns the allowed origin.
+local function cors()
+  local list = opts.cors
+  if not list then return nil end
+  ngx.header["Vary"] = "Origin"
+  local origin = ngx.var.http_origin
+  if not origin then return nil end
+  local ok = false
+  for _, o in ipairs(list) do ok = ok or o == "*" or o == origin end
+  if not ok then return nil end
+  ngx.header["Access-Control-Allow-Origin"] = origin
+  if opts.cors_credentials then ngx.header["Access-Control-Allow-Credentials"] = "true" end
+  return origin
+end
+
+-- One method per location, as sse.http's router answers: 405 with Allow;
+-- OPTIONS 204 (a CORS preflight when the origin is allowed). Sets the CORS
+-- headers of the answer.
 local function method_is(m)
+  local origin = cors()
   local got = ngx.req.get_method()
   if got == m or (m == "GET" and got == "HEAD") then return true end
+  local allow = m == "GET" and "GET, HEAD" or m
+  ngx.header["Allow"] = allow
+  if got == "OPTIONS" then
+    if origin and ngx.var.http_access_control_request_method then
+      ngx.header["Access-Control-Allow-Methods"] = allow
+      ngx.header["Access-Control-Allow-Headers"] = "Last-Event-ID, Content-Type, Authorization"
+      ngx.header["Access-Control-Max-Age"] = "600"
+    end
+    ngx.status = 204
+    return false
+  end
   ngx.status = 405
-  ngx.header["Allow"] = m == "GET" and "GET, HEAD" or m
   ngx.header["Content-Type"] = "text/plain; charset=utf-8"
   ngx.print("method not allowed\n")
   return false
 end
 
+-- The static token (--token), when set; 401 otherwise.
 local function authorized()
   local token = opts.token
   if not token then return true end
   if auth.check(ngx.var.http_authorization, token) then return true end
-  ngx.header["WWW-Authenticate"] = 'Bearer realm="sse"'
-  answer(401, J.obj("error", "missing or wrong bearer token"))
+  S.refusals[401] = S.refusals[401] + 1
+  answer(401, J.obj("error", "missing or wrong bearer token"), { "WWW-Authenticate", 'Bearer realm="sse"' })
   return false
 end
 
--- The query as rules.request_topics reads it: repeated names give a list.
-local function query()
-  local args = ngx.req.get_uri_args(64)
-  for k, v in pairs(args) do
-    if v == true then args[k] = "" end -- "?topic" without a value
-  end
-  return args
+-- An authorization refusal (401, 403: counted for /metrics).
+local function refuse(status, why, headers)
+  if S.refusals[status] then S.refusals[status] = S.refusals[status] + 1 end
+  return json_error(status, why, headers)
 end
 
 -- A file of the demo hub (rules.asset_path), or 404.
 local function serve(which, ctype, missing)
   if not method_is("GET") then return end
-  if not assets[which] then
+  if not S.assets[which] then
     ngx.status = 404
     ngx.header["Content-Type"] = "text/plain; charset=utf-8"
     return ngx.print(missing)
   end
   ngx.header["Content-Type"] = ctype
   ngx.header["Cache-Control"] = "no-cache"
-  ngx.print(assets[which])
+  ngx.print(S.assets[which])
 end
 
 --- GET /
@@ -219,14 +202,25 @@ end
 --- GET /events?topic=...
 function M.events()
   if not method_is("GET") then return end
-  local topics, status, err = access.topics(opts, query().topic, opts.default_topic, "subscribe")
+  local acc, req = S.access, sse_ngx.request()
+  local topics, status, err = acc:topics(req.query.topic, opts.default_topic, "subscribe")
   if not topics then return json_error(status, err) end
-  local envelope, eerr = rules.request_envelope(query())
+  local envelope, eerr = rules.request_envelope(req.query)
   if envelope == nil then return json_error(400, eerr) end
-  local stream = sse_ngx.stream{ outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy,
-                                 retry = opts.retry }
+  local allowed, info, why, headers = acc:check(req, "subscribe", topics)
+  if not allowed then return refuse(info, why, headers) end
+  local ok, st, lmsg = acc:admit(req, allowed)
+  if not ok then return json_error(st, lmsg) end
+  local sok, stream = pcall(sse_ngx.stream, { outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy,
+                                              retry = opts.retry })
+  if not sok then
+    acc:release(req)
+    error(stream, 0)
+  end
+  S.statuses[200] = (S.statuses[200] or 0) + 1 -- counted now: log() sees a stream when it ends
+  acc:adopt(stream, req, info)
   stream:on_close(count_bytes)
-  hub:attach(stream, { topics = topics, envelope = envelope })
+  S.hub:attach(stream, { topics = allowed, envelope = envelope })
 end
 
 -- The request body (kept in memory up to client_body_buffer_size, in a
@@ -244,166 +238,115 @@ local function body()
   return data
 end
 
--- The other workers' stats, decoded at most once a second.
-local others, others_at = {}, -1
-local function other_workers()
-  local now = ngx.now()
-  if now - others_at < 1 then return others end
-  others, others_at = {}, now
-  local me = ngx.worker.id()
-  for id = 0, ngx.worker.count() - 1 do
-    if id ~= me then
-      local s = cjson.decode(dict:get(worker_key(id)) or "null")
-      if type(s) == "table" and type(s.topics) == "table" then others[#others + 1] = s end
-    end
-  end
-  return others
-end
-
--- Subscribers of topic: this worker's, plus the others' as of their last
--- stats (at most two seconds old).
-local function subscribers(topic, here)
-  local n = here
-  for _, s in ipairs(other_workers()) do n = n + (tonumber(s.topics[topic]) or 0) end
-  return n
-end
-
 local function count_type(event)
   local etype = event or "message"
-  if not event_types[etype] and ntypes < opts.max_event_types then
-    event_types[etype] = true
-    ntypes = ntypes + 1
+  if not S.event_types[etype] and S.ntypes < opts.max_event_types then
+    S.event_types[etype] = true
+    S.ntypes = S.ntypes + 1
   end
 end
 
 -- POST /publish on Redis: answered once Redis stored the event (503 when it
 -- did not); the answer comes from the backend's connection, this handler
--- waits for it on a semaphore.
+-- waits for it on a semaphore. f was checked by sse.event_valid.
 local function publish_redis(topic, f)
+  local backend = S.backend
   local sema = require("ngx.semaphore").new()
   local res
-  local ok, queued, err = pcall(backend.publish, backend, f, topic, function(id, perr)
+  local queued, err = backend:publish(f, topic, function(id, perr)
     res = { id = id, err = perr }
     sema:post(1)
   end)
-  if not ok then return json_error(400, tostring(queued):match("%((.*)%)$") or tostring(queued)) end
   if not queued then return json_error(503, err) end
   sema:wait(backend.timeout + 1)
   if not (res and res.id) then return json_error(503, res and res.err or "redis: no answer") end
-  hub.stats.published = hub.stats.published + 1
+  S.hub.stats.published = S.hub.stats.published + 1
   count_type(f.event)
-  answer(200, J.obj("id", res.id, "topic", topic, "subscribers", subscribers(topic, hub:topic_count(topic))))
+  answer(200, J.obj("id", res.id, "topic", topic, "subscribers", views.subscribers(topic, S.hub:topic_count(topic))))
 end
 
 --- POST /publish
 function M.publish()
   if not method_is("POST") then return end
-  if not authorized() then return end
-  local f, err = rules.publish_fields({ headers = { ["content-type"] = ngx.var.content_type }, body = body() })
-  if not f then return json_error(400, err) end
+  local acc = S.access
+  -- without an authorization hook the static token is checked first, as in the luv hub
+  if not acc.authorize and not authorized() then return end
+  local req = sse_ngx.request()
+  req.body = body()
+  local f, value = rules.publish_fields(req)
+  if not f then return json_error(400, value) end
+  if config.catalogue then
+    local tok, terr = rules.typed(config.catalogue, f, value)
+    if not tok then return json_error(400, terr) end
+  end
   local topic = f.topic or opts.default_topic
-  local tlist, tstatus, terr = access.topics(opts, topic, opts.default_topic, "publish")
+  local tlist, tstatus, terr = acc:topics(topic, opts.default_topic, "publish")
   if not tlist then return json_error(tstatus, terr) end
+  -- with JWTs, the static token (when set) still lets its holder publish anywhere
+  if acc.authorize and not (opts.token and auth.check(req.headers.authorization, opts.token)) then
+    local allowed, status, why, headers = acc:check(req, "publish", { topic })
+    if not allowed then return refuse(status, why, headers) end
+  end
   f.topic = nil
-  if backend then return publish_redis(topic, f) end
-  local ok, n, id = pcall(hub.broadcast_to, hub, topic, f)
-  if not ok then return json_error(400, tostring(n):match("%((.*)%)$") or tostring(n)) end
+  -- the publisher's mistake is a 400 naming the field, not a raise
+  local valid, verr = require("sse").event_valid(f)
+  if not valid then return json_error(400, verr) end
+  if S.backend then return publish_redis(topic, f) end
+  local n, id = S.hub:broadcast_to(topic, f)
   if not n then return json_error(503, id) end
-  local etype = f.event or "message"
-  if not event_types[etype] and ntypes < opts.max_event_types then
-    event_types[etype] = true
-    ntypes = ntypes + 1
-  end
-  answer(200, J.obj("id", id, "topic", topic, "subscribers", subscribers(topic, n)))
-end
-
---- Every worker's counters added up, in sse.app's shape (plus "workers").
-function M.stats(top)
-  save_snapshot()
-  local total = { connections = 0, published = 0, deliveries = 0, bytes_sent = 0, slow_closed = 0 }
-  local topics, types, workers = {}, {}, {}
-  local topic_total = 0
-  for id = 0, ngx.worker.count() - 1 do
-    local s = cjson.decode(dict:get(worker_key(id)) or "null")
-    if type(s) == "table" then
-      for k in pairs(total) do total[k] = total[k] + (tonumber(s[k]) or 0) end
-      for t, c in pairs(s.topics or {}) do topics[t] = (topics[t] or 0) + c end
-      for _, t in ipairs(s.event_types or {}) do types[t] = true end
-      topic_total = math.max(topic_total, tonumber(s.topic_total) or 0)
-      workers[#workers + 1] = { pid = s.pid, connections = s.connections }
-    end
-  end
-  local list = {}
-  for t, c in pairs(topics) do list[#list + 1] = { topic = t, subscribers = c } end
-  topic_total = math.max(topic_total, #list)
-  table.sort(list, function(a, b)
-    if a.subscribers ~= b.subscribers then return a.subscribers > b.subscribers end
-    return a.topic < b.topic
-  end)
-  for i = top + 1, #list do list[i] = nil end
-  local tl = {}
-  for t in pairs(types) do tl[#tl + 1] = t end
-  table.sort(tl)
-  total.topics = topic_total
-  total.top_topics = list
-  total.event_types = tl
-  if backend then
-    total.replay = { last_id = backend:last_id(), max_events = opts.replay_events, ttl = opts.replay_ttl }
-    total.backend = backend:status() -- this worker's view
-  else
-    local info = log:info()
-    total.replay = {
-      first_id = info.first_id, last_id = info.last_id, length = info.length,
-      bytes = info.capacity and info.free_space and info.capacity - info.free_space or nil,
-      max_events = info.max_events, ttl = info.ttl,
-    }
-  end
-  total.uptime = ngx.now() - (dict:get("started") or ngx.now())
-  total.workers = workers
-  return total
+  count_type(f.event)
+  answer(200, J.obj("id", id, "topic", topic, "subscribers", views.subscribers(topic, n)))
 end
 
 --- GET /stats[?top=N]
 function M.stats_handler()
   if not method_is("GET") then return end
   if not authorized() then return end
-  local top, err = rules.stats_top(opts, query())
+  local top, err = rules.stats_top(opts, sse_ngx.request().query)
   if not top then return json_error(400, err) end
   ngx.header["Cache-Control"] = "no-cache"
-  local s = M.stats(top)
-  local wl = {}
-  for i, w in ipairs(s.workers) do wl[i] = J.obj("pid", w.pid, "connections", w.connections) end
-  local obj = rules.stats_json(s) -- sse.app's keys, then the workers
-  obj[obj.n + 1], obj[obj.n + 2], obj.n = "workers", J.arr(wl), obj.n + 2
-  answer(200, obj)
+  answer(200, views.stats_json(top))
 end
 
---- Closes every stream of every worker; returns how many (the other
--- workers answer within their next stats tick, 0.2 s).
+--- Every worker's counters added up, in sse.app's shape (plus "workers").
+function M.stats(top)
+  return views.stats(top)
+end
+
+--- GET /subscriptions[?topic=T][&limit=N]
+function M.subscriptions()
+  if not method_is("GET") then return end
+  if not authorized() then return end
+  local q = sse_ngx.request().query
+  local limit, err = presence.limit(q)
+  if not limit then return json_error(400, err) end
+  if type(q.topic) == "table" then return json_error(400, "query 'topic' given more than once") end
+  ngx.header["Cache-Control"] = "no-cache"
+  answer(200, views.subscriptions(q.topic, limit))
+end
+
+--- GET /metrics
+function M.metrics()
+  if not method_is("GET") then return end
+  if not authorized() then return end
+  ngx.header["Content-Type"] = require("sse.metrics").CONTENT_TYPE
+  ngx.header["Cache-Control"] = "no-cache"
+  ngx.print(views.metrics())
+end
+
+--- GET /catalogue
+function M.catalogue()
+  if not method_is("GET") then return end
+  local cat = config.catalogue
+  if not cat then return json_error(404, "no catalogue (start the hub with --catalogue FILE)") end
+  ngx.header["Content-Type"] = "application/schema+json"
+  ngx.header["Cache-Control"] = "no-cache"
+  ngx.print(cat:to_json())
+end
+
+--- Closes every stream of every worker; returns how many.
 function M.disconnect_all()
-  local gen = dict:incr("disconnect", 1, 0)
-  disconnect_gen = gen
-  local n = hub:disconnect_all()
-  local me, count = ngx.worker.id(), ngx.worker.count()
-  local deadline = ngx.now() + 1
-  local seen = {}
-  while true do
-    local all = true
-    for id = 0, count - 1 do
-      if id ~= me and not seen[id] then
-        local c = dict:get("dc:" .. gen .. ":" .. id)
-        if c then
-          seen[id] = true
-          n = n + c
-        elseif dict:get(worker_key(id)) then
-          all = false -- a live worker that has not answered yet
-        end
-      end
-    end
-    if all or ngx.now() >= deadline then break end
-    ngx.sleep(0.02)
-  end
-  return n
+  return views.disconnect_all()
 end
 
 --- POST /admin/disconnect
@@ -411,6 +354,14 @@ function M.disconnect()
   if not method_is("POST") then return end
   if not authorized() then return end
   answer(200, J.obj("closed", M.disconnect_all()))
+end
+
+--- log(): every answer by status, for /metrics (from log_by_lua); an event
+-- stream was counted when it started.
+function M.log()
+  local status = ngx.status
+  if status == 200 and (ngx.var.sent_http_content_type or ""):find("text/event-stream", 1, true) then return end
+  S.statuses[status] = (S.statuses[status] or 0) + 1
 end
 
 return M

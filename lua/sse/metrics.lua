@@ -78,26 +78,28 @@ end
 
 local function bool(v) return v and 1 or 0 end
 
--- The replay window of a replayer that can tell (the memory ring can).
-local function replay_families(out, r)
+-- The replay window of a replayer that can tell (the memory ring can):
+-- {oldest_age =, events =, bytes =}, each nil when it cannot.
+local function replay_values(r)
   local age_fn, len_fn, bytes_fn = method(r, "oldest_age"), method(r, "len"), method(r, "bytes")
-  if age_fn then
-    local age = age_fn(r)  -- first: it drops what the TTL expired
+  local v = {}
+  if age_fn then v.oldest_age = tonumber(age_fn(r)) or 0 end -- first: it drops what the TTL expired
+  if len_fn then v.events = tonumber(len_fn(r)) or 0 end
+  if bytes_fn then v.bytes = tonumber(bytes_fn(r)) or 0 end
+  return v
+end
+
+local function replay_families(out, v)
+  if v.oldest_age then
     family(out, "sse_replay_oldest_age_seconds", "gauge",
-      "Age of the oldest event held for replay (0 when none).", tonumber(age) or 0)
+      "Age of the oldest event held for replay (0 when none).", v.oldest_age)
   end
-  if len_fn then family(out, "sse_replay_events", "gauge", "Events held for replay.", tonumber(len_fn(r)) or 0) end
-  if bytes_fn then
-    family(out, "sse_replay_bytes", "gauge", "Bytes of encoded events held for replay.", tonumber(bytes_fn(r)) or 0)
-  end
+  if v.events then family(out, "sse_replay_events", "gauge", "Events held for replay.", v.events) end
+  if v.bytes then family(out, "sse_replay_bytes", "gauge", "Bytes of encoded events held for replay.", v.bytes) end
 end
 
 -- An asynchronous backend's state (sse.redis: backend:status()).
-local function backend_families(out, r)
-  local status_fn = method(r, "status")
-  if not status_fn then return end
-  local st = status_fn(r)
-  if type(st) ~= "table" then return end
+local function backend_families(out, st)
   local b = { "backend", tostring(st.backend or "unknown") }
   local function g(name, help, v)
     family(out, name, "gauge", help, { { b, v } })
@@ -148,41 +150,94 @@ local function check_extra(i, f)
   return v
 end
 
---- render(hub [, extra]) -> the text of every metric of hub, then extra: a
--- list of families {name =, type = "counter" | "gauge", help =, value =}
--- where value is a number or a list of samples {{label, value, ...}, n}.
+-- The counters render writes (hub:counters() names), in this order.
+local COUNTERS = { "published", "deliveries", "bytes_sent", "dropped", "gaps_replay", "gaps_dropped",
+                   "closed_slow", "closed_write", "closed_timeout", "gzip_in", "gzip_out" }
+M.COUNTERS = COUNTERS
+
+--- values(hub) -> the figures render(hub) writes, as plain numbers:
+-- {connections =, topics =, counters = {published =, ...}, replay =
+-- {oldest_age =, events =, bytes =} (each field only when the replayer
+-- tells), backend = status table or nil}. A host with several hubs (nginx
+-- workers) adds up theirs (M.sum) and renders the total.
+function M.values(hub)
+  local Hub = require("sse.hub")
+  if getmetatable(hub) ~= Hub then argerror(1, "values", "sse.Hub expected, got " .. type(hub)) end
+  local c, counters = hub:counters(), {}
+  for _, k in ipairs(COUNTERS) do counters[k] = tonumber(c[k]) or 0 end
+  local v = { connections = hub:connection_count(), topics = hub:topic_total(), counters = counters, replay = {} }
+  local r = hub:replayer()
+  if r ~= nil then
+    v.replay = replay_values(r)
+    local status_fn = method(r, "status")
+    local st = status_fn and status_fn(r)
+    if type(st) == "table" then v.backend = st end
+  end
+  return v
+end
+
+--- sum(list) -> the values of several hubs as one: connections, topics
+-- and counters added up; replay and backend those of the first (hubs that
+-- share one log or backend see the same window).
+function M.sum(list)
+  if type(list) ~= "table" or type(list[1]) ~= "table" then
+    argerror(1, "sum", "non-empty list of values tables expected")
+  end
+  local first = list[1]
+  local total = { connections = 0, topics = 0, counters = {}, replay = first.replay, backend = first.backend }
+  for _, k in ipairs(COUNTERS) do total.counters[k] = 0 end
+  for i, v in ipairs(list) do
+    if type(v) ~= "table" or type(v.counters) ~= "table" then
+      argerror(1, "sum", ("list[%d]: values table expected"):format(i))
+    end
+    total.connections = total.connections + (tonumber(v.connections) or 0)
+    total.topics = total.topics + (tonumber(v.topics) or 0)
+    for _, k in ipairs(COUNTERS) do total.counters[k] = total.counters[k] + (tonumber(v.counters[k]) or 0) end
+  end
+  return total
+end
+
+--- render(hub [, extra]) -> the text of every metric of hub (an sse.Hub,
+-- or the values table of M.values / M.sum), then extra: a list of families
+-- {name =, type = "counter" | "gauge", help =, value =} where value is a
+-- number or a list of samples {{label, value, ...}, n}.
 function M.render(hub, extra)
   local Hub = require("sse.hub")
-  if getmetatable(hub) ~= Hub then argerror(1, "render", "sse.Hub expected, got " .. type(hub)) end
+  local v
+  if getmetatable(hub) == Hub then
+    v = M.values(hub)
+  elseif type(hub) == "table" and getmetatable(hub) == nil and type(hub.counters) == "table" then
+    v = hub
+  else
+    argerror(1, "render", "sse.Hub expected, got " .. type(hub))
+  end
   if extra ~= nil and type(extra) ~= "table" then argerror(2, "render", "table expected, got " .. type(extra)) end
   local checked = {}
   for i, f in ipairs(extra or {}) do checked[i] = check_extra(i, f) end
-  local c = hub:counters()
+  local c = v.counters
+  local function n(k) return tonumber(c[k]) or 0 end
   local out = {}
-  family(out, "sse_connections", "gauge", "Streams registered with the hub.", hub:connection_count())
-  family(out, "sse_topics", "gauge", "Topics with at least one subscriber.", hub:topic_total())
-  family(out, "sse_events_published_total", "counter", "Events published through the hub.", c.published)
+  family(out, "sse_connections", "gauge", "Streams registered with the hub.", tonumber(v.connections) or 0)
+  family(out, "sse_topics", "gauge", "Topics with at least one subscriber.", tonumber(v.topics) or 0)
+  family(out, "sse_events_published_total", "counter", "Events published through the hub.", n("published"))
   family(out, "sse_deliveries_total", "counter",
-    "Events queued for subscribers (one per subscriber per event).", c.deliveries)
+    "Events queued for subscribers (one per subscriber per event).", n("deliveries"))
   family(out, "sse_sent_bytes_total", "counter",
-    "Bytes the subscribers' transports accepted (written to sockets or taken by pull hosts).", c.bytes_sent)
+    "Bytes the subscribers' transports accepted (written to sockets or taken by pull hosts).", n("bytes_sent"))
   family(out, "sse_events_dropped_total", "counter",
-    "Events dropped for slow clients under the drop_oldest policy.", c.dropped)
+    "Events dropped for slow clients under the drop_oldest policy.", n("dropped"))
   family(out, "sse_gap_events_total", "counter", "sse-gap events sent, by cause.", {
-    { { "cause", "replay" }, c.gaps_replay }, { { "cause", "dropped" }, c.gaps_dropped } })
+    { { "cause", "replay" }, n("gaps_replay") }, { { "cause", "dropped" }, n("gaps_dropped") } })
   family(out, "sse_streams_closed_total", "counter",
     "Streams the hub closed itself, by reason (slow: past the outbox limit).", {
-    { { "reason", "slow" }, c.closed_slow }, { { "reason", "write_failed" }, c.closed_write },
-    { { "reason", "drain_timeout" }, c.closed_timeout } })
+    { { "reason", "slow" }, n("closed_slow") }, { { "reason", "write_failed" }, n("closed_write") },
+    { { "reason", "drain_timeout" }, n("closed_timeout") } })
   family(out, "sse_compressed_input_bytes_total", "counter",
-    "Bytes given to the gzip compressors of compressed streams.", c.gzip_in or 0)
+    "Bytes given to the gzip compressors of compressed streams.", n("gzip_in"))
   family(out, "sse_compressed_output_bytes_total", "counter",
-    "Bytes the gzip compressors of compressed streams produced (their ratio: input / output).", c.gzip_out or 0)
-  local r = hub:replayer()
-  if r ~= nil then
-    replay_families(out, r)
-    backend_families(out, r)
-  end
+    "Bytes the gzip compressors of compressed streams produced (their ratio: input / output).", n("gzip_out"))
+  replay_families(out, v.replay or {})
+  if type(v.backend) == "table" then backend_families(out, v.backend) end
   for i, f in ipairs(extra or {}) do family(out, f.name, f.type, f.help, checked[i]) end
   return table.concat(out)
 end

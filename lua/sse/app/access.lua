@@ -13,13 +13,17 @@
 -- Limits (each an option; the answer names it):
 --   max_topics_per_connection  400 past it
 --   max_topics                 503 when a subscription would create more topics
+--                              (in this process's hub: an nginx worker's own)
 --   max_connections_per_ip     429 past that many open streams from one address
+--                              (counted by a counter object: this process's own,
+--                              or one every nginx worker shares, sse.ngx.counter)
 --   max_topic_bytes            400; and a topic name is valid UTF-8 without
 --                              control characters or '*', and does not start
 --                              with '$' (the hub's own topics, such as
 --                              $presence, may be read, never published to)
 local deadlines = require("sse.deadlines")
 local core = require("sse.core")
+local host = require("sse.ngx.host")
 
 local M = {}
 
@@ -33,6 +37,34 @@ local function option_of(field)
   return JWT_OPTION[field] and ("option '%s'"):format(JWT_OPTION[field]) or ("field '%s'"):format(field)
 end
 
+-- How often nginx looks for expired streams (there, no luv timer runs).
+M.NGX_EXPIRY_TICK = 0.25
+
+-- The counter of one process: open streams per address in a table.
+local Local = {}
+Local.__index = Local
+
+function Local:take(key, max)
+  local n = self.n[key] or 0
+  if max > 0 and n >= max then return false end
+  self.n[key] = n + 1
+  return true
+end
+
+function Local:give(key)
+  local n = (self.n[key] or 1) - 1
+  self.n[key] = n > 0 and n or nil
+end
+
+function Local:count(key) return self.n[key] or 0 end
+
+--- local_counter() -> the counter access uses by default: counter:take(key,
+-- max) -> true (counted) | false (max reached; max 0: no limit),
+-- counter:give(key), counter:count(key).
+function M.local_counter()
+  return setmetatable({ n = {} }, Local)
+end
+
 local argerror = require("sse.app.rules").option_error
 
 local function read_file(path)
@@ -43,12 +75,12 @@ local function read_file(path)
   return s
 end
 
---- new(opts, hub) -> access. opts: the app's options (authorize, jwt_secret,
--- jwt_key, jwt_query, the limits). A bad option raises rules.option_error.
-function M.new(o, hub)
-  local self = setmetatable({ opts = o, hub = hub, per_ip = {}, leeway = 0,
-                              -- stream -> {ip =, user =, since =}
-                              _meta = setmetatable({}, { __mode = "k" }) }, A)
+--- check(opts) -> authorize, verifier, leeway: the authorization and limit
+-- options checked (a hook, or the JWT authorizer built from jwt_secret /
+-- jwt_key: a file name, or the PEM text itself); a bad one raises
+-- rules.option_error (as app.new). Nothing is started: an nginx master
+-- checks its workers' options with it.
+function M.check(o)
   if o.authorize ~= nil and type(o.authorize) ~= "function" then
     argerror("option 'authorize' must be a function")
   end
@@ -63,21 +95,21 @@ function M.new(o, hub)
       argerror(("option '%s' needs 'jwt_secret' or 'jwt_key'"):format(k))
     end
   end
-  self.authorize = o.authorize
+  local authorize, verifier, leeway = o.authorize, nil, 0
   if o.jwt_secret or o.jwt_key then
-    local leeway = o.jwt_leeway
+    leeway = o.jwt_leeway
     if leeway == nil then leeway = require("sse.jwt").DEFAULTS.leeway end
     local jopts = { secret = o.jwt_secret, query = o.jwt_query or false, leeway = leeway }
     if o.jwt_key then
       if type(o.jwt_key) ~= "string" then argerror("option 'jwt_key' must be a file name") end
-      local pem, err = read_file(o.jwt_key)
+      local pem, err = o.jwt_key, nil
+      if not pem:find("-----BEGIN", 1, true) then pem, err = read_file(o.jwt_key) end
       if not pem then argerror("option 'jwt_key': cannot read " .. tostring(err)) end
       jopts.public_key_pem = pem
     end
-    local fn, verifier = require("sse.auth").try_jwt(jopts, option_of)
-    if not fn then argerror(verifier) end
-    self.authorize, self.leeway = fn, leeway
-    self.verifier = verifier
+    local fn, v = require("sse.auth").try_jwt(jopts, option_of)
+    if not fn then argerror(v) end
+    authorize, verifier = fn, v
   end
   for _, k in ipairs({ "max_topics_per_connection", "max_topics", "max_connections_per_ip",
                        "max_topic_bytes" }) do
@@ -86,12 +118,35 @@ function M.new(o, hub)
       argerror(("option '%s' must be an integer >= 0"):format(k))
     end
   end
+  return authorize, verifier, leeway
+end
+
+--- new(opts, hub [, counter]) -> access. opts: the app's options (M.check);
+-- counter: where open streams per address are counted (default:
+-- M.local_counter(), this process). A bad option raises rules.option_error.
+-- Inside nginx, call it where timers may start (init_worker_by_lua*, a
+-- handler): expiries are looked for every M.NGX_EXPIRY_TICK seconds there.
+function M.new(o, hub, counter)
+  local self = setmetatable({ opts = o, hub = hub,
+                              counter = counter or M.local_counter(),
+                              -- req -> the address admit counted, until adopt or release
+                              _taken = setmetatable({}, { __mode = "k" }),
+                              -- stream -> {ip =, user =, since =, counted =}
+                              _meta = setmetatable({}, { __mode = "k" }) }, A)
+  self.authorize, self.verifier, self.leeway = M.check(o)
   -- one deadline per stream whose authorization expires, on one timer
-  self.expiry = deadlines.new({ loop = true, on_due = function(stream, at)
+  local function on_due(stream, at)
     if stream:is_closed() then return end
     stream:send({ event = "sse-token-expired", data = ('{"exp":%d}'):format(math.floor(at)) })
     stream:close()
-  end })
+  end
+  if host.active then
+    -- nothing runs luv's loop inside nginx: an nginx timer looks
+    self.expiry = deadlines.new({ clock = host.now, on_due = on_due })
+    self._tick = host.every(M.NGX_EXPIRY_TICK, function() self.expiry:run() end)
+  else
+    self.expiry = deadlines.new({ loop = true, on_due = on_due })
+  end
   self._on_close = function(_, stream) self:_closed(stream) end
   return self
 end
@@ -172,13 +227,11 @@ function A:check(req, action, topics)
 end
 
 --- access:admit(req, topics) -> true | nil, status, message: the limits a
--- new stream must fit (per address, topics in the hub).
+-- new stream must fit (topics in the hub, streams per address). Once it
+-- answers true, the stream is counted against req.remote: give it to
+-- access:adopt, or call access:release(req) when no stream follows.
 function A:admit(req, topics)
   local o = self.opts
-  local per = o.max_connections_per_ip
-  if per > 0 and req.remote and (self.per_ip[req.remote] or 0) >= per then
-    return nil, 429, ("too many streams from one address (max-connections-per-ip is %d)"):format(per)
-  end
   local max, hub = o.max_topics, self.hub
   if max > 0 then
     local new = 0
@@ -189,17 +242,37 @@ function A:admit(req, topics)
       return nil, 503, ("too many topics in the hub (max-topics is %d)"):format(max)
     end
   end
+  local per, ip = o.max_connections_per_ip, req.remote
+  if per > 0 and ip then
+    -- counted at once, so two admits at the same time (two nginx workers)
+    -- cannot both take the last place
+    if not self.counter:take(ip, per) then
+      return nil, 429, ("too many streams from one address (max-connections-per-ip is %d)"):format(per)
+    end
+    self._taken[req] = ip
+  end
   return true
+end
+
+--- access:release(req): admit counted a stream for req that was not made
+-- (the client left): the count is given back.
+function A:release(req)
+  local ip = self._taken[req]
+  if ip then
+    self._taken[req] = nil
+    self.counter:give(ip)
+  end
 end
 
 --- access:adopt(stream, req, info): count the stream against its address,
 -- remember who it is (info.sub: the token's subject) and close it when its
 -- authorization expires (info.exp).
 function A:adopt(stream, req, info)
-  local ip = req.remote
-  if ip then self.per_ip[ip] = (self.per_ip[ip] or 0) + 1 end
+  local counted = self._taken[req]
+  self._taken[req] = nil
   local user = info and info.sub
-  self._meta[stream] = { ip = ip, user = type(user) == "string" and user or nil, since = os.time() }
+  self._meta[stream] = { ip = req.remote, user = type(user) == "string" and user or nil, since = os.time(),
+                         counted = counted }
   local exp = info and tonumber(info.exp)
   if exp then self.expiry:set(stream, exp + self.leeway) end
   stream:on_close(self._on_close)
@@ -209,19 +282,19 @@ function A:_closed(stream)
   self.expiry:clear(stream)
   local m = self._meta[stream]
   self._meta[stream] = nil
-  local ip = m and m.ip
-  if ip then
-    local n = (self.per_ip[ip] or 1) - 1
-    self.per_ip[ip] = n > 0 and n or nil
-  end
+  if m and m.counted then self.counter:give(m.counted) end
 end
 
 --- What is known of a stream: {ip =, user =, since =} (fields may be nil).
 function A:meta(stream) return self._meta[stream] or {} end
 
---- The number of open streams from ip.
-function A:streams_from(ip) return self.per_ip[ip] or 0 end
+--- The number of open streams from ip (counted while
+-- max_connections_per_ip is set).
+function A:streams_from(ip) return self.counter:count(ip) end
 
-function A:close() self.expiry:close() end
+function A:close()
+  if self._tick then self._tick.stop() end
+  self.expiry:close()
+end
 
 return M

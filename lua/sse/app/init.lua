@@ -211,7 +211,7 @@ function M:_routes()
     if not ok then return json_error(res, st, lmsg) end
     local stream = res:sse({ outbox_limit = self.opts.outbox_limit, slow_policy = self.opts.slow_policy,
                              write_timeout = self.opts.write_timeout, compress = self.opts.compress })
-    if not stream then return end -- the client left while it was being authorized
+    if not stream then return acc:release(req) end -- the client left while it was being authorized
     acc:adopt(stream, req, info)
     hub:attach(stream, { topics = allowed, last_event_id = req.last_event_id, envelope = envelope })
   end)

@@ -16,12 +16,19 @@ local M = {}
 M.TOPIC = "$presence"
 M.LIST_DEFAULT, M.LIST_MAX = 100, 1000
 
---- enable(hub): sets the hub's on_subscribe / on_unsubscribe hooks.
-function M.enable(hub)
+--- enable(hub [, opts]): sets the hub's on_subscribe / on_unsubscribe
+-- hooks. opts (a host with several hubs: nginx workers): count(topic,
+-- joined) -> the topic's subscribers (default: this hub's), relay(ev) to
+-- hand each presence event to the other hubs as well.
+function M.enable(hub, opts)
+  local count = opts and opts.count or function(topic) return hub:topic_count(topic) end
+  local relay = opts and opts.relay
   local function report(topic, joined)
     if topic:sub(1, 1) == "$" then return end
-    hub:notify_to(M.TOPIC, { event = "presence", data = J.encode(J.obj(
-      "topic", topic, "subscribers", hub:topic_count(topic), "joined", joined)) })
+    local ev = { event = "presence", data = J.encode(J.obj(
+      "topic", topic, "subscribers", count(topic, joined), "joined", joined)) }
+    hub:notify_to(M.TOPIC, ev)
+    if relay then relay(ev) end
   end
   hub.on_subscribe = function(_, topic) report(topic, true) end
   hub.on_unsubscribe = function(_, topic) report(topic, false) end

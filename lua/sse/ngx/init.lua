@@ -21,10 +21,33 @@
 -- is the shared-dict log (sse.ngx.log): ids are assigned once for all
 -- workers, every worker fans out each event in the same order, and a client
 -- resumes by Last-Event-ID in whichever worker it reconnects to.
+local ngx = ngx -- luacheck: ignore (the nginx global)
+
 local M = {}
 
 M.stream = require("sse.ngx.stream").new
 M.request_last_event_id = require("sse.ngx.stream").request_last_event_id
+
+--- sse_ngx.counter{dict =, prefix =}: counts every worker shares
+-- (sse.ngx.counter): open streams per address for a limit, and the like.
+function M.counter(opts)
+  return require("sse.ngx.counter").new(opts)
+end
+
+--- sse_ngx.request() -> the current request as sse.auth (and the demo
+-- hub's sse.app rules) read a request: {method =, path =, headers =
+-- {[lowercase name] = value, or a list when repeated}, query = {[name] =
+-- value or list; "" for a name without '='}, remote = the client address,
+-- last_event_id =}. From a handler (rewrite, access, content phases).
+function M.request()
+  local headers = ngx.req.get_headers(100)
+  local query = ngx.req.get_uri_args(100)
+  for k, v in pairs(query) do
+    if v == true then query[k] = "" end
+  end
+  return { method = ngx.req.get_method(), path = ngx.var.uri, headers = headers, query = query,
+           remote = ngx.var.remote_addr, last_event_id = M.request_last_event_id() }
+end
 
 local LOG_OPTIONS = { max_events = true, ttl = true, poll = true, hole_wait = true, stats_every = true }
 local HUB_OPTIONS = { outbox_limit = true, slow_policy = true, keepalive = true }

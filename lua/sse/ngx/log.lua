@@ -413,6 +413,26 @@ function Log:_replay(hub, stream, seq, topics)
   return hub:resume(stream, frames, upto, info, tops)
 end
 
+--- log:len() -> entries offered for replay (sse.metrics' sse_replay_events).
+function Log:len()
+  local d = self.dict
+  local low, top = low_of(d), top_of(d)
+  return top >= low and top - low + 1 or 0
+end
+
+--- log:oldest_age() -> seconds since the oldest entry offered was written
+-- (0 when none; sse.metrics' sse_replay_oldest_age_seconds).
+function Log:oldest_age()
+  local d = self.dict
+  local low, top = low_of(d), top_of(d)
+  for s = low, math.min(top, low + 16) do -- a trimmed or in-flight entry: the next
+    local v = d:get("e:" .. s)
+    local t = v and tonumber(v:match("^(%S+)"))
+    if t and t > 0 then return math.max(0, ngx.now() - t) end
+  end
+  return 0
+end
+
 --- log:info(): the window, for stats pages.
 function Log:info()
   local d = self.dict
