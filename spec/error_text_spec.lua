@@ -18,8 +18,6 @@ local PATTERNS = {
 local PENDING = {
   ["lua/sse/stream.lua"] = true,       -- send_json: a cjson message's position
   ["lua/sse/redis/backend.lua"] = true, -- encode_parts: core.encode's message
-  ["lua/sse/ngx/init.lua"] = true,     -- hub: Hub.new's message renamed
-  ["lua/sse/ngx/stream.lua"] = true,   -- stream: Stream.new's message
 }
 
 local function lua_files()

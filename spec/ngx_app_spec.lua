@@ -189,7 +189,8 @@ describe("nginx demo hub: a token that expires", function()
     local t0 = os.time()
     local short, fresh = unpack(T.mint({
       { alg = "HS256", key = SECRET, claims = { exp = t0 + 2, sse = { subscribe = { "news" } } } },
-      { alg = "HS256", key = SECRET, claims = { exp = t0 + 600, sse = { subscribe = { "news" }, publish = { "news" } } } },
+      { alg = "HS256", key = SECRET, claims = { exp = t0 + 600,
+        sse = { subscribe = { "news" }, publish = { "news" } } } },
     }))
     local uv = require("luv")
     local got, expired_at = {}, nil
@@ -252,7 +253,8 @@ describe("nginx demo hub: options as the luv hub's flags", function()
     local s = open_stream(srv, "/events?topic=news&token=" .. rs)
     assert.are.equal(200, s.head.status)
     s:close()
-    local hs = T.mint_one({ alg = "HS256", key = SECRET, claims = { exp = os.time() + 600, sse = { subscribe = { "*" } } } })
+    local hs = T.mint_one({ alg = "HS256", key = SECRET,
+      claims = { exp = os.time() + 600, sse = { subscribe = { "*" } } } })
     assert.are.same({ error = "alg not allowed" }, request(srv.port, "GET", "/events?topic=news", bearer(hs)).json)
     local r = request(srv.port, "GET", "/events?topic=a&topic=b&topic=c&token=" .. rs)
     assert.are.equal(400, r.status)

@@ -52,12 +52,6 @@ end
 local LOG_OPTIONS = { max_events = true, ttl = true, poll = true, hole_wait = true, stats_every = true }
 local HUB_OPTIONS = { outbox_limit = true, slow_policy = true, keepalive = true }
 
--- Raises err again for the caller of sse_ngx.hub, naming 'hub'.
-local function rethrow(err)
-  local msg = tostring(err):gsub("^[^:]*:%d+: ", ""):gsub("to 'new'", "to 'hub'")
-  error(msg, 3)
-end
-
 --- sse_ngx.log(opts): the shared-dict log (sse.ngx.log.new).
 function M.log(opts)
   return require("sse.ngx.log").new(opts)
@@ -92,13 +86,21 @@ function M.hub(opts)
     end
   end
   local sse = require("sse")
+  -- what Hub.new would refuse, refused here naming 'hub'
+  require("sse.core").check_options(hopts, "hub")
+  local ka = hopts.keepalive
+  if ka ~= nil and (type(ka) ~= "number" or ka <= 0) then
+    error("bad argument #1 to 'hub' (field 'keepalive': positive number of seconds expected)", 2)
+  end
+  if ka and not require("sse.ngx.host").timers_allowed() then
+    error("bad argument #1 to 'hub' (field 'keepalive': nginx cannot start timers in init_by_lua; create "
+      .. "the hub in init_worker_by_lua* or in a handler (each worker has its own))", 2)
+  end
   if backend ~= nil then
     -- an asynchronous backend shared by several nginx (sse.redis.backend)
     hopts.replayer = backend
   elseif lopts.dict ~= nil then
-    local ok, log = pcall(M.log, lopts)
-    if not ok then rethrow(log) end
-    hopts.replayer = log
+    hopts.replayer = require("sse.ngx.log").new(lopts, "hub", 3)
   else
     for k in pairs(lopts) do
       if k ~= "max_events" and k ~= "ttl" then
@@ -107,9 +109,7 @@ function M.hub(opts)
     end
     hopts.replayer = sse.MemoryReplayer.new({ max_events = lopts.max_events, ttl = lopts.ttl })
   end
-  local ok, hub = pcall(sse.Hub.new, hopts)
-  if not ok then rethrow(hub) end
-  return hub
+  return sse.Hub.new(hopts)
 end
 
 return M

@@ -59,8 +59,9 @@ local function from_b36(s)
   return tonumber(s, 36)
 end
 
-local function argerror(fname, msg)
-  error(("bad argument #1 to '%s' (%s)"):format(fname, msg), 3)
+-- Raises for the caller of Log.new (level: of that caller, 3 by default).
+local function argerror(fname, msg, level)
+  error(("bad argument #1 to '%s' (%s)"):format(fname, msg), level or 3)
 end
 
 local function in_nginx()
@@ -79,25 +80,28 @@ local function noise()
 end
 
 --- Log.new{dict =, max_events =, ttl =, poll =, hole_wait =} -> log
--- dict: the lua_shared_dict's name (or the ngx.shared.DICT object).
-function Log.new(opts)
+-- dict: the lua_shared_dict's name (or the ngx.shared.DICT object). fname
+-- and level: the function a bad option is reported against (default 'new',
+-- its caller; sse_ngx.hub passes its own name).
+function Log.new(opts, fname, level)
+  fname, level = fname or "new", (level or 2) + 1
   if not in_nginx() then error("sse.ngx.log works inside nginx (lua-nginx-module) only", 2) end
-  if type(opts) ~= "table" then argerror("new", "table expected, got " .. type(opts)) end
+  if type(opts) ~= "table" then argerror(fname, "table expected, got " .. type(opts), level) end
   local d = opts.dict
   if type(d) == "string" then
     local name = d
     d = ngx.shared[name]
     if not d then
-      argerror("new", ("field 'dict': no lua_shared_dict '%s' in nginx.conf"):format(name))
+      argerror(fname, ("field 'dict': no lua_shared_dict '%s' in nginx.conf"):format(name), level)
     end
   elseif type(d) ~= "table" or type(d.incr) ~= "function" then
-    argerror("new", "field 'dict': the name of a lua_shared_dict expected, got " .. type(d))
+    argerror(fname, "field 'dict': the name of a lua_shared_dict expected, got " .. type(d), level)
   end
   local o = {}
   for k, v in pairs(Log.DEFAULTS) do o[k] = v end
   for k, v in pairs(opts) do
     if k ~= "dict" and Log.DEFAULTS[k] == nil and k ~= "ttl" then
-      argerror("new", ("unknown option '%s'"):format(tostring(k)))
+      argerror(fname, ("unknown option '%s'"):format(tostring(k)), level)
     end
     o[k] = v
   end
@@ -105,8 +109,8 @@ function Log.new(opts)
     local v = o[name]
     if v == nil and name == "ttl" then return end
     if type(v) ~= "number" or v ~= v or v < lo or v == math.huge or (int and v ~= math.floor(v)) then
-      argerror("new", ("field '%s': %s >= %s expected, got %s"):format(name, int and "integer" or "number",
-        tostring(lo), type(v) == "number" and tostring(v) or type(v)))
+      argerror(fname, ("field '%s': %s >= %s expected, got %s"):format(name, int and "integer" or "number",
+        tostring(lo), type(v) == "number" and tostring(v) or type(v)), level + 1)
     end
   end
   num("max_events", 1, true)

@@ -14,6 +14,7 @@
 -- closes: stream:close(), the hub's slow policy, a failed write, or the
 -- client going away (ngx.on_abort, with lua_check_client_abort on).
 local Stream = require("sse.stream")
+local core = require("sse.core")
 local semaphore = require("ngx.semaphore")
 
 local ngx = ngx -- luacheck: ignore
@@ -115,6 +116,8 @@ function M.new(opts)
   if ka ~= nil and (type(ka) ~= "number" or not (ka > 0 and ka < 1e9)) then
     argerror(1, "field 'keepalive': positive number of seconds expected, got " .. show(ka))
   end
+  -- what Stream.new would refuse, refused here naming 'stream'
+  core.check_options({ outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy }, "stream")
   if type(ngx) ~= "table" or not ngx.get_phase then
     error("sse.ngx.stream works inside nginx (lua-nginx-module) only", 2)
   end
@@ -131,9 +134,8 @@ function M.new(opts)
   if lid ~= nil and type(lid) ~= "string" then
     argerror(1, "field 'last_event_id': string expected, got " .. type(lid))
   end
-  local ok, stream = pcall(Stream.new, { on_ready = wake, last_event_id = lid,
-                                         outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy })
-  if not ok then argerror(1, tostring(stream):match("%((.*)%)$") or tostring(stream)) end
+  local stream = Stream.new({ on_ready = wake, last_event_id = lid, outbox_limit = opts.outbox_limit,
+                              slow_policy = opts.slow_policy })
 
   ngx.status = 200
   local h = ngx.header
