@@ -60,8 +60,9 @@ hub_check() {
   local base=http://127.0.0.1:$port
   curl -fsS --max-time 5 "$base/" -o "$work/page.html" || fail "$name: GET / failed"
   grep -q 'src="sse-subscriber.js"' "$work/page.html" || fail "$name: GET / is not the dashboard"
-  curl -fsS --max-time 5 "$base/sse-subscriber.js" | grep -q "class SseSubscriber" \
-    || fail "$name: GET /sse-subscriber.js is not the browser module"
+  # to a file first: with pipefail, grep -q leaving early fails curl (23)
+  curl -fsS --max-time 5 "$base/sse-subscriber.js" -o "$work/module.js" || fail "$name: GET /sse-subscriber.js failed"
+  grep -q "class SseSubscriber" "$work/module.js" || fail "$name: GET /sse-subscriber.js is not the browser module"
   curl -sSN --max-time 3 -H "$(printf 'Last-Event-ID: \377x')" "$base/events?topic=news" \
     >"$work/events-$name.txt" 2>/dev/null &
   sub=$!
