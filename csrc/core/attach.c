@@ -27,6 +27,7 @@ static int ring_replay(void *self, sse_sub *s, const char *last_id, size_t len, 
   size_t index;
   int st = sse_ring_locate(r, last_id, len, &index);
   size_t n = sse_ring_len(r);
+  if (n > index) (void)sse_sub_replay_reserve(s, n - index); /* a hint: ENOMEM shows below */
   for (size_t i = index; i < n; i++) {
     sse_frame *f = sse_ring_frame_at(r, i);
     if (f->topic && !sse_sub_is_subscribed(s, f->topic, f->topic_len)) continue;

@@ -14,6 +14,7 @@
 #endif
 
 #define MIN_QCAP 4
+#define SSE_REPLAY_RESERVE_MAX 4096 /* frames reserved ahead of a replay at most */
 #define GAP_RESERVE 96      /* room kept for the gap event when dropping */
 #define DRAIN_TICK_MS 100   /* how often drain deadlines are looked at */
 
@@ -237,10 +238,21 @@ static uint32_t q_idx(const sse_sub *s, uint32_t i) { return (s->qhead + i) & (s
 static sse_frame *q_at(const sse_sub *s, uint32_t i) { return s->q[q_idx(s, i)]; }
 
 /* Makes room for one more frame; 0, or -1 (outbox unchanged) on ENOMEM. */
+static int q_grow(sse_sub *s, uint32_t more);
+
 static int q_reserve(sse_sub *s) {
   if (s->qlen < s->qcap) return 0;
-  if (s->qcap >= (UINT32_MAX >> 1) + 1u) return -1;
-  uint32_t cap = s->qcap ? s->qcap * 2 : MIN_QCAP;
+  return q_grow(s, 1);
+}
+
+/* Makes room for `more` frames beyond qlen (the capacity doubles until it
+ * fits); 0, or -1 (outbox unchanged) on ENOMEM or overflow. */
+static int q_grow(sse_sub *s, uint32_t more) {
+  if (more > (UINT32_MAX >> 1) - s->qlen) return -1;
+  uint32_t want = s->qlen + more;
+  if (want <= s->qcap) return 0;
+  uint32_t cap = s->qcap ? s->qcap : MIN_QCAP;
+  while (cap < want) cap *= 2;
   sse_frame **q = malloc(cap * sizeof *q);
   if (!q) return -1;
   for (uint32_t i = 0; i < s->qlen; i++) q[i] = q_at(s, i);
@@ -932,6 +944,12 @@ void sse_sub_replay_begin(sse_sub *s) {
   s->exempt_n = s->qlen;
   s->exempt_bytes = 0;
   for (uint32_t i = 0; i < s->qlen; i++) s->exempt_bytes += q_at(s, i)->len;
+}
+
+int sse_sub_replay_reserve(sse_sub *s, size_t n) {
+  if (!(s->flags & F_REPLAYING) || s->state == SSE_SUB_CLOSED) return 0;
+  if (n > SSE_REPLAY_RESERVE_MAX) n = SSE_REPLAY_RESERVE_MAX;
+  return q_grow(s, (uint32_t)n) == 0 ? 0 : SSE_HUB_ENOMEM;
 }
 
 int sse_sub_replay_frame(sse_sub *s, sse_frame *f) {

@@ -214,6 +214,9 @@ int sse_hub_attach(sse_hub *h, sse_sub *s, const sse_str *topics, size_t ntopics
  * frames and makes s live. A closed s just releases what it is given. */
 void sse_sub_replay_begin(sse_sub *s);
 int sse_sub_replay_frame(sse_sub *s, sse_frame *f);
+/* Room for about n replayed frames at once (a hint: one allocation instead
+ * of one per doubling); 0 or SSE_HUB_ENOMEM (nothing changed). */
+int sse_sub_replay_reserve(sse_sub *s, size_t n);
 void sse_sub_replay_end(sse_sub *s, uint64_t upto, sse_frame *gap);
 int sse_sub_replaying(const sse_sub *s);
 /* Frames handed to sse_sub_replay_frame since sse_sub_replay_begin. */

@@ -389,6 +389,10 @@ static int l_stream_new(lua_State *L) {
   const char *fname = "new";
   if (lua_type(L, 1) != LUA_TTABLE) lsse_typeerror(L, 1, fname, "table", 1);
   lua_settop(L, 1);
+  /* a caller that builds the options (sse.http's res:sse) names itself */
+  lua_getfield(L, 1, "_fname");
+  if (lua_type(L, -1) == LUA_TSTRING) fname = lua_tostring(L, -1); /* anchored: the table holds it */
+  lua_pop(L, 1);
   lua_getfield(L, 1, "handle");   /* 2 */
   lua_getfield(L, 1, "writer");   /* 3 */
   lua_getfield(L, 1, "on_ready"); /* 4 */

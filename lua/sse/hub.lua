@@ -328,9 +328,11 @@ end
 -- envelope = true (default: the hub's envelope option): every event from
 -- here on, the join and gap events too, comes as `event: sse` with a JSON
 -- envelope of its topic, type and data (README, "Envelope mode").
+local NO_OPTS = {} -- read only
+
 function Hub:attach(stream, opts)
   check_self(self, "attach")
-  opts = opts or {}
+  opts = opts or NO_OPTS
   if type(opts) ~= "table" then argerror(2, "attach", "table expected, got " .. type(opts)) end
   local r = self._replayer
   local ring = r ~= nil and getmetatable(r) == RING_MT

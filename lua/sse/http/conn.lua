@@ -183,11 +183,9 @@ function M.accept(server)
   if server._nconn >= server.max_connections then return refuse(server, tcp) end
   server._nconn = server._nconn + 1
   if not core.accepted_inherit then tcp:nodelay(true) end -- else the listener's (server.lua)
-  local peer = tcp:getpeername()
   local conn = {
     tcp = tcp, buf = "", scanned = 0, state = HEAD,
     deadline = uv.now() + server._head_ms,
-    remote = type(peer) == "table" and peer.ip or nil,
   }
   conn.reader = function(rerr, data)
     local rok, e = pcall(on_read, server, conn, rerr, data)

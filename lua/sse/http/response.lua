@@ -6,7 +6,6 @@
 -- (Stream.new's head option), then the connection is the stream's. Bytes
 -- of earlier answers still queued on the handle go first: libuv keeps one
 -- write queue per handle.
-local core = require("sse.core")
 local options = require("sse.http.options")
 
 local argerror, show, is_int = options.argerror, options.show, options.is_int
@@ -41,6 +40,25 @@ local function date()
     date_s = os.date("!%a, %d %b %Y %H:%M:%S GMT", t)
   end
   return date_s
+end
+
+-- The event-stream head with no header of the handler's, no CORS and no
+-- compression (most streams), per HTTP version: made once a second.
+local SSE_PLAIN = "Content-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
+  .. "X-Accel-Buffering: no\r\nConnection: "
+local plain_at, plain = nil, {}
+local function plain_sse_head(version)
+  local d = date()
+  if d ~= plain_at then
+    plain_at, plain = d, {}
+  end
+  local h = plain[version]
+  if not h then
+    h = "HTTP/1.1 200 OK\r\nDate: " .. d .. "\r\n" .. SSE_PLAIN
+      .. (version == "1.0" and "close" or "keep-alive") .. "\r\n\r\n"
+    plain[version] = h
+  end
+  return h
 end
 
 --- head(status, lines) -> the bytes of a response head: the status line,
@@ -223,6 +241,8 @@ function M.accepts_gzip(value)
 end
 local SSE_OWN = { ["content-type"] = true, ["cache-control"] = true }
 
+local NO_OPTS = {} -- read only
+
 --- res:sse([opts]) -> sse.Stream: answer 200 (whatever res:status said)
 -- with the event-stream head and the headers set by res:header (but
 -- Content-Type and Cache-Control, which are the stream's); the connection
@@ -236,7 +256,7 @@ local SSE_OWN = { ["content-type"] = true, ["cache-control"] = true }
 -- closed (after the head). Returns nil, "closed" when the connection is gone.
 function Response:sse(opts)
   check_res(self, "sse")
-  if opts == nil then opts = {} end
+  if opts == nil then opts = NO_OPTS end
   if type(opts) ~= "table" then argerror(1, "sse", "table expected, got " .. type(opts)) end
   for k in pairs(opts) do
     if not SSE_KNOWN[k] then argerror(1, "sse", ("unknown option '%s'"):format(tostring(k))) end
@@ -248,44 +268,27 @@ function Response:sse(opts)
   if ka ~= nil and (type(ka) ~= "number" or not (ka > 0 and ka < 1e9)) then
     argerror(1, "sse", "keepalive must be a positive number of seconds, got " .. show(ka))
   end
-  -- outbox_limit, slow_policy, write_timeout: the stream's rule, naming 'sse'
-  core.check_options(opts, "sse")
   local Stream = require("sse.stream")
   local conn, server, req = self._conn, self._server, self._req
   if gone(conn) then
     self._done = true
     return nil, "closed"
   end
-  local t = { "Content-Type", "text/event-stream; charset=utf-8", "Cache-Control", "no-cache",
-              "X-Accel-Buffering", "no" }
-  -- compress: the stream is gzip-encoded when the client accepts it (each
-  -- write sync-flushed, so events still arrive one by one)
   local gz = opts.compress
-  if gz ~= nil and gz ~= false then
-    gz = Stream._compress_options(gz, conn.tcp, "sse") -- raises for a bad one
-    t[#t + 1] = "Vary"; t[#t + 1] = "Accept-Encoding"
-    if M.accepts_gzip(req.headers["accept-encoding"]) then
-      t[#t + 1] = "Content-Encoding"; t[#t + 1] = "gzip"
-    else
-      gz = nil
-    end
-  else
+  local head
+  if (gz == nil or gz == false) and not self._headers and not server.cors then
     gz = nil
+    head = plain_sse_head(req.version)
+  else
+    head, gz = self:_sse_head(gz)
   end
-  local h = self._headers or {}
-  for i = 1, #h, 2 do
-    if not SSE_OWN[h[i]:lower()] then t[#t + 1] = h[i]; t[#t + 1] = h[i + 1] end
-  end
-  self:_cors(t)
-  -- no Content-Length, no chunked coding: the body ends with the connection
-  -- (HTTP/1.0 must be told so)
-  t[#t + 1] = "Connection"; t[#t + 1] = req.version == "1.0" and "close" or "keep-alive"
   -- the head goes through the stream's outbox: the first bytes its C
   -- writer writes, in the same write as what follows it this loop turn
   local stream = Stream.new({
-    handle = conn.tcp, last_event_id = req.last_event_id, head = M.head(200, t),
+    handle = conn.tcp, last_event_id = req.last_event_id, head = head,
     outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy,
     write_timeout = opts.write_timeout, _inherits_write_timeout = server._write_timeout_inherited,
+    _fname = "sse", -- outbox_limit, slow_policy, write_timeout: checked there, naming 'sse'
   })
   self._done = true
   self._stream = stream
@@ -300,6 +303,37 @@ function Response:sse(opts)
   if retry then stream:set_retry(retry) end
   if ka then stream:start_keepalive(ka) end
   return stream
+end
+
+-- The event-stream head with the handler's headers, CORS and compression:
+-- returns it and the checked gzip options (nil: not compressed).
+function Response:_sse_head(gz)
+  local conn, req = self._conn, self._req
+  local Stream = require("sse.stream")
+  local t = { "Content-Type", "text/event-stream; charset=utf-8", "Cache-Control", "no-cache",
+              "X-Accel-Buffering", "no" }
+  -- compress: the stream is gzip-encoded when the client accepts it (each
+  -- write sync-flushed, so events still arrive one by one)
+  if gz ~= nil and gz ~= false then
+    gz = Stream._compress_options(gz, conn.tcp, "sse") -- raises for a bad one
+    t[#t + 1] = "Vary"; t[#t + 1] = "Accept-Encoding"
+    if M.accepts_gzip(req.headers["accept-encoding"]) then
+      t[#t + 1] = "Content-Encoding"; t[#t + 1] = "gzip"
+    else
+      gz = nil
+    end
+  else
+    gz = nil
+  end
+  local h = self._headers or NO_OPTS
+  for i = 1, #h, 2 do
+    if not SSE_OWN[h[i]:lower()] then t[#t + 1] = h[i]; t[#t + 1] = h[i + 1] end
+  end
+  self:_cors(t)
+  -- no Content-Length, no chunked coding: the body ends with the connection
+  -- (HTTP/1.0 must be told so)
+  t[#t + 1] = "Connection"; t[#t + 1] = req.version == "1.0" and "close" or "keep-alive"
+  return M.head(200, t), gz
 end
 
 return M

@@ -114,6 +114,22 @@ local headers_mt = {
   end,
 }
 
+-- req.remote, the peer's address, is asked of the socket when it is first
+-- read (a system call most requests do without)
+local peer_of = setmetatable({}, { __mode = "k" }) -- req -> its luv handle
+local req_mt = {
+  __index = function(t, k)
+    if k ~= "remote" then return nil end
+    local tcp = peer_of[t]
+    if not tcp then return nil end
+    peer_of[t] = nil
+    local ok, peer = pcall(tcp.getpeername, tcp)
+    local ip = ok and type(peer) == "table" and peer.ip or nil
+    rawset(t, "remote", ip)
+    return ip
+  end,
+}
+
 local function first(v)
   if type(v) == "table" then return v[1] end
   return v
@@ -187,7 +203,8 @@ function Router:dispatch(server, conn, req)
   req.query = q
   local headers = setmetatable(req.headers, headers_mt)
   req.last_event_id = headers["last-event-id"] or first(q.lastEventId)
-  req.remote = conn.remote
+  peer_of[req] = conn.tcp
+  setmetatable(req, req_mt)
   req.content_length, req.head_bytes = nil, nil
   local keep = req.keep_alive
   req.keep_alive = nil
