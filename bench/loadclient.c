@@ -59,6 +59,7 @@ struct conn {
 	unsigned char state, bm, ck, ckdig;
 	unsigned char sse, flen, has_data, cr;
 	unsigned char is_pub, storm, idlen, idnul;
+	unsigned char named;      /* the event being read has an "event" field */
 	unsigned short dlen;
 	char field[5];
 	char data[DATA_MAX];
@@ -102,6 +103,7 @@ struct state {
 	long long now_us;         /* CLOCK_REALTIME of the current read */
 	/* counters */
 	long pending, established, alive, conn_errors, closed, gaps, dups, unparsed, other;
+	long named;               /* events with a type (e.g. sse-join): not the load's, ignored */
 	long bad_status, proto_errors;
 	long pub_sent, pub_resp, pub_ok, pub_err;
 	/* sequence numbers: warm-up 1, storm [sfirst, slast], burst [bfirst, blast],
@@ -390,8 +392,10 @@ static void sse_line_end(struct conn *c)
 {
 	if (c->sse == S_FIELD) {
 		if (c->flen == 0) {               /* blank line: dispatch */
-			if (c->has_data) on_event(c);
+			if (c->has_data && c->named) G.named++;
+			else if (c->has_data) on_event(c);
 			c->has_data = 0;
+			c->named = 0;
 			c->dlen = 0;
 		} else if (is_data_field(c)) {    /* "data" with no colon */
 			sse_data_start(c);
@@ -449,7 +453,10 @@ static void sse_feed(struct conn *c, const char *p, size_t n)
 					c->idnul = 0;
 					c->sse = S_ID_START;
 				} else {
-					c->sse = S_SKIP;                 /* id, event, retry, ... */
+					/* a typed event (the server's own, e.g. sse-join): the
+					 * load's events have none */
+					if (c->flen == 5 && memcmp(c->field, "event", 5) == 0) c->named = 1;
+					c->sse = S_SKIP;                 /* event, retry, ... */
 				}
 			} else {
 				if (c->flen < sizeof c->field) c->field[c->flen] = b;
@@ -942,7 +949,8 @@ static int wait_target(long expected, double deadline)
 /* ---------------------------------------------------------------- self-test */
 
 /* Feeds one response (head + body) to a fresh subscriber in pieces of `step`
- * bytes; returns 0 when exactly `want` events parsed and 1 was unparsed. */
+ * bytes; returns 0 when exactly `want` events parsed, 1 was unparsed and 1
+ * typed (ignored). */
 static int selftest_feed(const char *resp, size_t len, size_t step, long want)
 {
 	struct conn c;
@@ -952,7 +960,7 @@ static int selftest_feed(const char *resp, size_t len, size_t step, long want)
 	c.state = ST_HEAD;
 	c.last_seq = 1;
 	G.pending = 1;
-	G.burst_deliv = G.unparsed = G.gaps = G.dups = G.proto_errors = 0;
+	G.burst_deliv = G.unparsed = G.gaps = G.dups = G.proto_errors = G.named = 0;
 	G.bfirst = 2;
 	G.blast = 1000;
 	for (off = 0; off < len && c.state != ST_DEAD; off += step)
@@ -962,11 +970,11 @@ static int selftest_feed(const char *resp, size_t len, size_t step, long want)
 		fprintf(stderr, "selftest: step %zu: last event id %.*s (want 1:0)\n", step, c.idlen, c.id);
 		return -1;
 	}
-	if (G.burst_deliv != want || G.unparsed != 1 || G.gaps || G.dups || G.proto_errors
-	    || c.state != ST_BODY) {
-		fprintf(stderr, "selftest: step %zu: %ld events (want %ld), %ld unparsed, %ld gaps,"
+	if (G.burst_deliv != want || G.unparsed != 1 || G.named != 1 || G.gaps || G.dups
+	    || G.proto_errors || c.state != ST_BODY) {
+		fprintf(stderr, "selftest: step %zu: %ld events (want %ld), %ld unparsed, %ld typed, %ld gaps,"
 		        " %ld dups, %ld protocol errors, state %d\n", step, G.burst_deliv, want,
-		        G.unparsed, G.gaps, G.dups, G.proto_errors, c.state);
+		        G.unparsed, G.named, G.gaps, G.dups, G.proto_errors, c.state);
 		return -1;
 	}
 	return 0;
@@ -980,7 +988,8 @@ static int selftest(void)
 		": hi\n\n"
 		"id: 1:0\ndata: 00000002 1000 xx\n\n"
 		": comment\r\ndata: 00000003 1000\r\n\r\n"
-		"data:00000004 1000\revent: foo\r\r"
+		"data:00000004 1000\revent\r\r"
+		"event: sse-join\ndata: {\"last_event_id\":\"1:0\"}\n\n"
 		"data: 00000005 1000\ndata: second line\n\n"
 		"data\n\n"
 		"retry: 10\n\n"
@@ -1378,9 +1387,9 @@ int main(int argc, char **argv)
 
 	getrusage(RUSAGE_SELF, &ru);
 	printf("errors: %ld connect, %ld bad status, %ld protocol, %ld closed by server, %ld missing,"
-	       " %ld duplicate, %ld unparsed; publish %ld/%ld ok, %ld non-2xx\n",
+	       " %ld duplicate, %ld unparsed; publish %ld/%ld ok, %ld non-2xx; %ld typed events ignored\n",
 	       G.conn_errors, G.bad_status, G.proto_errors, G.closed, G.gaps, G.dups, G.unparsed,
-	       G.pub_ok, G.pub_sent, G.pub_err);
+	       G.pub_ok, G.pub_sent, G.pub_err, G.named);
 	printf("client CPU %.2f s\n", ru.ru_utime.tv_sec + ru.ru_stime.tv_sec
 	       + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 	printf("RESULT label=%s n=%d established=%ld alive=%ld connect_s=%.2f"

@@ -161,6 +161,31 @@ describe("sse.Stream on a luv handle", function()
     end
   end)
 
+  it("core.read_small: a reading luv handle gets 4 KiB read buffers, not 64 KiB", function()
+    local core = require("sse.core")
+    local sizes, got, want = {}, 0, 200000
+    net.run(5, function(done)
+      local _, port = net.server(function(tcp)
+        tcp:read_start(function(err, data)
+          if err or not data then
+            tcp:close()
+            return done()
+          end
+          sizes[#sizes + 1] = #data
+          got = got + #data
+        end)
+        core.read_small(tcp)
+      end)
+      local c = net.client(port, { read = false })
+      -- written in one piece, so several reads find more than 4 KiB waiting
+      c.tcp:write(("x"):rep(want), function() c.tcp:shutdown() end)
+    end)
+    assert.are.equal(want, got)
+    table.sort(sizes)
+    assert.are.equal(4096, sizes[#sizes])
+    util.raises_arg(1, "luv stream handle expected, got table", core.read_small, {})
+  end)
+
   it("watches its connection's end in C: a stream nobody holds still closes at EOF", function()
     local reasons, weak = {}, setmetatable({}, { __mode = "v" })
     local c1, c2

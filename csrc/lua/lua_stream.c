@@ -716,6 +716,27 @@ static int l_watch_eof(lua_State *L) {
   return 1;
 }
 
+/* core.read_small(handle): the luv handle (reading) gets its read buffers
+ * in SMALL_READ bytes instead of libuv's suggested 64 KiB: luv mallocs one
+ * per read and frees it after its callback, and a request that size makes
+ * glibc consolidate its fast bins on every read of a connection. luv's own
+ * read callback stays (it frees the buffer); a later read_start sets luv's
+ * allocator again. */
+#define SMALL_READ 4096
+static void small_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h;
+  (void)suggested;
+  buf->base = (char *)malloc(SMALL_READ); /* luv's read callback frees it */
+  buf->len = buf->base ? SMALL_READ : 0;  /* 0: libuv reports UV_ENOBUFS */
+}
+
+static int l_read_small(lua_State *L) {
+  uv_stream_t *h = to_uv_stream(L, 1);
+  if (!h) lsse_typeerror(L, 1, "read_small", "luv stream handle", 1);
+  if (uv_is_active((uv_handle_t *)h) && !uv_is_closing((uv_handle_t *)h)) h->alloc_cb = small_alloc;
+  return 0;
+}
+
 /* stream:_set_tag(n): its owner's mark (an integer 1..65535); core.tagged(n)
  * -> the unfinished streams with that mark, a list; core.new_tag() -> a
  * fresh mark. (sse.http: a server's streams, without a table of them.) */
@@ -958,7 +979,7 @@ void lsse_open_stream(lua_State *L) {
   lua_setfield(L, -2, "accepted_inherit");
   static const luaL_Reg fns[] = {
       {"stream_new", l_stream_new}, {"check_options", l_check_options},
-      {"set_write_timeout", l_set_write_timeout},
+      {"set_write_timeout", l_set_write_timeout}, {"read_small", l_read_small},
       {"tagged", l_tagged}, {"new_tag", l_new_tag}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

@@ -199,7 +199,11 @@ function M.accept(server)
   if not rok then
     pcall(server.log, "read_start failed: " .. tostring(rerr))
     close(server, conn)
+    return
   end
+  -- reads into 4 KiB buffers, not luv's 64 KiB per read (a head is a few
+  -- hundred bytes; a longer one arrives in more reads)
+  core.read_small(tcp)
 end
 
 -- Answer every complete request in conn.buf, in order.

@@ -242,6 +242,9 @@ end
 local SSE_OWN = { ["content-type"] = true, ["cache-control"] = true }
 
 local NO_OPTS = {} -- read only
+-- res:sse's options for Stream.new: outbox_limit, slow_policy and
+-- write_timeout are checked there, naming 'sse'
+local new_opts = { _fname = "sse" }
 
 --- res:sse([opts]) -> sse.Stream: answer 200 (whatever res:status said)
 -- with the event-stream head and the headers set by res:header (but
@@ -284,12 +287,15 @@ function Response:sse(opts)
   end
   -- the head goes through the stream's outbox: the first bytes its C
   -- writer writes, in the same write as what follows it this loop turn
-  local stream = Stream.new({
-    handle = conn.tcp, last_event_id = req.last_event_id, head = head,
-    outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy,
-    write_timeout = opts.write_timeout, _inherits_write_timeout = server._write_timeout_inherited,
-    _fname = "sse", -- outbox_limit, slow_policy, write_timeout: checked there, naming 'sse'
-  })
+  -- Stream.new reads its options and keeps nothing of the table: one
+  -- table for every stream (every field set each time; emptied after, so
+  -- it holds no handle)
+  local o = new_opts
+  o.handle, o.last_event_id, o.head = conn.tcp, req.last_event_id, head
+  o.outbox_limit, o.slow_policy, o.write_timeout = opts.outbox_limit, opts.slow_policy, opts.write_timeout
+  o._inherits_write_timeout = server._write_timeout_inherited
+  local stream = Stream.new(o)
+  o.handle, o.last_event_id, o.head = nil, nil, nil
   self._done = true
   self._stream = stream
   server:_count(200)

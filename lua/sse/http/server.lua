@@ -30,7 +30,11 @@ function Server.new(opts)
   self._tag = core.new_tag() -- this server's streams carry it (no table of them)
   self._nconn = 0       -- admitted connections: plain + streams
   self._nrefused = 0    -- refused connections still lingering
-  self._limits = { max_head_bytes = self.max_head_bytes, max_headers = self.max_headers }
+  -- the parser's limits; nil when they are its defaults (not read per request)
+  local d = options.DEFAULTS
+  if self.max_head_bytes ~= d.max_head_bytes or self.max_headers ~= d.max_headers then
+    self._limits = { max_head_bytes = self.max_head_bytes, max_headers = self.max_headers }
+  end
   self._head_ms = math.max(1, math.floor(self.head_timeout * 1000))
   self._idle_ms = math.max(1, math.floor(self.idle_timeout * 1000))
   self._linger_ms = math.floor(conn.LINGER * 1000)
