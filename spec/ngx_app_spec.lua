@@ -98,22 +98,7 @@ describe("nginx demo hub with --jwt-secret", function()
   lazy_setup(function()
     srv = start(('{ jwt_secret = %q, token = "admin" }'):format(SECRET))
     port = srv.port
-    local list = T.mint({
-      { alg = "HS256", key = SECRET, claims = { exp = now + 600, sub = "u42",
-        sse = { subscribe = { "news", "user/42/*" }, publish = { "user/42/*" } } } },
-      { alg = "HS256", key = SECRET, claims = { exp = now - 600, sse = { subscribe = { "*" } } } },
-      { alg = "HS256", key = ("w"):rep(32), claims = { exp = now + 600, sse = { subscribe = { "*" } } } },
-      { raw = true, alg = "none", header = '{"alg":"none"}',
-        payload = ('{"exp":%d,"sse":{"subscribe":["*"]}}'):format(now + 600) },
-      { raw = true, alg = "HS256", key = "pem-text-as-secret", header = '{"alg":"RS256"}',
-        payload = ('{"exp":%d,"sse":{"subscribe":["*"]}}'):format(now + 600) },
-      { alg = "HS256", key = SECRET, claims = { exp = now + 600, nbf = now + 300, sse = { subscribe = { "*" } } } },
-      { alg = "HS256", key = SECRET, claims = { exp = tostring(now + 600), sse = { subscribe = { "*" } } } },
-      { alg = "HS256", key = SECRET, claims = { exp = now + 600, pad = ("p"):rep(7000),
-        sse = { subscribe = { "*" } } } },
-    })
-    tok = { good = list[1], expired = list[2], wrong_key = list[3], none = list[4], swap = list[5],
-            nbf = list[6], exp_type = list[7], huge = list[8] }
+    tok = T.hostile(SECRET, now)
   end)
   lazy_teardown(function()
     if srv then srv:stop() end

@@ -98,4 +98,27 @@ function M.cleanup()
   dir, cache = nil, nil
 end
 
+--- hostile(secret, now) -> the tokens both demo hubs' specs (luv and nginx)
+-- answer: good (subscribe news and user/42/*, publish user/42/*), expired,
+-- wrong_key, none (alg none), swap (HS256 signed with a PEM's text, header
+-- RS256), nbf (not valid for 5 minutes), exp_type (exp a string), huge (7 KB).
+function M.hostile(secret, now)
+  local list = M.mint({
+    { alg = "HS256", key = secret, claims = { exp = now + 600, sub = "u42",
+      sse = { subscribe = { "news", "user/42/*" }, publish = { "user/42/*" } } } },
+    { alg = "HS256", key = secret, claims = { exp = now - 600, sse = { subscribe = { "*" } } } },
+    { alg = "HS256", key = ("w"):rep(32), claims = { exp = now + 600, sse = { subscribe = { "*" } } } },
+    { raw = true, alg = "none", header = '{"alg":"none"}',
+      payload = ('{"exp":%d,"sse":{"subscribe":["*"]}}'):format(now + 600) },
+    { raw = true, alg = "HS256", key = "pem-text-as-secret", header = '{"alg":"RS256"}',
+      payload = ('{"exp":%d,"sse":{"subscribe":["*"]}}'):format(now + 600) },
+    { alg = "HS256", key = secret, claims = { exp = now + 600, nbf = now + 300, sse = { subscribe = { "*" } } } },
+    { alg = "HS256", key = secret, claims = { exp = tostring(now + 600), sse = { subscribe = { "*" } } } },
+    { alg = "HS256", key = secret, claims = { exp = now + 600, pad = ("p"):rep(7000),
+      sse = { subscribe = { "*" } } } },
+  })
+  return { good = list[1], expired = list[2], wrong_key = list[3], none = list[4], swap = list[5],
+           nbf = list[6], exp_type = list[7], huge = list[8] }
+end
+
 return M

@@ -94,13 +94,7 @@ function M.args(text)
   return o
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("sse.app.rules").read_file
 
 --- configure(o): sets options (M.DEFAULTS' and M.OPTIONAL's names) and
 -- checks them all, as the luv hub does; reads --jwt-key's file and loads

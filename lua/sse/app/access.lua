@@ -67,13 +67,7 @@ end
 
 local argerror = require("sse.app.rules").option_error
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("sse.app.rules").read_file
 
 --- check(opts) -> authorize, verifier, leeway: the authorization and limit
 -- options checked (a hook, or the JWT authorizer built from jwt_secret /

@@ -51,13 +51,7 @@ local ACCESS_OPTIONS = { authorize = true, jwt_secret = true, jwt_key = true, jw
 
 local argerror = rules.option_error
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = rules.read_file
 
 -- An answer with a JSON body whose key order is fixed (J.obj).
 local function json_answer(res, value)

@@ -27,6 +27,16 @@ function M.option_message(e)
   return getmetatable(e) == OptionError and e.msg or nil
 end
 
+--- read_file(path) -> the file's bytes, or nil, err (a file an option
+-- names: --jwt-key's PEM, the dashboard's page).
+function M.read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 --- publish_fields(req) -> the fields of a publish request ({topic, event,
 -- data, retry}) and, for a JSON body, the decoded value of its data; or nil,
 -- message. req: {headers = {[lowercase name] = value}, body = string}. A
