@@ -121,4 +121,21 @@ function M.hostile(secret, now)
            nbf = list[6], exp_type = list[7], huge = list[8] }
 end
 
+--- bad_cases(tok) -> {token, the 401's error text} for every bad token of
+-- hostile()'s table and three malformed ones: what both hubs answer.
+function M.bad_cases(tok)
+  return {
+    { tok.expired, "token expired" },
+    { tok.wrong_key, "bad signature" },
+    { tok.none, "alg 'none' refused" },
+    { tok.swap, "alg not allowed" },
+    { tok.nbf, "token not yet valid" },
+    { tok.exp_type, "claim 'exp' must be a number" },
+    { tok.huge, "token too large" },
+    { tok.good:sub(1, -2) .. "*", "malformed bearer token" },
+    { tok.good .. "xx", "bad base64url in signature" },
+    { "a.b", "token must have three segments" },
+  }
+end
+
 return M
