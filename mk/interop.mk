@@ -5,4 +5,5 @@
 
 interop:
 	$(MAKE) --no-print-directory LUA=lua5.4 SAN= all
+	$(MAKE) --no-print-directory LUA=luajit SAN= all   # the nginx demo hub's
 	sh spec/interop/run.sh

@@ -2,7 +2,8 @@
 //   node interop.test.mjs CASES.json     (CASES.json from gen.lua; run.sh does both)
 // (a) parsers.mjs: sse.encode output, raw streams and random bytes through
 //     eventsource-parser@3, Node's TextDecoder and Chromium's EventSource;
-// (b) live.mjs: the demo hub with server-side cuts, read by npm eventsource@4 and
+// (b) live.mjs: the demo hub, on luv and in nginx (two workers), with server-side
+//     cuts, read by npm eventsource@4 and
 //     Chromium; (c) the early cut (a client cut before its first event); (d)
 //     envelope.mjs: the envelope mode read by npm eventsource and sse-subscriber.js.
 // Prints one line per check, then "interop: N passed, M failed (K known)".
@@ -11,7 +12,7 @@
 import fs from 'node:fs';
 import { check, summary, launchChromium, killChildren } from './lib.mjs';
 import { normalize, parserChecks, chromiumStreamChecks } from './parsers.mjs';
-import { liveChecks, earlyCutChecks } from './live.mjs';
+import { liveChecks, earlyCutChecks, HUBS } from './live.mjs';
 import { envelopeChecks } from './envelope.mjs';
 
 const t0 = Date.now();
@@ -43,10 +44,12 @@ try {
   if (browser) {
     await chromiumStreamChecks(cases, browser);
     phase('Chromium streams done');
-    await liveChecks(browser);
-    phase('live hub done');
-    await earlyCutChecks(browser);
-    phase('early cut done');
+    for (const hub of HUBS) {
+      await liveChecks(browser, hub);
+      phase(`live hub${hub.where} done`);
+      await earlyCutChecks(browser, hub);
+      phase(`early cut${hub.where} done`);
+    }
   }
 } catch (e) {
   await check('interop suite', () => { throw e; });

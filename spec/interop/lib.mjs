@@ -2,6 +2,7 @@
 // waits, the demo hub as a child process, publishing over HTTP, headless Chromium.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,7 +84,7 @@ export async function waitFor(cond, ms, what) {
 const children = new Set();
 export function killChildren() {
   for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) { try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }
+    if (c.exitCode === null && c.signalCode === null) { try { process.kill(c.group ? -c.pid : c.pid, 'SIGKILL'); } catch { /* gone */ } }
   }
 }
 process.on('exit', killChildren);
@@ -91,35 +92,65 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => { console.log(`interop: interrupted by ${sig}`); killChildren(); process.exit(1); });
 }
 
-// Start the demo hub (examples/hub/server.lua) on a free loopback port. Resolves to
-// { url, stop(), log() }; stop() sends SIGTERM, then SIGKILL after 3 s.
-export function startHub(extra = []) {
-  const env = { ...process.env, LUA_PATH: 'lua/?.lua;lua/?/init.lua;;', LUA_CPATH: `${process.env.SSE_BUILD || 'build/lua5.4'}/?.so;;` };
-  const args = ['examples/hub/server.lua', '--host', '127.0.0.1', '--port', '0', '--token', TOKEN, ...extra];
-  const hub = spawn(LUA, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+// A hub as a child process: resolves to { url, kind, stop(), log() } once it printed
+// the address `ready` matches; stop() sends SIGTERM (to the process group when the
+// child leads one), then SIGKILL after 3 s.
+function supervise(hub, kind, ready) {
   children.add(hub);
   let log = '';
   const exited = new Promise((r) => hub.on('exit', r));
+  const signal = (sig) => { try { process.kill(hub.group ? -hub.pid : hub.pid, sig); } catch { /* gone */ } };
   const stop = async () => {
     if (hub.exitCode === null && hub.signalCode === null) {
-      process.kill(hub.pid, 'SIGTERM');
-      const t = setTimeout(() => { try { process.kill(hub.pid, 'SIGKILL'); } catch { /* gone */ } }, 3000);
+      signal('SIGTERM');
+      const t = setTimeout(() => signal('SIGKILL'), 3000);
       await exited;
       clearTimeout(t);
     }
     children.delete(hub);
   };
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { stop(); reject(new Error(`hub did not print its address within 10 s:\n${log}`)); }, 10000);
-    hub.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start the hub: ${e.message}`)); });
-    hub.on('exit', (code, sig) => { clearTimeout(timer); reject(new Error(`hub exited (${code ?? sig}):\n${log}`)); });
+    const timer = setTimeout(() => { stop(); reject(new Error(`${kind} did not print its address within 15 s:\n${log}`)); }, 15000);
+    hub.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start the ${kind}: ${e.message}`)); });
+    hub.on('exit', (code, sig) => { clearTimeout(timer); reject(new Error(`${kind} exited (${code ?? sig}):\n${log}`)); });
     hub.stderr.on('data', (b) => { log += b; });
     hub.stdout.on('data', (b) => {
       log += b;
-      const m = /sse hub listening on (http:\/\/127\.0\.0\.1:\d+\/)/.exec(log);
-      if (m) { clearTimeout(timer); resolve({ url: m[1], stop, log: () => log }); }
+      const m = ready.exec(log);
+      if (m) { clearTimeout(timer); resolve({ url: m[1], kind, stop, log: () => log }); }
     });
   });
+}
+
+// Start the demo hub (examples/hub/server.lua) on a free loopback port.
+export function startHub(extra = []) {
+  const env = { ...process.env, LUA_PATH: 'lua/?.lua;lua/?/init.lua;;', LUA_CPATH: `${process.env.SSE_BUILD || 'build/lua5.4'}/?.so;;` };
+  const args = ['examples/hub/server.lua', '--host', '127.0.0.1', '--port', '0', '--token', TOKEN, ...extra];
+  const hub = spawn(LUA, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return supervise(hub, 'the demo hub', /sse hub listening on (http:\/\/127\.0\.0\.1:\d+\/)/);
+}
+
+// A loopback port nobody listens on now.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+// Start the demo hub in nginx (examples/openresty/run.sh: `make run-openresty`) with two
+// workers on a free loopback port: the same endpoints as the luv hub; a stream and the
+// publish that feeds it may be served by different workers. Needs nginx with
+// lua-nginx-module and the LuaJIT build (SSE_NGX_BUILD, default build/luajit).
+export async function startNgxHub(extra = []) {
+  const port = await freePort();
+  const env = { ...process.env, SSE_HUB_TOKEN: TOKEN,
+                SSE_NGX_BUILD: process.env.SSE_NGX_BUILD || path.join(ROOT, 'build', 'luajit') };
+  const hub = spawn('bash', ['examples/openresty/run.sh', '127.0.0.1', String(port), '2', ...extra],
+                    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  hub.group = true; // bash and nginx: stopped together
+  return supervise(hub, 'the nginx demo hub', /sse hub \(nginx, \d+ workers\) listening on (http:\/\/127\.0\.0\.1:\d+\/)/);
 }
 
 // POST JSON to the hub with the token; resolves to the parsed answer (throws on non-2xx).

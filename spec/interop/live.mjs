@@ -5,7 +5,15 @@
 // with its id, across the reconnects (Last-Event-ID).
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
-import { check, sameEvents, waitFor, sleep, startHub, post } from './lib.mjs';
+import { check, sameEvents, waitFor, sleep, startHub, startNgxHub, post } from './lib.mjs';
+
+// The hubs the live checks run against: the luv demo hub, and the same hub in nginx
+// with two workers (a publish and the streams it feeds may be in different workers;
+// a client may reconnect to the other worker and resumes from the shared log).
+export const HUBS = [
+  { start: startHub, where: '' },
+  { start: startNgxHub, where: ' (nginx, 2 workers)' },
+];
 
 const TYPES = ['message', 'tick', 'sse-gap'];
 
@@ -60,8 +68,8 @@ async function publish(hubUrl, topic, i, extra = {}) {
 
 const disconnect = (hubUrl) => post(hubUrl, 'admin/disconnect');
 
-export async function liveChecks(browser) {
-  const hub = await startHub(['--replay-events', '1000']);
+export async function liveChecks(browser, { start, where } = HUBS[0]) {
+  const hub = await start(['--replay-events', '1000']);
   const url = new URL('events?topic=live', hub.url).href;
   const clients = [esClient(url), await chromiumClient(browser, hub.url, url)];
   try {
@@ -89,13 +97,13 @@ export async function liveChecks(browser) {
                   () => `every event (${clients.map((c) => `${c.kind} ${c.events.length}`).join(', ')} of ${want.length})`);
     await sleep(100); // nothing more may come
     for (const c of clients) {
-      await check(`${c.kind} reads a live hub stream cut ${cuts} times: ${want.length} events once each, in order`, () => {
+      await check(`${c.kind} reads a live hub stream${where} cut ${cuts} times: ${want.length} events once each, in order`, () => {
         sameEvents(c.events, want, c.kind);
         assert.equal(c.opens, cuts + 1, 'connections opened');
       });
     }
   } catch (e) {
-    await check('live hub streams with server-side cuts', () => { throw e; });
+    await check(`live hub streams${where} with server-side cuts`, () => { throw e; });
   } finally {
     for (const c of clients) await c.close();
     await hub.stop();
@@ -107,8 +115,8 @@ export async function liveChecks(browser) {
 // hub gave the join position as the sse-join event, it sent an id-only block,
 // which eventsource-parser drops: npm eventsource then lost what was published
 // during its first gap -- 1 of these 6 events arrived.)
-export async function earlyCutChecks(browser) {
-  const hub = await startHub(['--replay-events', '1000']);
+export async function earlyCutChecks(browser, { start, where } = HUBS[0]) {
+  const hub = await start(['--replay-events', '1000']);
   const url = new URL('events?topic=early', hub.url).href;
   const fresh = [esClient(url), await chromiumClient(browser, hub.url, url)];
   const later = [];
@@ -131,13 +139,13 @@ export async function earlyCutChecks(browser) {
     await sleep(100);
     for (const [label, list] of [['on a fresh hub', fresh], ['after events were published', later]]) {
       for (const c of list) {
-        await check(`${c.kind} cut before its first event (joined ${label}) resumes and misses nothing`, () => {
+        await check(`${c.kind} cut before its first event (joined ${label})${where} resumes and misses nothing`, () => {
           sameEvents(c.events, want, c.kind);
         });
       }
     }
   } catch (e) {
-    await check('early-cut clients', () => { throw e; });
+    await check(`early-cut clients${where}`, () => { throw e; });
   } finally {
     for (const c of [...fresh, ...later]) await c.close();
     await hub.stop();
