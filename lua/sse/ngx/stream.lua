@@ -66,8 +66,12 @@ end
 local function writer(stream, sema)
   local print, flush = ngx.print, ngx.flush
   -- first let the handler finish (attach, sends): the headers then go out
-  -- with the first bytes (a join event, a retry line) in one write
-  ngx.sleep(0)
+  -- with the first bytes (a join event, a retry line) in one write. The
+  -- handler's first queued bytes post the semaphore; a stream given none
+  -- sends its headers alone 1 ms later. (Not ngx.sleep(0): without
+  -- OpenResty's delayed-events patch, as in Debian's nginx, each call logs
+  -- a warning.)
+  sema:wait(0.001)
   local head = true
   while true do
     local bytes = stream:take()
