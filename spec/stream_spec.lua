@@ -63,6 +63,35 @@ describe("sse.Stream, the userdata", function()
     assert.are.equal(weak[2], hub:streams()[1])
     hub:close()
   end)
+
+  it("take() hands a pull host its bytes, small or large, and a small take leaves no garbage", function()
+    local st = sse.Stream.new({ on_ready = function() end })
+    assert.are.equal("", st:take())
+    assert.is_true(st:send_data("x"))
+    assert.are.equal("data: x\n\n", st:take())
+    -- larger than the C stack buffer of a take: the Lua-owned scratch path
+    local big = string.rep("b", 5000)
+    assert.is_true(st:send_data("x"))
+    assert.is_true(st:send_data(big))
+    assert.are.equal("data: x\n\ndata: " .. big .. "\n\n", st:take())
+    assert.are.equal("", st:take())
+    -- one small event per wake, as a pull stream sees at a steady rate: the
+    -- bytes go through the C stack, not a Lua scratch object per take
+    for _ = 1, 10 do st:send_data("x"); st:take() end
+    collectgarbage()
+    collectgarbage("stop")
+    local n, grew = 0, 0
+    for _ = 1, 2000 do
+      st:send_data("x") -- (its own allocations are not counted)
+      local before = collectgarbage("count")
+      n = n + #st:take()
+      grew = grew + (collectgarbage("count") - before) * 1024
+    end
+    collectgarbage("restart")
+    assert.are.equal(2000 * 9, n)
+    assert.is_true(grew < 2000 * 8, ("%d bytes of garbage for 2000 takes"):format(grew))
+    st:close()
+  end)
 end)
 
 describe("sse.Stream on a luv handle", function()

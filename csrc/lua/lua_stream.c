@@ -299,11 +299,21 @@ void lsse_stream_finish(lua_State *L, int idx, int reason_idx) {
 
 /* --- transports after a change ----------------------------------------------- */
 
-/* Pushes everything queued for a pull/writer stream (possibly ""). */
+/* Pushes everything queued for a pull/writer stream (possibly ""). A take
+ * of up to TAKE_STACK bytes (one small event per wake, the common case at a
+ * steady rate) is copied through the C stack: no Lua scratch object per
+ * delivery, so a fan-out to N pull streams leaves no N userdata for the GC. */
+#define TAKE_STACK 2048
 static void push_taken(lua_State *L, sse_sub *s) {
   size_t n = sse_sub_take_size(s);
   if (n == 0) {
     lua_pushliteral(L, "");
+    return;
+  }
+  if (n <= TAKE_STACK) {
+    char small[TAKE_STACK];
+    size_t got = sse_sub_take(s, small);
+    lua_pushlstring(L, small, got);
     return;
   }
   char *buf = (char *)lua_newuserdata(L, n); /* Lua-owned scratch */
