@@ -12,6 +12,8 @@
 #   nchan          nginx + Nchan, one worker (bench/nchan/nginx.conf.in)
 #   nchan-oldest   the same; storm clients start at the oldest message kept
 #   luv            bench/luv_fanout_server.lua, a hand-written luv server
+#   sse-bare       bench/bare_server.lua: this tree's Hub and Stream with no
+#                  sse.http (the floor under the sse column)
 # With BENCH_BEFORE set, sse-before is added after sse when it is not listed.
 #
 # Common environment: BENCH_RUNS (runs of each server, interleaved), BENCH_LUA
@@ -132,6 +134,13 @@ available() {
 		[ -n "${BENCH_BEFORE:-}" ] || { echo "skip $1: BENCH_BEFORE is not set"; return 1; }
 		[ -n "${BEFORE_DIR:-}" ] || before_build || { echo "skip $1"; return 1; }
 		return 0 ;;
+	sse-bare)
+		[ "${SSE_BUILT:-0}" = 1 ] && return 0
+		if ! make -s LUA="$LUA" all > "$TMP/make.log" 2>&1; then
+			echo "skip $1: 'make LUA=$LUA' failed:"; tail -n 20 "$TMP/make.log"; return 1
+		fi
+		SSE_BUILT=1
+		return 0 ;;
 	sse|sse-gc[0-9]*)
 		[ -f "$SSE_SCRIPT" ] || { echo "skip $1: $SSE_SCRIPT does not exist"; return 1; }
 		[ "${SSE_BUILT:-0}" = 1 ] && return 0
@@ -141,7 +150,7 @@ available() {
 		SSE_BUILT=1
 		return 0 ;;
 	*)
-		echo "skip $1: unknown server (known: sse sse-gcN sse-before sse-before-gcN nchan nchan-oldest luv)"
+		echo "skip $1: unknown server (known: sse sse-gcN sse-before sse-before-gcN sse-bare nchan nchan-oldest luv)"
 		return 1 ;;
 	esac
 }
@@ -172,6 +181,13 @@ start_server() {
 		PIDS+=("$MEAS_PID") ;;
 	luv)
 		"$LUA" bench/luv_fanout_server.lua --port "$port" > "$log" 2>&1 &
+		SRV_PID=$!
+		MEAS_PID=$SRV_PID
+		PIDS+=("$SRV_PID")
+		wait_port "$port" "$SRV_PID" || return 1 ;;
+	sse-bare)
+		LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH="$ROOT/build/$LUA/?.so;;" \
+			"$LUA" bench/bare_server.lua --port "$port" > "$log" 2>&1 &
 		SRV_PID=$!
 		MEAS_PID=$SRV_PID
 		PIDS+=("$SRV_PID")
