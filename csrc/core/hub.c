@@ -904,6 +904,19 @@ int sse_sub_push(sse_sub *s, sse_frame *f, double now) {
   return 1;
 }
 
+int sse_sub_push_head(sse_sub *s, sse_frame *f) {
+  if (s->state != SSE_SUB_OPEN) return SSE_HUB_ECLOSED;
+  if ((s->flags & F_REPLAYING) || s->exempt_n != s->qlen) return SSE_HUB_EINVAL;
+  if (q_reserve(s) != 0) return SSE_HUB_ENOMEM;
+  s->q[q_idx(s, s->qlen)] = sse_frame_ref(f);
+  s->qlen++;
+  s->queued += f->len;
+  s->exempt_n++; /* like a replay: not counted, never dropped */
+  s->exempt_bytes += f->len;
+  mark_pending(s);
+  return 0;
+}
+
 size_t sse_hub_publish(sse_hub *h, sse_frame *f, const char *topic, size_t len, double now) {
   size_t n = 0;
   if (!topic) {

@@ -182,6 +182,13 @@ void sse_sub_each_topic(const sse_sub *s, void (*fn)(const char *, size_t, void 
  * counts (an oversized event is delivered, not a reason to drop a client). */
 int sse_sub_push(sse_sub *s, sse_frame *f, double now);
 
+/* Queues f (a reference) as part of the response head: only before any
+ * other frame, and like a replay it is exempt from the outbox limit and
+ * never dropped by drop_oldest (the client must get its head whatever
+ * overflows after it). 0, SSE_HUB_EINVAL (not first), SSE_HUB_ECLOSED (s is
+ * not open) or SSE_HUB_ENOMEM. */
+int sse_sub_push_head(sse_sub *s, sse_frame *f);
+
 /* Queues f for every registered open subscriber (topic NULL) or for the
  * subscribers of topic. Returns how many it was queued for. */
 size_t sse_hub_publish(sse_hub *h, sse_frame *f, const char *topic, size_t len, double now);

@@ -475,8 +475,9 @@ static int l_stream_new(lua_State *L) {
     const char *b = lua_tolstring(L, 5, &n);
     sse_frame *f = sse_frame_new(b, n, NULL, 0);
     if (!f) return luaL_error(L, "not enough memory");
-    sse_sub_push(st->s, f, lsse_now());
+    int rc = sse_sub_push_head(st->s, f); /* exempt: never dropped */
     sse_frame_unref(f);
+    if (rc != 0) return luaL_error(L, "not enough memory");
   }
   /* envelope mode: what follows the head comes as `event: sse` + JSON */
   if (envelope) sse_sub_set_envelope(st->s, 1);

@@ -176,6 +176,52 @@ static void test_drop_oldest(void) {
   sse_hub_free(h);
 }
 
+/* drop_oldest never drops the response head: a pull subscriber's head is
+ * still queued (not taken) when a burst overflows its outbox; the head is
+ * exempt from the limit (like a replay), so the burst's oldest events go
+ * and the head still comes first. Under the close policy a head does not
+ * make the first events overflow either. */
+static void test_drop_keeps_head(void) {
+  static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+  char fr[8][64];
+  for (int i = 0; i < 8; i++) snprintf(fr[i], sizeof fr[i], "f%d-%036d\n", i + 1, 0);
+  sse_hub *h = sse_hub_new();
+  sse_sub *s = sse_sub_new(NULL, 200, SSE_SLOW_DROP_OLDEST);
+  sse_frame *hf = frame(head);
+  CHECK(sse_sub_push_head(s, hf) == 0);
+  sse_frame_unref(hf);
+  add(h, s);
+  for (int i = 0; i < 8; i++) CHECK(pub(h, NULL, fr[i]) == 1);
+  CHECK(stats_of(s).dropped > 0 && sse_sub_state(s) == SSE_SUB_OPEN);
+  char *out = take(s);
+  CHECK(strncmp(out, head, sizeof head - 1) == 0); /* the head is still first */
+  CHECK(strstr(out, "event: sse-gap\n") == out + sizeof head - 1); /* the gap, after the head */
+  CHECK(strstr(out, fr[7]) != NULL);
+  free(out);
+  sse_sub_free(s);
+  /* close policy: 4 frames of 40 fit a 160-byte outbox beside a 52-byte head */
+  s = sse_sub_new(NULL, 160, SSE_SLOW_CLOSE);
+  hf = frame(head);
+  CHECK(sse_sub_push_head(s, hf) == 0);
+  sse_frame_unref(hf);
+  add(h, s);
+  for (int i = 0; i < 4; i++) CHECK(pub(h, NULL, fr[i]) == 1);
+  CHECK(sse_sub_state(s) == SSE_SUB_OPEN);
+  CHECK(pub(h, NULL, fr[4]) == 0 && sse_sub_state(s) == SSE_SUB_CLOSED);
+  sse_sub_free(s);
+  /* a head after a frame, or on a closed sub, is refused */
+  s = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  add(h, s);
+  pub(h, NULL, fr[0]);
+  hf = frame(head);
+  CHECK(sse_sub_push_head(s, hf) == SSE_HUB_EINVAL);
+  sse_sub_close(s, 0, 0, 0);
+  CHECK(sse_sub_push_head(s, hf) == SSE_HUB_ECLOSED);
+  sse_frame_unref(hf);
+  sse_sub_free(s);
+  sse_hub_free(h);
+}
+
 static void test_oversized(void) {
   sse_hub *h = sse_hub_new();
   sse_sub *s = sse_sub_new(NULL, 10, SSE_SLOW_CLOSE);
@@ -659,6 +705,7 @@ int main(void) {
   test_many_topics();
   test_close_policy();
   test_drop_oldest();
+  test_drop_keeps_head();
   test_oversized();
   test_async_replay();
   test_ring_attach();
