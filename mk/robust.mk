@@ -4,7 +4,7 @@
 # says what each target tries and what it found.
 #
 #   make fuzz [FUZZ_TIME=60]   every csrc/fuzz/fuzz_*.c under libFuzzer, FUZZ_TIME s each
-#   make fuzz-short            the same for FUZZ_SHORT_TIME (20) s each (CI)
+#   make fuzz-short            the same for FUZZ_SHORT_TIME (6) s each (CI: under a minute in all)
 #   make valgrind              VALGRIND_SPECS under memcheck, no leak allowed
 #   make fault                 spec/fault_spec.lua (SSE_FAULT_FULL=1: the full form)
 #   make fault-san             the fault specs against the ASan+UBSan build
@@ -14,7 +14,7 @@
 # --- fuzzing ---------------------------------------------------------------
 FUZZ_CC         ?= clang
 FUZZ_TIME       ?= 60
-FUZZ_SHORT_TIME ?= 20
+FUZZ_SHORT_TIME ?= 6
 FUZZ_FLAGS      ?= -g -O1 -std=gnu99 -fsanitize=fuzzer,address,undefined \
                    -fno-sanitize-recover=all -fno-omit-frame-pointer
 # extra libFuzzer options, e.g. FUZZ_ARGS=-jobs=2

@@ -43,7 +43,7 @@ typedef struct sse_membership {
 enum {
   F_WRITING = 1,     /* a uv_write is in flight */
   F_ORPHANED = 2,    /* freed by its owner; free when the write ends */
-  F_GAP_PENDING = 4, /* an unsent drop_oldest gap frame is queued */
+  /* 4: unused (a drop gap event is found by its place: first_droppable) */
   F_REPLAYING = 8,   /* live frames wait behind a pending replay */
   F_ANNOUNCED = 16,  /* pull: on the ready list since the last take */
   F_NOSOCK = 32,     /* push: the fd is not a socket (no sendmsg) */
@@ -318,7 +318,6 @@ static void q_pop_head(sse_sub *s) {
   }
   if (s->hold) s->hold--;
   if (s->gz_raw_n) s->gz_raw_n--;
-  if (is_gap_frame(f)) s->flags &= (uint8_t)~F_GAP_PENDING;
   s->qhead = q_idx(s, 1);
   s->qlen--;
   sse_frame_unref(f);
@@ -348,7 +347,6 @@ static void q_release_unsent(sse_sub *s) {
     if (i < s->exempt_n) s->exempt_bytes += q_at(s, i)->len;
   }
   if (s->qlen) s->queued -= s->qoff;
-  s->flags &= (uint8_t)~F_GAP_PENDING;
   if (s->gz_raw_n > s->qlen) s->gz_raw_n = s->qlen;
   /* compressed bytes no write holds go too */
   if (s->gz && !(s->flags & F_WRITING)) sse_gz_consume(s->gz, sse_gz_pending(s->gz));
@@ -837,8 +835,9 @@ static void q_remove_at(sse_sub *s, uint32_t i) {
  * or -1 on ENOMEM (the outbox is consistent, maybe with frames dropped). */
 static int drop_for(sse_sub *s, size_t need) {
   uint32_t first = first_droppable(s);
-  /* a gap frame still unsent stays first: it is removed and remade */
-  int remade = (s->flags & F_GAP_PENDING) && s->qlen > first && is_gap_frame(q_at(s, first));
+  /* a gap frame still unsent stays first: it is removed and remade (one
+   * before first is being written, or exempt: the client gets it as is) */
+  int remade = s->qlen > first && is_gap_frame(q_at(s, first));
   if (!remade) s->gap_dropped = 0;
   while (counted(s) + need + GAP_RESERVE > s->limit && s->qlen > first) {
     int was_gap = is_gap_frame(q_at(s, first)); /* remade below, not counted */
@@ -859,7 +858,6 @@ static int drop_for(sse_sub *s, size_t need) {
     return -1;
   }
   q_insert(s, first, g);
-  s->flags |= F_GAP_PENDING;
   if (!remade && s->hub) s->hub->ctr.gaps_dropped++;
   return 0;
 }
@@ -1025,9 +1023,10 @@ int sse_sub_close(sse_sub *s, int graceful, double now, double grace) {
   }
   s->reason = SSE_CLOSE_OWNER;
   if (s->flags & F_REPLAYING) {
-    /* the replay never came: what waited behind it must not go out alone
-     * (the client would resume past the events it did not get) */
-    while (s->qlen > s->hold && s->qlen > s->inflight) {
+    /* the rest of the replay never came: what waited behind it must not go
+     * out (the client would resume past the events it did not get); the
+     * replayed part (the exempt frames) is a consistent prefix and stays */
+    while (s->qlen > s->exempt_n && s->qlen > s->inflight) {
       sse_frame *f = q_at(s, s->qlen - 1);
       s->queued -= f->len;
       sse_frame_unref(f);
@@ -1397,4 +1396,85 @@ void sse_hub_each_topic(const sse_hub *h,
 void sse_hub_each_sub(const sse_hub *h, void (*fn)(sse_sub *, void *), void *ud) {
   for (sse_link *l = h->subs.next; l != &h->subs; l = l->next)
     fn(container_of(l, sse_sub, node), ud);
+}
+
+/* --- self-check (tests and the fuzzer) ---------------------------------- */
+
+static int linked(const sse_link *n) { return n->next != n; }
+
+const char *sse_sub_check(const sse_sub *s) {
+  if (s->qlen > s->qcap || (s->qcap & (s->qcap - 1)) || (!s->q) != (s->qcap == 0))
+    return "outbox array";
+  size_t sum = 0, ex = 0;
+  int gaps = 0;
+  for (uint32_t i = 0; i < s->qlen; i++) {
+    const sse_frame *f = q_at(s, i);
+    if (f->refs == 0) return "a queued frame has no reference";
+    sum += f->len;
+    if (i < s->exempt_n) ex += f->len;
+    if (is_gap_frame(f) && i > first_droppable(s)) return "a gap frame behind the droppable head";
+    if (is_gap_frame(f) && i == first_droppable(s)) gaps++;
+  }
+  if (s->qlen ? s->qoff >= q_at(s, 0)->len : s->qoff != 0) return "qoff";
+  if (sum - s->qoff != s->queued) return "queued != the frames' bytes";
+  if (s->exempt_n > s->qlen || ex != s->exempt_bytes) return "exempt frames";
+  if (s->hold > s->qlen || (!(s->flags & F_REPLAYING) && s->hold)) return "hold";
+  if (s->inflight > s->qlen || (s->inflight && !(s->flags & F_WRITING))) return "inflight";
+  if (s->gz_raw_n > s->qlen || (!s->gz && s->gz_raw_n)) return "gz_raw_n";
+  if (gaps > 1) return "two droppable gap frames";
+  if (s->state == SSE_SUB_CLOSED && s->qlen != s->inflight)
+    return "a closed sub holds unsent frames";
+  if (s->state == SSE_SUB_DRAINING && s->registered) return "a draining sub is registered";
+  if (s->state != SSE_SUB_OPEN && (s->flags & F_REPLAYING)) return "replaying when not open";
+  if (!s->hub && (s->registered || s->id || s->list != IN_NONE || linked(&s->node)))
+    return "hubless sub in a hub's lists";
+  if (s->list == IN_NONE ? linked(&s->lnode) : (!linked(&s->lnode) && s->list != IN_CLOSED))
+    return "list field";
+  uint32_t nt = 0;
+  for (const sse_membership *m = s->topics; m; m = m->next_of_sub) {
+    if (m->sub != s || !s->registered) return "membership";
+    nt++;
+  }
+  if (nt != s->ntopics) return "ntopics";
+  return NULL;
+}
+
+const char *sse_hub_check(const sse_hub *h) {
+  size_t n = 0, draining = 0;
+  for (const sse_link *l = h->subs.next; l != &h->subs; l = l->next) {
+    const sse_sub *s = container_of(l, sse_sub, node);
+    if (!s->registered || s->hub != h || s->state == SSE_SUB_DRAINING) return "subs list";
+    n++;
+  }
+  if (n != h->nsubs) return "nsubs";
+  for (const sse_link *l = h->gone.next; l != &h->gone; l = l->next) {
+    const sse_sub *s = container_of(l, sse_sub, node);
+    if (s->registered || s->hub != h) return "gone list";
+    if (s->state == SSE_SUB_DRAINING) draining++;
+  }
+  if (draining != h->ndraining) return "ndraining";
+  const sse_link *lists[3] = {&h->dirty, &h->ready, &h->closed};
+  for (int i = 0; i < 3; i++)
+    for (const sse_link *l = lists[i]->next; l != lists[i]; l = l->next) {
+      const sse_sub *s = container_of(l, sse_sub, lnode);
+      if (s->hub != h || s->list != i + 1) return "dirty/ready/closed list";
+    }
+  size_t nt = 0;
+  for (size_t i = 0; i < h->nbuckets; i++)
+    for (const sse_topic *t = h->buckets[i]; t; t = t->next) {
+      size_t c = 0;
+      for (const sse_link *l = t->members.next; l != &t->members; l = l->next) {
+        const sse_membership *m = container_of(l, sse_membership, topic_node);
+        if (m->topic != t || m->sub->hub != h || !m->sub->registered) return "topic member";
+        c++;
+      }
+      if (c != t->count || c == 0) return "topic count";
+      nt++;
+    }
+  if (nt != h->ntopics) return "ntopics";
+  return NULL;
+}
+
+sse_frame *sse_sub_frame_at(const sse_sub *s, size_t i) {
+  return i < s->qlen ? q_at(s, (uint32_t)i) : NULL;
 }

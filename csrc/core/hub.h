@@ -332,4 +332,13 @@ sse_frame *sse_join_frame(const char *id, size_t len);
 size_t sse_gap_data(char *buf, const char *last_id, size_t last_len, const char *oldest,
                     size_t oldest_len, const char *latest, size_t latest_len, int64_t dropped);
 
+/* --- self-check (C tests and the fuzzer) ------------------------------------ */
+/* NULL when s's (h's) internal invariants hold, else what is broken: the
+ * outbox bytes add up, exempt/held/in-flight counts fit, the gap flag
+ * matches the queued gap frame, lists, states and memberships agree. */
+const char *sse_sub_check(const sse_sub *s);
+const char *sse_hub_check(const sse_hub *h);
+/* The i-th queued frame of s (borrowed), or NULL past the end. */
+sse_frame *sse_sub_frame_at(const sse_sub *s, size_t i);
+
 #endif
