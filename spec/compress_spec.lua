@@ -107,6 +107,52 @@ describe("compressed streams", function()
     c:close()
   end)
 
+  -- gzip -t / gzip -dc on a file, without the sanitizer runtime
+  local function gzip(args, path)
+    local h = io.popen(("env -i PATH=%q gzip %s %q 2>&1; echo rc=$?"):format(os.getenv("PATH"), args, path))
+    local out = h:read("a")
+    h:close()
+    return out:match("rc=(%d+)\n$") == "0", out:gsub("rc=%d+\n$", "")
+  end
+
+  -- curl writes the raw body (no --compressed) to a file; how is a function
+  -- that ends the stream gracefully
+  local function closed_body(how)
+    local base = start({ compress = true })
+    local path = os.tmpname()
+    local client = curl({ "-sN", "-H", "Accept-Encoding: gzip", "-o", path, base .. "/events?topic=t" })
+    assert.is_true(C.wait(function() return app.hub:connection_count() == 1 end, 5000))
+    local ids = { publish(1), publish(2) }
+    assert.is_true(C.wait(function()
+      return app.hub:streams()[1] and app.hub:streams()[1]:stats().bytes_sent > 0
+    end, 3000))
+    C.sleep(30)
+    how()
+    assert.is_true(C.wait(function() return client.code ~= nil end, 5000), "curl did not end")
+    client.stop()
+    local ok, out = gzip("-t", path)
+    local _, text = gzip("-dc", path)
+    os.remove(path)
+    return ok, out, text, ids
+  end
+
+  it("ends the gzip member (trailer, CRC and length) when a stream closes gracefully", function()
+    local closes = {
+      ["stream:close()"] = function() app.hub:streams()[1]:close() end,
+      ["hub close"] = function() app:close(); app = nil end,
+      ["disconnect_all"] = function() app:disconnect_all() end,
+    }
+    for what, how in pairs(closes) do
+      local ok, out, text, ids = closed_body(how)
+      assert.is_true(ok, what .. ": gzip -t: " .. out)
+      for _, id in ipairs(ids) do
+        assert.truthy(text:find(("event: tick\nid: %s\n"):format(id), 1, true), what .. ": " .. text)
+      end
+      if app then app:close() end
+      app = nil
+    end
+  end)
+
   it("follows Accept-Encoding's rules", function()
     local yes = { "gzip", "GZIP", "deflate, gzip", "gzip;q=0.5", "x-gzip", "*", "br;q=1, *;q=0.1",
                   " gzip , br", "gzip; q=1.0" }

@@ -12,6 +12,7 @@ struct sse_gz {
   size_t zmem;        /* bytes zlib holds (its allocations, counted) */
   uint64_t total_in, total_out;
   int broken;         /* a zlib error: no more output */
+  int finished;       /* the member is ended (sse_gz_finish): no more input */
 };
 
 /* zlib's allocations go through these to be counted; each block keeps its
@@ -100,7 +101,7 @@ static int run(sse_gz *z, int flush) {
 
 int sse_gz_write(sse_gz *z, const char *const *p, const size_t *len, size_t n, const char **out,
                  size_t *out_len) {
-  if (z->broken) return -1;
+  if (z->broken || z->finished) return -1;
   size_t start = z->len - z->off;
   for (size_t i = 0; i < n; i++) {
     const char *q = p[i];
@@ -126,6 +127,32 @@ fail:
   z->broken = 1;
   return -1;
 }
+
+int sse_gz_finish(sse_gz *z) {
+  if (z->finished) return 0;
+  if (z->broken) return -1;
+  size_t start = z->len - z->off;
+  z->zs.next_in = Z_NULL;
+  z->zs.avail_in = 0;
+  for (;;) {
+    if (reserve(z, 64) != 0) goto fail;
+    z->zs.next_out = (Bytef *)z->buf + z->len;
+    z->zs.avail_out = (uInt)(z->cap - z->len);
+    uInt before = z->zs.avail_out;
+    int rc = deflate(&z->zs, Z_FINISH);
+    z->len += before - z->zs.avail_out;
+    if (rc == Z_STREAM_END) break;
+    if (rc != Z_OK && rc != Z_BUF_ERROR) goto fail;
+  }
+  z->finished = 1;
+  z->total_out += (z->len - z->off) - start;
+  return 0;
+fail:
+  z->broken = 1;
+  return -1;
+}
+
+int sse_gz_finished(const sse_gz *z) { return z->finished; }
 
 size_t sse_gz_pending(const sse_gz *z) { return z->len - z->off; }
 const char *sse_gz_data(const sse_gz *z) { return z->buf + z->off; }

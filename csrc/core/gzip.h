@@ -39,6 +39,12 @@ int sse_gz_check(int level, int window_bits, int mem_level, const char **which);
 int sse_gz_write(sse_gz *z, const char *const *p, const size_t *len, size_t n, const char **out,
                  size_t *out_len);
 
+/* Ends the gzip member (Z_FINISH): what is buffered and the trailer (CRC
+ * and length) become pending output; no input is taken afterwards. 0
+ * (also when already finished) or -1 (zlib failed: out of memory). */
+int sse_gz_finish(sse_gz *z);
+int sse_gz_finished(const sse_gz *z);
+
 /* Pending compressed bytes (written by sse_gz_write, not yet consumed). */
 size_t sse_gz_pending(const sse_gz *z);
 const char *sse_gz_data(const sse_gz *z);

@@ -440,13 +440,20 @@ static void sub_fail(sse_sub *s, int reason, int uv_err) {
   set_list(s, IN_CLOSED);
 }
 
-/* A draining sub whose outbox emptied is done. */
+static void gz_write(sse_sub *s);
+
+/* A draining sub whose outbox emptied is done; a gzip sub first ends its
+ * gzip member (the trailer: a client can tell a complete stream from a cut
+ * one) and writes it. */
 static void drain_check(sse_sub *s) {
-  if (s->state == SSE_SUB_DRAINING && s->qlen == 0 && !(s->flags & F_WRITING) &&
-      (!s->gz || sse_gz_pending(s->gz) == 0)) {
-    int why = s->reason;
-    sub_fail(s, why, 0);
+  if (s->state != SSE_SUB_DRAINING || s->qlen != 0 || (s->flags & F_WRITING)) return;
+  if (s->gz && sse_gz_pending(s->gz) > 0) return;
+  if (s->gz && !sse_gz_finished(s->gz)) {
+    if (sse_gz_finish(s->gz) != 0) sub_fail(s, SSE_CLOSE_WRITE, UV_ENOMEM);
+    else gz_write(s); /* comes back here once the trailer is out */
+    return;
   }
+  sub_fail(s, s->reason, 0);
 }
 
 /* --- subscribers ------------------------------------------------------- */
@@ -500,6 +507,10 @@ uint32_t sse_sub_id(const sse_sub *s) { return s->hub ? s->id : 0; }
 sse_hub *sse_sub_hub(const sse_sub *s) { return s->hub; }
 size_t sse_sub_queued(const sse_sub *s) {
   return s->queued + (s->gz ? sse_gz_pending(s->gz) : 0); /* compressed, not yet written */
+}
+int sse_sub_has_rest(const sse_sub *s) {
+  /* a gzip sub drains even when nothing is queued: its member's end */
+  return sse_sub_queued(s) > 0 || (s->gz && !sse_gz_finished(s->gz));
 }
 int sse_sub_replaying(const sse_sub *s) { return (s->flags & F_REPLAYING) != 0; }
 int sse_sub_is_push(const sse_sub *s) { return s->stream != NULL; }
@@ -1036,7 +1047,7 @@ int sse_sub_close(sse_sub *s, int graceful, double now, double grace) {
     s->hold = 0;
   }
   leave_fanout(s);
-  if (graceful && s->queued > 0 && s->hub) {
+  if (graceful && s->hub && sse_sub_has_rest(s)) {
     s->state = SSE_SUB_DRAINING;
     s->t.deadline = now + grace;
     s->hub->ndraining++;
@@ -1044,6 +1055,7 @@ int sse_sub_close(sse_sub *s, int graceful, double now, double grace) {
       uv_timer_start(&s->hub->loop->timer, on_timer, DRAIN_TICK_MS, DRAIN_TICK_MS);
     s->flags &= (uint8_t)~F_ANNOUNCED;
     mark_pending(s);
+    if (s->gz && s->list == IN_NONE) set_list(s, IN_DIRTY); /* the trailer is written by a flush */
     return 1;
   }
   s->state = SSE_SUB_CLOSED;

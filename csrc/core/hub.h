@@ -232,7 +232,11 @@ size_t sse_sub_replay_count(const sse_sub *s);
 /* The memory ring (ring.h) as a replayer: self is the sse_ring. */
 extern const sse_replayer_ops sse_ring_replayer_ops;
 
-/* Closes s. graceful and something queued: DRAINING (no new frames; the
+/* 1 when a graceful close of s has something to write: queued bytes, or
+ * the end of its gzip member (gzip's trailer). */
+int sse_sub_has_rest(const sse_sub *s);
+
+/* Closes s. graceful and something to write (sse_sub_has_rest): DRAINING (no new frames; the
  * flush writes the rest and reports it closed when done or at now + grace
  * seconds), returns 1. Otherwise CLOSED at once (unsent frames released),
  * returns 0. s leaves its hub's fan-out either way. Idempotent. */

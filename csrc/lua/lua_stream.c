@@ -586,7 +586,7 @@ static int l_close(lua_State *L) {
   int drained = 0;
   if (st->kind == K_WRITER) {
     if (!graceful || drain_writer(L, 1, st)) lsse_stream_finish(L, 1, graceful ? 0 : 3);
-  } else if (graceful && sse_sub_state(s) == SSE_SUB_OPEN && sse_sub_queued(s) > 0 &&
+  } else if (graceful && sse_sub_state(s) == SSE_SUB_OPEN && sse_sub_has_rest(s) &&
              !sse_sub_replaying(s)) {
     int can = st->kind == K_PULL;
     if (st->kind == K_PUSH) {

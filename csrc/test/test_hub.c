@@ -605,6 +605,81 @@ static long gunzip_prefix(const char *in, size_t n, char *out, size_t cap) {
 
 /* gzip: the head queued before goes out as it is; every flush after it
  * leaves a gzip stream the client decodes up to the last event at once. */
+/* Inflates one whole gzip member: the decoded length when in[0..n) is
+ * exactly a complete member (trailer, CRC and length checked by zlib),
+ * else -1. */
+static long gunzip_whole(const char *in, size_t n, char *out, size_t cap) {
+  z_stream zs;
+  memset(&zs, 0, sizeof zs);
+  if (inflateInit2(&zs, 16 + 15) != Z_OK) return -1;
+  zs.next_in = (Bytef *)(uintptr_t)in;
+  zs.avail_in = (uInt)n;
+  zs.next_out = (Bytef *)out;
+  zs.avail_out = (uInt)cap;
+  int rc = inflate(&zs, Z_FINISH);
+  long got = (long)(cap - zs.avail_out);
+  inflateEnd(&zs);
+  return rc == Z_STREAM_END && zs.avail_in == 0 ? got : -1;
+}
+
+/* A gzip stream closed gracefully ends its gzip member (the trailer goes
+ * out before the close), also when nothing was queued at the close; a hard
+ * close does not. */
+static void test_gzip_finish(void) {
+  static char wire[1 << 16], plain[1 << 16];
+  static const char head[] = "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n";
+  for (int mode = 0; mode < 3; mode++) { /* 0: close with events queued, 1: with none, 2: hard */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    uv_pipe_t p;
+    uv_pipe_init(&loop, &p, 0);
+    uv_pipe_open(&p, sv[0]);
+    sse_hub *h = sse_hub_new();
+    sse_sub *s = sse_sub_new((uv_stream_t *)&p, 0, SSE_SLOW_CLOSE);
+    CHECK(push_text(s, head) == 1);
+    CHECK(sse_sub_set_gzip(s, 6, 12, 5) == 0);
+    add(h, s);
+    pub(h, NULL, "data: one\n\n");
+    if (mode != 0) sse_hub_flush(h, 0); /* written: nothing queued at the close */
+    if (mode == 0) {
+      pub(h, NULL, "data: two\n\n");
+      sse_hub_flush(h, 0);
+      pub(h, NULL, "data: three\n\n"); /* queued at the close */
+    }
+    int r = sse_sub_close(s, mode != 2, 0, 5);
+    CHECK_INT(r, mode != 2);
+    for (int i = 0; i < 10 && sse_sub_state(s) != SSE_SUB_CLOSED; i++) {
+      sse_hub_flush(h, 0);
+      uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    CHECK(sse_sub_state(s) == SSE_SUB_CLOSED);
+    size_t got = 0;
+    drain_fd(sv[1], wire, sizeof wire, &got);
+    size_t hl = sizeof head - 1;
+    CHECK(got > hl && memcmp(wire, head, hl) == 0);
+    long pn = gunzip_whole(wire + hl, got - hl, plain, sizeof plain);
+    if (mode == 0) {
+      CHECKF(pn == 35 && memcmp(plain, "data: one\n\ndata: two\n\ndata: three\n\n", 35) == 0,
+             "mode %d: decoded %ld", mode, pn);
+    } else if (mode == 1) {
+      CHECKF(pn == 11 && memcmp(plain, "data: one\n\n", 11) == 0, "mode %d: decoded %ld", mode, pn);
+    } else {
+      CHECK(pn == -1); /* no trailer after a hard close */
+    }
+    sse_sub_stats st;
+    sse_sub_get_stats(s, &st);
+    CHECK(st.bytes_sent == got && st.gzip_out + hl == got);
+    sse_sub_free(s);
+    sse_hub_free(h);
+    uv_close((uv_handle_t *)&p, NULL);
+    close(sv[1]);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+  }
+}
+
 static void test_gzip(void) {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -843,6 +918,7 @@ int main(void) {
   test_frames_shared();
   test_counters();
   test_gzip();
+  test_gzip_finish();
   test_move();
   test_drop_gap_in_flight();
   test_close_while_replaying();
