@@ -176,8 +176,8 @@ end
 function Stream:send_json(value, ev)
   check_self(self, "send_json")
   local Event = require("sse.event")
-  local ok, text = pcall(Event.to_json, value)
-  if not ok then argerror(1, "send_json", "cannot encode as JSON: " .. tostring(text):gsub("^[^:]*:%d+: ", "")) end
+  local text, why = Event.json_text(value) -- cjson's own message: no position to strip
+  if not text then argerror(1, "send_json", "cannot encode as JSON: " .. why) end
   local fields = { data = text }
   if ev ~= nil then
     if type(ev) ~= "table" then argerror(2, "send_json", "table expected, got " .. type(ev)) end

@@ -295,14 +295,13 @@ local function encode_parts(ev, fname)
   if type(ev) ~= "table" then argerror(fname, 1, "event (table or sse.Event) expected, got " .. type(ev)) end
   local src = ev[1] ~= nil and type(ev[1]) == "table" and ev[1] or ev
   if src.id ~= nil then argerror(fname, 1, "event must not carry an id (ids are the backend's)") end
+  -- the whole event rule, answered without a raise (no message to take apart)
+  local valid, why = core.event_valid({ comment = src.comment, event = src.event, retry = src.retry,
+                                        data = src.data, check_utf8 = src.check_utf8 })
+  if not valid then argerror(fname, 1, why) end
   local opts = src.check_utf8 == false and { check_utf8 = false } or nil
-  local ok, head = pcall(core.encode, { comment = src.comment, event = src.event }, opts)
-  local ok2, tail = true, nil
-  if ok then ok2, tail = pcall(core.encode, { retry = src.retry, data = src.data }, opts) end
-  if not ok or not ok2 then
-    local e = tostring(ok and tail or head)
-    argerror(fname, 1, e:match("%((.*)%)$") or e)
-  end
+  local head = core.encode({ comment = src.comment, event = src.event }, opts)
+  local tail = core.encode({ retry = src.retry, data = src.data }, opts)
   return head:sub(1, -2), tail
 end
 
