@@ -153,4 +153,58 @@ describe("stream:on_drain", function()
     app:close()
     C.sleep(20)
   end)
+
+  it("is told of the drain by the C core's flush: nothing polls a waiting stream", function()
+    local app = sse.http.new({ port = 0, log = function() end })
+    local stream, drained, closed_seen
+    app:get("/s", function(_, res)
+      stream = res:sse({ outbox_limit = 16 * 1024 * 1024 })
+      local n = 0
+      while stream:queued_bytes() < 256 * 1024 and n < 1500 do
+        stream:send_data(("z"):rep(10000))
+        n = n + 1
+      end
+    end)
+    app.port = assert(app:listen())
+    local c = C.connect(app.port)
+    c:pause()
+    c:send(C.get("/s"))
+    assert.is_true(C.wait(function() return stream ~= nil end, 3000))
+    C.sleep(100)
+    -- count what Lua asks of the stream while it waits (a polling watcher
+    -- reads queued_bytes or is_closed every loop turn)
+    local methods = getmetatable(stream).__index
+    local calls = 0
+    local qb, ic = methods.queued_bytes, methods.is_closed
+    methods.queued_bytes = function(...) calls = calls + 1 return qb(...) end
+    methods.is_closed = function(...) calls = calls + 1 return ic(...) end
+    local ok, err = pcall(function()
+      stream:on_drain(function(s) drained = qb(s) end, 1024)
+      local turns = 0
+      local t = uv.new_timer() -- the loop turns every millisecond meanwhile
+      t:start(1, 1, function() turns = turns + 1 end)
+      C.sleep(300)
+      assert.is_nil(drained)
+      assert.is_true(turns > 50, "the loop did not turn: " .. turns)
+      assert.are.equal(0, calls)
+      c:resume()
+      assert.is_true(C.wait(function() return drained ~= nil end, 10000))
+      t:stop()
+      t:close()
+      assert.is_true(drained <= 1024)
+      -- a stream that closes while waited for: its waiters are called
+      stream:send_data("more")
+      c:pause()
+      for _ = 1, 200 do stream:send_data(("z"):rep(10000)) end
+      stream:on_drain(function(s) closed_seen = ic(s) end, 0)
+      stream:close("gone")
+      assert.is_true(C.wait(function() return closed_seen ~= nil end, 3000))
+      assert.is_true(closed_seen)
+    end)
+    methods.queued_bytes, methods.is_closed = qb, ic
+    c:close()
+    app:close()
+    C.sleep(20)
+    assert(ok, err)
+  end)
 end)

@@ -43,7 +43,7 @@ typedef struct sse_membership {
 enum {
   F_WRITING = 1,     /* a uv_write is in flight */
   F_ORPHANED = 2,    /* freed by its owner; free when the write ends */
-  /* 4: unused (a drop gap event is found by its place: first_droppable) */
+  F_DRAIN_WATCH = 4, /* a drain watch is filed in its hub (sse_sub_watch_drain) */
   F_REPLAYING = 8,   /* live frames wait behind a pending replay */
   F_ANNOUNCED = 16,  /* pull: on the ready list since the last take */
   F_NOSOCK = 32,     /* push: the fd is not a socket (no sendmsg) */
@@ -109,7 +109,17 @@ struct sse_hub {
   int turns;                  /* flushed once per loop turn (own loop or its owner's) */
   int free_pending;
   sse_hub_counters ctr;       /* cumulative, for metrics */
+  struct drain_watch *watch;  /* drain watches (few: paused producers) */
+  uint32_t nwatch, capwatch, ndue;
 };
+
+/* A drain watch: s is reported once its outbox holds low bytes or fewer
+ * (or it closed); due: noticed, waiting for sse_hub_next_drained. */
+typedef struct drain_watch {
+  sse_sub *s;
+  size_t low;
+  int due;
+} drain_watch;
 
 #define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
@@ -166,6 +176,41 @@ static void on_prepare(uv_prepare_t *p);
 static void wake(sse_hub *h) {
   if (h->loop && !uv_is_active((uv_handle_t *)&h->loop->prepare))
     uv_prepare_start(&h->loop->prepare, on_prepare);
+}
+
+/* --- drain watches ------------------------------------------------------ */
+
+static drain_watch *watch_of(const sse_hub *h, const sse_sub *s) {
+  for (uint32_t i = 0; i < h->nwatch; i++)
+    if (h->watch[i].s == s) return &h->watch[i];
+  return NULL;
+}
+
+size_t sse_sub_queued(const sse_sub *s);
+
+/* s's outbox shrank, or s closed: its watch is due when the outbox is at
+ * or below the mark (or s is closed). */
+static void drain_note(sse_sub *s) {
+  if (!(s->flags & F_DRAIN_WATCH) || !s->hub) return;
+  drain_watch *w = watch_of(s->hub, s);
+  if (!w || w->due) return;
+  if (s->state == SSE_SUB_CLOSED || sse_sub_queued(s) <= w->low) {
+    w->due = 1;
+    s->hub->ndue++;
+    wake(s->hub);
+  }
+}
+
+/* Drops s's watch from h (if any). */
+static void watch_drop(sse_hub *h, sse_sub *s) {
+  if (!(s->flags & F_DRAIN_WATCH)) return;
+  s->flags &= (uint8_t)~F_DRAIN_WATCH;
+  for (uint32_t i = 0; h && i < h->nwatch; i++)
+    if (h->watch[i].s == s) {
+      if (h->watch[i].due) h->ndue--;
+      h->watch[i] = h->watch[--h->nwatch];
+      return;
+    }
 }
 
 /* --- topics ----------------------------------------------------------- */
@@ -369,12 +414,13 @@ static void q_consume(sse_sub *s, size_t n) {
     size_t left = f->len - s->qoff;
     if (n < left) {
       s->qoff += n;
-      return;
+      break;
     }
     n -= left;
     s->qoff = 0;
     q_pop_head(s);
   }
+  if (s->flags & F_DRAIN_WATCH) drain_note(s);
 }
 
 /* --- lists and state ---------------------------------------------------- */
@@ -438,6 +484,7 @@ static void sub_fail(sse_sub *s, int reason, int uv_err) {
   s->flags &= (uint8_t)~F_REPLAYING;
   q_release_unsent(s);
   set_list(s, IN_CLOSED);
+  drain_note(s);
 }
 
 static void gz_write(sse_sub *s);
@@ -590,6 +637,7 @@ static void hub_destroy(sse_hub *h) {
   }
   free(h->free_ids);
   free(h->buckets);
+  free(h->watch);
   free(h);
 }
 
@@ -623,7 +671,7 @@ static void on_prepare(uv_prepare_t *p) {
   else sse_hub_flush(h, uv_now(p->loop) / 1000.0);
   h = hl->hub; /* on_turn may have freed it */
   if (!h) return;
-  int more = !list_empty(&h->dirty) || !list_empty(&h->ready) || !list_empty(&h->closed);
+  int more = sse_hub_busy(h);
   if (!more) {
     uv_prepare_stop(&hl->prepare);
     uv_idle_stop(&hl->idle);
@@ -712,6 +760,7 @@ void sse_hub_remove(sse_sub *s) {
   sse_hub *h = s->hub;
   if (!h) return;
   leave_fanout(s);
+  watch_drop(h, s);
   if (s->state == SSE_SUB_DRAINING) h->ndraining--;
   set_list(s, IN_NONE);
   list_unlink(&s->node);
@@ -730,7 +779,11 @@ int sse_hub_move(sse_hub *to, sse_sub *s) {
   int which = s->list;
   int draining = s->state == SSE_SUB_DRAINING;
   uint8_t announced = s->flags & F_ANNOUNCED;
+  drain_watch *w = from && (s->flags & F_DRAIN_WATCH) ? watch_of(from, s) : NULL;
+  size_t low = w ? w->low : 0;
+  int watched = w != NULL;
   if (from) {
+    watch_drop(from, s);
     leave_fanout(s);
     if (draining) from->ndraining--;
     set_list(s, IN_NONE);
@@ -755,7 +808,43 @@ int sse_hub_move(sse_hub *to, sse_sub *s) {
   s->flags = (uint8_t)((s->flags & ~F_ANNOUNCED) | announced);
   if (which != IN_NONE) set_list(s, which);
   else mark_pending(s);
+  if (watched) (void)sse_sub_watch_drain(s, low); /* ENOMEM: the watch is lost (documented) */
   return 0;
+}
+
+int sse_sub_watch_drain(sse_sub *s, size_t low) {
+  sse_hub *h = s->hub;
+  if (!h || s->state == SSE_SUB_CLOSED) return SSE_HUB_ECLOSED;
+  drain_watch *w = (s->flags & F_DRAIN_WATCH) ? watch_of(h, s) : NULL;
+  if (!w) {
+    if (h->nwatch == h->capwatch) {
+      uint32_t cap = h->capwatch ? h->capwatch * 2 : 8;
+      drain_watch *n = realloc(h->watch, cap * sizeof *n);
+      if (!n) return SSE_HUB_ENOMEM;
+      h->watch = n;
+      h->capwatch = cap;
+    }
+    w = &h->watch[h->nwatch++];
+    w->s = s;
+    w->due = 0;
+    s->flags |= F_DRAIN_WATCH;
+  }
+  w->low = low;
+  drain_note(s);
+  return 0;
+}
+
+void sse_sub_unwatch_drain(sse_sub *s) { watch_drop(s->hub, s); }
+int sse_sub_drain_watched(const sse_sub *s) { return (s->flags & F_DRAIN_WATCH) != 0; }
+
+sse_sub *sse_hub_next_drained(sse_hub *h) {
+  for (uint32_t i = 0; h->ndue && i < h->nwatch; i++)
+    if (h->watch[i].due) {
+      sse_sub *s = h->watch[i].s;
+      watch_drop(h, s);
+      return s;
+    }
+  return NULL;
 }
 
 sse_sub *sse_hub_any_sub(const sse_hub *h) {
@@ -768,7 +857,7 @@ void sse_hub_set_turns(sse_hub *h, int on) { h->turns = on != 0 || h->loop; }
 int sse_hub_turns(const sse_hub *h) { return h->turns; }
 size_t sse_hub_draining(const sse_hub *h) { return h->ndraining; }
 int sse_hub_busy(const sse_hub *h) {
-  return !list_empty(&h->dirty) || !list_empty(&h->ready) || !list_empty(&h->closed);
+  return !list_empty(&h->dirty) || !list_empty(&h->ready) || !list_empty(&h->closed) || h->ndue;
 }
 
 int sse_sub_is_subscribed(const sse_sub *s, const char *topic, size_t len) {
@@ -1061,6 +1150,7 @@ int sse_sub_close(sse_sub *s, int graceful, double now, double grace) {
   s->state = SSE_SUB_CLOSED;
   q_release_unsent(s);
   set_list(s, IN_NONE);
+  drain_note(s);
   return 0;
 }
 
@@ -1127,6 +1217,7 @@ static void gz_sent(sse_sub *s, size_t n) {
   sse_gz_consume(s->gz, n);
   s->bytes_sent += n;
   if (s->hub) s->hub->ctr.bytes_sent += n;
+  if (s->flags & F_DRAIN_WATCH) drain_note(s);
 }
 
 /* Compresses the next batch of writable frames (at most SSE_BATCH_FRAMES,
@@ -1387,6 +1478,7 @@ size_t sse_sub_take(sse_sub *s, char *buf) {
   if (s->list == IN_READY) set_list(s, IN_NONE);
   q_trim(s);
   drain_check(s);
+  if (s->flags & F_DRAIN_WATCH) drain_note(s);
   return n;
 }
 
@@ -1438,6 +1530,8 @@ const char *sse_sub_check(const sse_sub *s) {
     return "a closed sub holds unsent frames";
   if (s->state == SSE_SUB_DRAINING && s->registered) return "a draining sub is registered";
   if (s->state != SSE_SUB_OPEN && (s->flags & F_REPLAYING)) return "replaying when not open";
+  if (!s->hub && (s->flags & F_DRAIN_WATCH)) return "a hubless sub has a drain watch";
+  if (s->hub && (s->flags & F_DRAIN_WATCH) && !watch_of(s->hub, s)) return "drain watch flag";
   if (!s->hub && (s->registered || s->id || s->list != IN_NONE || linked(&s->node)))
     return "hubless sub in a hub's lists";
   if (s->list == IN_NONE ? linked(&s->lnode) : (!linked(&s->lnode) && s->list != IN_CLOSED))
@@ -1484,6 +1578,13 @@ const char *sse_hub_check(const sse_hub *h) {
       nt++;
     }
   if (nt != h->ntopics) return "ntopics";
+  uint32_t due = 0;
+  for (uint32_t i = 0; i < h->nwatch; i++) {
+    const sse_sub *s = h->watch[i].s;
+    if (s->hub != h || !(s->flags & F_DRAIN_WATCH)) return "drain watch";
+    due += h->watch[i].due != 0;
+  }
+  if (due != h->ndue) return "ndue";
   return NULL;
 }
 

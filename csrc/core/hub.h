@@ -259,6 +259,20 @@ int sse_sub_set_gzip(sse_sub *s, int level, int window_bits, int mem_level);
 /* Writes one push subscriber now (at most SSE_TURN_BYTES). */
 void sse_sub_flush(sse_sub *s);
 
+/* Drain watches (stream:on_drain, pipe's backpressure): once s's outbox
+ * holds low bytes or fewer (sse_sub_queued, after a write or a take), or s
+ * is closed, its hub reports it once through sse_hub_next_drained (and is
+ * busy until then: a loop turn's flush reports it). Filing it again changes
+ * the mark. 0, SSE_HUB_ECLOSED (closed, or in no hub) or SSE_HUB_ENOMEM.
+ * A watch goes with sse_hub_move (lost only when out of memory there) and
+ * ends with sse_hub_remove (an owner finishing a watched sub reports it
+ * itself: sse_sub_drain_watched before the remove). */
+int sse_sub_watch_drain(sse_sub *s, size_t low);
+void sse_sub_unwatch_drain(sse_sub *s);
+int sse_sub_drain_watched(const sse_sub *s);
+/* Pops (and ends) the next due drain watch of h, or NULL. */
+sse_sub *sse_hub_next_drained(sse_hub *h);
+
 /* Pops the next pull subscriber whose data has not been announced, or NULL. */
 sse_sub *sse_hub_next_ready(sse_hub *h);
 /* Pops the next subscriber the core closed (slow, write failure, drain end

@@ -16,7 +16,8 @@
  * keep-alive, the async replay's frame and end (with or without a gap),
  * flush (hub, one sub), a loop turn, read a push peer, take a pull sub,
  * pop the ready/closed lists, close (graceful or hard), free, remove,
- * time passing, new limits, hub free (its subscribers stay).
+ * time passing, new limits, hub free (its subscribers stay), drain watches
+ * and their reports (each once).
  * After every op:
  * - sse_sub_check / sse_hub_check: the outbox bytes add up, exempt, held,
  *   in-flight counts, the gap flag, lists, states and topics agree;
@@ -531,9 +532,29 @@ static void step(world *w, unsigned op) {
     break;
   }
   case 18: sse_hub_keepalive(w->h, w->ka, w->now, (double)(byte(w) % 4)); break;
-  case 19:
-    if (byte(w) < 32) op_hub_free(w);
+  case 19: {
+    unsigned a = byte(w);
+    if (a < 32) {
+      op_hub_free(w);
+    } else if (a < 144) { /* a drain watch at a mark */
+      if ((f = pick(w))) {
+        int rc = sse_sub_watch_drain(f->s, (size_t)(a - 32) * 256);
+        if (rc != 0 && rc != SSE_HUB_ECLOSED) fail("watch_drain", rc, 0);
+      }
+    } else { /* the reports: each watch once */
+      sse_sub *d;
+      while ((d = sse_hub_next_drained(w->h))) {
+        fsub *g = NULL;
+        for (int i = 0; i < MAXSUB; i++)
+          if (w->subs[i].s == d) g = &w->subs[i];
+        if (!g) fail("a drain report of an unknown sub", 0, 0);
+        /* (frames queued since it was due may have refilled it: the
+         * report says the mark was reached, the owner looks again) */
+        if (sse_sub_drain_watched(d)) fail("a reported watch stays", 0, 0);
+      }
+    }
     break;
+  }
   }
 }
 

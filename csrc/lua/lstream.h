@@ -93,6 +93,10 @@ void lsse_anchor_draining(lua_State *L, int idx, int draining);
  * failed", "drain timeout"). */
 void lsse_stream_finish(lua_State *L, int idx, int reason_idx);
 
+/* The stream at idx has drained to its watch's mark (or closed): calls the
+ * drain handler (core.set_drain_handler: sse.pipe's), pcall'd. */
+void lsse_stream_drained(lua_State *L, int idx);
+
 /* After the core changed the stream at idx (a send, a flush, the report):
  * finishes it when the core closed it, drains a writer, announces a pull
  * stream's new bytes, writes a push stream now when write_now (a send: one

@@ -206,6 +206,23 @@ static void report(lua_State *L, int hidx, int do_flush) {
     }
     lua_settop(L, a);
   }
+  /* drain watches: the streams first (a handler may file a new watch that
+   * is due at once: it waits for the next report), then their handlers */
+  if (u->h) {
+    lua_newtable(L);
+    int t = lua_gettop(L), n = 0;
+    sse_sub *s;
+    while ((s = sse_hub_next_drained(h))) {
+      lua_rawgeti(L, a, (int)sse_sub_id(s));
+      if (luaL_testudata(L, -1, STREAM_MT)) lua_rawseti(L, t, ++n);
+      else lua_pop(L, 1);
+    }
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, t, i);
+      lsse_stream_drained(L, -1);
+      lua_pop(L, 1);
+    }
+  }
   lua_settop(L, top);
   sse_hub_release(h);
 }

@@ -258,6 +258,7 @@ void lsse_stream_finish(lua_State *L, int idx, int reason_idx) {
   st->flags |= SF_DONE | SF_CLOSED;
   int leave = lsse_leave_begin(L, idx); /* its topics, before they go */
   sse_sub *s = st->s;
+  int drain_watched = sse_sub_drain_watched(s); /* the remove ends the watch: reported below */
   lsse_unwatch(st);
   lsse_unanchor(L, st);
   sse_hub_remove(s);
@@ -295,6 +296,48 @@ void lsse_stream_finish(lua_State *L, int idx, int reason_idx) {
     }
   }
   lua_settop(L, top);
+  if (drain_watched) lsse_stream_drained(L, idx);
+}
+
+#define DRAIN_KEY "sse.drain_handler"
+
+void lsse_stream_drained(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, LUA_REGISTRYINDEX, DRAIN_KEY);
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushvalue(L, idx);
+  lsse_pcall(L, 1, 0, "on_drain handler failed");
+}
+
+/* core.set_drain_handler(fn): fn(stream) is called when a stream's drain
+ * watch (stream:_watch_drain) is due. */
+static int l_set_drain_handler(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, DRAIN_KEY);
+  return 0;
+}
+
+/* stream:_watch_drain(low) -> true, or false when the stream is closed: the
+ * drain handler is called once the outbox holds low bytes or fewer (the
+ * core notices it in its flush or take, no polling) or the stream closes. */
+static int l_watch_drain(lua_State *L) {
+  lstream *st = lsse_check_stream(L, 1, 0, "_watch_drain");
+  lua_Number low = luaL_checknumber(L, 2);
+  if ((st->flags & (SF_CLOSED | SF_DONE)) || sse_sub_state(st->s) == SSE_SUB_CLOSED) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lhub *home = lsse_home(L);
+  if (sse_sub_hub(st->s) == home->h) lsse_home_loop(L, lua_gettop(L)); /* its report runs on luv */
+  size_t mark = low <= 0 ? 0 : low >= (lua_Number)SSE_OUTBOX_MAX ? (size_t)SSE_OUTBOX_MAX : (size_t)low;
+  int rc = sse_sub_watch_drain(st->s, mark);
+  if (rc == SSE_HUB_ENOMEM) return luaL_error(L, "not enough memory");
+  lua_pushboolean(L, rc == 0);
+  return 1;
 }
 
 /* --- transports after a change ----------------------------------------------- */
@@ -964,7 +1007,7 @@ void lsse_open_stream(lua_State *L) {
       {"queued_bytes", l_queued_bytes}, {"stats", l_stats},   {"_state", l_state},
       {"_topics", l_topics},      {"_handle", l_handle},       {"_set_gzip", l_gzip},
       {"_set_envelope", l_set_envelope}, {"_envelope", l_envelope}, {"_set_tag", l_set_tag},
-      {"_watch_eof", l_watch_eof}, {NULL, NULL}};
+      {"_watch_eof", l_watch_eof}, {"_watch_drain", l_watch_drain}, {NULL, NULL}};
   luaL_newmetatable(L, STREAM_MT);
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);
@@ -991,6 +1034,7 @@ void lsse_open_stream(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"stream_new", l_stream_new}, {"check_options", l_check_options},
       {"set_write_timeout", l_set_write_timeout}, {"read_small", l_read_small},
-      {"tagged", l_tagged}, {"new_tag", l_new_tag}, {NULL, NULL}};
+      {"tagged", l_tagged}, {"new_tag", l_new_tag}, {"set_drain_handler", l_set_drain_handler},
+      {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

@@ -902,6 +902,93 @@ static void test_close_while_replaying(void) {
   sse_hub_free(h);
 }
 
+/* Drain watches: the hub reports a watched sub once its outbox is at or
+ * below the mark after a take or a write (or it closed), once; the report
+ * makes the hub busy; a remove ends the watch; a move takes it along. */
+static void test_drain_watch(void) {
+  sse_hub *h = sse_hub_new(), *h2 = sse_hub_new();
+  sse_sub *s = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  CHECK(sse_sub_watch_drain(s, 0) == SSE_HUB_ECLOSED); /* in no hub */
+  add(h, s);
+  for (int i = 0; i < 10; i++) pub(h, NULL, "data: 0123456789\n\n"); /* 18 bytes each */
+  while (sse_hub_next_ready(h)) {}
+  CHECK(sse_sub_watch_drain(s, 100) == 0 && sse_sub_drain_watched(s));
+  CHECK(sse_hub_next_drained(h) == NULL && !sse_hub_busy(h)); /* 180 bytes > 100 */
+  CHECK(sse_hub_check(h) == NULL && sse_sub_check(s) == NULL);
+  pub(h, NULL, "x");
+  while (sse_hub_next_ready(h)) {}
+  char *got = take(s);
+  free(got);
+  CHECK(sse_hub_busy(h));
+  CHECK(sse_hub_next_drained(h) == s && !sse_sub_drain_watched(s));
+  CHECK(sse_hub_next_drained(h) == NULL && !sse_hub_busy(h)); /* once */
+  /* due at once when already at the mark */
+  CHECK(sse_sub_watch_drain(s, 0) == 0 && sse_hub_next_drained(h) == s);
+  /* a closed sub is due */
+  pub(h, NULL, "data: y\n\n");
+  while (sse_hub_next_ready(h)) {}
+  CHECK(sse_sub_watch_drain(s, 0) == 0 && sse_hub_next_drained(h) == NULL);
+  CHECK(sse_hub_move(h2, s) == 0 && sse_sub_drain_watched(s)); /* the watch moves */
+  CHECK(sse_hub_check(h) == NULL && sse_hub_check(h2) == NULL);
+  sse_sub_close(s, 0, 0, 0);
+  CHECK(sse_hub_next_drained(h) == NULL && sse_hub_next_drained(h2) == s);
+  CHECK(sse_sub_watch_drain(s, 0) == SSE_HUB_ECLOSED);
+  sse_sub_free(s);
+  /* a remove ends the watch (the owner reports it) */
+  s = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  add(h, s);
+  pub(h, NULL, "data: z\n\n");
+  CHECK(sse_sub_watch_drain(s, 0) == 0);
+  sse_hub_remove(s);
+  CHECK(!sse_sub_drain_watched(s) && sse_hub_next_drained(h) == NULL && sse_sub_check(s) == NULL);
+  sse_sub_free(s);
+  /* a push sub: due when a write brings its outbox down to the mark */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int sv[2];
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  int sz = 2048;
+  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  uv_pipe_t p;
+  uv_pipe_init(&loop, &p, 0);
+  uv_pipe_open(&p, sv[0]);
+  s = sse_sub_new((uv_stream_t *)&p, 0, SSE_SLOW_CLOSE);
+  add(h, s);
+  char ev[1000];
+  memset(ev, 'x', sizeof ev);
+  memcpy(ev, "data: ", 6);
+  ev[sizeof ev - 2] = ev[sizeof ev - 1] = '\n';
+  for (int i = 0; i < 40; i++) {
+    sse_frame *f = sse_frame_new(ev, sizeof ev, NULL, 0);
+    sse_hub_publish(h, f, NULL, 0, 0);
+    sse_frame_unref(f);
+  }
+  sse_hub_flush(h, 0); /* the socket is full */
+  CHECK(sse_sub_queued(s) > 20000);
+  CHECK(sse_sub_watch_drain(s, 5000) == 0 && sse_hub_next_drained(h) == NULL);
+  static char wire[1 << 16];
+  size_t n = 0;
+  int reported = 0;
+  for (int i = 0; i < 200 && !reported; i++) {
+    drain_fd(sv[1], wire, sizeof wire, &n);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    sse_hub_flush(h, 0);
+    sse_sub *d = sse_hub_next_drained(h);
+    if (d) {
+      CHECK(d == s && sse_sub_queued(s) <= 5000);
+      reported = 1;
+    }
+  }
+  CHECK(reported);
+  sse_sub_free(s);
+  sse_hub_free(h);
+  sse_hub_free(h2);
+  uv_close((uv_handle_t *)&p, NULL);
+  close(sv[1]);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
 int main(void) {
   test_topics();
   test_each_topic();
@@ -923,5 +1010,6 @@ int main(void) {
   test_drop_gap_in_flight();
   test_close_while_replaying();
   test_two_gaps();
+  test_drain_watch();
   return check_summary("test_hub");
 }

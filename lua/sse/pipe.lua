@@ -13,10 +13,10 @@
 -- pipe sends what the producer gives (a string is an event's data, a table
 -- an event) while the outbox holds at most `high` bytes; past it, it pauses
 -- until the outbox has fallen to `low` (the client read), so a producer
--- faster than its reader never buffers without bound. Drains are noticed
--- once per luv loop turn, and only while some stream waits for one: the loop
--- turns when a write completes, so a paused pipe costs nothing while its
--- client reads nothing.
+-- faster than its reader never buffers without bound. Drains are noticed by
+-- the C core when a write (or take) brings the outbox down to the mark and
+-- reported from its hub's loop turn: a paused pipe costs nothing while its
+-- client reads nothing, and no stream is polled.
 local M = {}
 
 M.HIGH = 64 * 1024   -- pipe pauses above this many queued bytes
@@ -34,55 +34,45 @@ local function warn(msg)
   io.stderr:write("sse: ", msg, "\n")
 end
 
--- Streams waiting for a drain: stream -> {low, fn, fn, ...}. One prepare
--- handle looks at them once per loop turn, while there are any.
-local waiting, nwaiting = {}, 0
-local checker
+-- Streams waiting for a drain: stream -> {low, fn, fn, ...}. The C core
+-- notices a watched outbox falling to its mark in the flush that wrote it
+-- (stream:_watch_drain) and reports it from the hub's loop turn: nothing
+-- polls, and a stream nobody waits for costs nothing.
+local waiting = {}
+local later
 
-local function run_due()
-  local due = {}
-  for s, w in pairs(waiting) do
-    if s:is_closed() or s:queued_bytes() <= w.low then due[#due + 1] = s end
+local function fire(s)
+  local w = waiting[s]
+  if not w then return end
+  waiting[s] = nil
+  for i = 1, #w do
+    local ok, err = pcall(w[i], s)
+    if not ok then warn("on_drain callback failed: " .. tostring(err)) end
   end
-  for _, s in ipairs(due) do
-    local w = waiting[s]
-    waiting[s] = nil
-    nwaiting = nwaiting - 1
-    for i = 1, #w do
-      local ok, err = pcall(w[i], s)
-      if not ok then warn("on_drain callback failed: " .. tostring(err)) end
-    end
-  end
-  if nwaiting == 0 and checker then checker:stop() end
 end
+
+local core_ok, core = pcall(require, "sse.core")
+if core_ok and core.set_drain_handler then core.set_drain_handler(fire) end
 
 local function watch(s, low, fn)
   local w = waiting[s]
   if not w then
     w = { low = low }
     waiting[s] = w
-    nwaiting = nwaiting + 1
   elseif low > w.low then
     w.low = low -- the most lenient mark wins: every waiter is then called
   end
   w[#w + 1] = fn
-  if not checker then
-    checker = uv.new_prepare()
-    checker:unref() -- a waiting drain alone does not keep the loop running
-  end
-  if not checker:is_active() then
-    checker:start(function()
-      local ok, err = pcall(run_due)
-      if not ok then warn("drain check failed: " .. tostring(err)) end
-    end)
-  end
+  -- a closed stream: its waiters run on the next turn
+  if not s:_watch_drain(w.low) then later(function() fire(s) end) end
 end
 
 -- Functions to run on the next loop turn (a pipe's next batch): an idle
 -- handle runs them, and keeps the loop from blocking while there are any.
 local soon, ticker = {}, nil
+local run_soon
 
-local function run_soon()
+function run_soon()
   local list = soon
   soon = {}
   for i = 1, #list do
@@ -92,7 +82,7 @@ local function run_soon()
   if #soon == 0 then ticker:stop() end
 end
 
-local function later(fn)
+function later(fn)
   soon[#soon + 1] = fn
   if not ticker then ticker = uv.new_idle() end
   if not ticker:is_active() then ticker:start(run_soon) end
