@@ -475,7 +475,7 @@ describe("sse.client", function()
     local srv = server(function() end)
     local errors, cl = {}, nil
     cl = client.connect(srv.url, {
-      timeout = 30,
+      timeout = 150, -- room for the server to take each request first on a loaded machine
       retry = 5,
       on_error = function(err, info)
         errors[#errors + 1] = { err, info.delay }
