@@ -12,6 +12,11 @@
 --
 -- --gc-pause N calls collectgarbage("setpause", N) (SSE_GC_PAUSE too); without
 -- it Lua's default GC settings stay. bench/fanout.sh passes 100.
+--
+-- SSE_HEAP_REPORT=1 (not for the RSS figures: it collects): samples
+-- collectgarbage("count") every 20 ms; once the heap has not moved for 1 s
+-- (the server is idle) it collects fully and writes the peak so far, the
+-- heap then and what is live to stderr (the server's log; BENCH_KEEP=1).
 local uv = require("luv")
 local sse = require("sse")
 
@@ -55,6 +60,23 @@ if not bound then
   io.stderr:write("fanout_server: cannot listen: ", tostring(err), "\n")
   os.exit(1)
 end
+if os.getenv("SSE_HEAP_REPORT") == "1" then
+  local peak, last, still = 0, -1, 0
+  local t = uv.new_timer()
+  t:start(20, 20, function()
+    local kb = collectgarbage("count")
+    if kb > peak then peak = kb end
+    if kb ~= last then last, still = kb, 0 return end
+    still = still + 1
+    if still ~= 50 then return end
+    collectgarbage()
+    collectgarbage()
+    last = collectgarbage("count")
+    io.stderr:write(("lua heap: peak %.0f KB, idle %.0f KB, live %.0f KB\n"):format(peak, kb, last))
+  end)
+  t:unref()
+end
+
 local sig = uv.new_signal()
 sig:start("sigterm", function()
   sig:close()
