@@ -176,8 +176,8 @@ void sse_sub_each_topic(const sse_sub *s, void (*fn)(const char *, size_t, void 
 
 /* Queues a reference to f. Returns 1 when queued, 0 when s is not open or
  * failed now (overflow under the close policy, ENOMEM). Under drop_oldest,
- * unsent live frames are dropped from the head (never a frame a write holds
- * nor a replayed one) until f fits, and a gap event goes before the next
+ * unsent live frames are dropped from the head (never a frame a write holds,
+ * a replayed one nor the response head) until f fits, and a gap event goes before the next
  * frame. A frame larger than the whole limit is queued when nothing else
  * counts (an oversized event is delivered, not a reason to drop a client). */
 int sse_sub_push(sse_sub *s, sse_frame *f, double now);
@@ -239,7 +239,9 @@ int sse_sub_has_rest(const sse_sub *s);
 /* Closes s. graceful and something to write (sse_sub_has_rest): DRAINING (no new frames; the
  * flush writes the rest and reports it closed when done or at now + grace
  * seconds), returns 1. Otherwise CLOSED at once (unsent frames released),
- * returns 0. s leaves its hub's fan-out either way. Idempotent. */
+ * returns 0. s leaves its hub's fan-out either way. Idempotent. A close
+ * while replaying drops the live frames waiting behind the replay; what
+ * was replayed so far (a prefix, in order) still drains. */
 int sse_sub_close(sse_sub *s, int graceful, double now, double grace);
 
 /* Writes every dirty push subscriber (at most SSE_TURN_BYTES each), moves

@@ -561,8 +561,12 @@ static void step(world *w, unsigned op) {
 /* The end: what push subs still hold is written and read; every byte they
  * were counted as sending arrived. Then everything is freed. */
 static void finish(world *w) {
-  for (int round = 0; round < 200; round++) {
+  size_t last_q = SIZE_MAX, last_raw = 0;
+  /* until everything is out, or 20 rounds in a row move nothing (stuck:
+   * checked below); the sockets take a few KiB a round */
+  for (int round = 0, idle = 0; round < 100000 && idle < 20; round++) {
     int more = 0;
+    size_t q = 0, raw = 0;
     sse_hub_flush(w->h, w->now);
     for (int i = 0; i < MAXSUB; i++) {
       fsub *f = &w->subs[i];
@@ -578,16 +582,25 @@ static void finish(world *w) {
       if (sse_sub_hub(f->s) != w->h) sse_sub_flush(f->s);
       peer_read(f, SIZE_MAX);
       if (sse_sub_queued(f->s) > 0) more = 1;
+      q += sse_sub_queued(f->s);
+      raw += f->raw;
     }
     uv_run(&w->loop, UV_RUN_NOWAIT);
     check(w);
     if (!more) break;
+    idle = q == last_q && raw == last_raw ? idle + 1 : 0;
+    last_q = q;
+    last_raw = raw;
   }
   for (int i = 0; i < MAXSUB; i++) {
     fsub *f = &w->subs[i];
     if (!f->s) continue;
-    if (sse_sub_queued(f->s) > 0 && sse_sub_state(f->s) != SSE_SUB_CLOSED)
+    if (sse_sub_queued(f->s) > 0 && sse_sub_state(f->s) != SSE_SUB_CLOSED) {
+      fprintf(stderr, "stuck: push %d state %d replaying %d limit %zu in hub %d async %d\n", f->push,
+              sse_sub_state(f->s), sse_sub_replaying(f->s), sse_sub_limit(f->s),
+              sse_sub_hub(f->s) == w->h, f->async);
       fail("an outbox is stuck", i, (long)sse_sub_queued(f->s));
+    }
     sse_sub_stats st;
     sse_sub_get_stats(f->s, &st);
     if (f->push) peer_read(f, SIZE_MAX);
