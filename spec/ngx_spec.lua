@@ -96,6 +96,21 @@ local EXTRA = [==[
                 ngx.timer.at(0.55, function() stream:close() end)
             }
         }
+        # nginx's own gzip on an event stream (README: OpenResty streams are
+        # compressed by nginx): each ngx.flush ends a deflate block
+        location = /_gz {
+            gzip on;
+            gzip_types text/event-stream;
+            gzip_min_length 0;
+            content_by_lua_block {
+                local stream = require("sse.ngx").stream()
+                for i = 1, 3 do
+                    stream:send({ id = tostring(i), data = ("tick %d %s"):format(i, ("x"):rep(300)) })
+                    ngx.sleep(0.3)
+                end
+                stream:close()
+            }
+        }
         # a handler that sends by itself, sleeping between events
         location = /_ticks {
             content_by_lua_block {
@@ -221,6 +236,34 @@ describe("nginx: the demo hub and sse.ngx", function()
     assert(c.body:find("^retry: 500\n"))
     assert(os.clock() - t0 < 2)
     c:close()
+  end)
+
+  it("goes through nginx's gzip event by event (gzip_types text/event-stream)", function()
+    local uv = require("luv")
+    local got, raw = {}, {}
+    local function curl(args, into)
+      local so = uv.new_pipe(false)
+      local h = assert(uv.spawn("curl", { args = args, stdio = { nil, so, nil } }, function() end))
+      so:read_start(function(_, d)
+        if d then into[#into + 1] = d else so:close() end
+      end)
+      return h
+    end
+    local url = ("http://127.0.0.1:%d/_gz"):format(port)
+    local h1 = curl({ "-sN", "--compressed", "-D", "-", url }, got)
+    local h2 = curl({ "-sN", "-H", "Accept-Encoding: gzip", url }, raw) -- the bytes on the wire
+    local text = function() return table.concat(got) end
+    assert(N.wait(function() return text():find("tick 1", 1, true) ~= nil end, 3000), "first tick missing")
+    -- decoded by curl while the handler still sleeps before the next
+    assert.is_nil(text():find("tick 2", 1, true))
+    assert.matches("\r\n[Cc]ontent%-[Ee]ncoding: gzip\r\n", text())
+    assert(N.wait(function() return text():find("tick 3", 1, true) ~= nil end, 3000), "third tick missing")
+    N.sleep(300) -- the stream ends; both curls have everything
+    local wire = table.concat(raw)
+    assert.is_nil(wire:find("tick", 1, true)) -- compressed
+    assert.are.equal("\31\139", wire:sub(1, 2)) -- a gzip member
+    h1:close()
+    h2:close()
   end)
 
   it("streams to an HTTP/1.0 client (no chunks; the end is the connection's)", function()
