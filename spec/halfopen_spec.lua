@@ -58,7 +58,8 @@ local function vanish(write_timeout, wait)
   }, function() end)
   assert(proc, "could not start the client")
   stdout:read_start(function(_, data) if data then out[#out + 1] = data end end)
-  local ok = C.wait(function() return table.concat(out):find("open", 1, true) ~= nil end, 10000) -- a sanitizer build on a busy machine
+  -- 10 s: a sanitizer build on a busy machine
+  local ok = C.wait(function() return table.concat(out):find("open", 1, true) ~= nil end, 10000)
   local result
   if ok and hub:connection_count() == 1 then
     sh(("ip netns exec %s ip link set %s down"):format(NS, NS_IF)) -- silence: no FIN, no RST
