@@ -81,6 +81,7 @@ struct sse_sub {
   uint32_t gz_inflight;       /* compressed bytes the write in flight holds (a share) */
   uint32_t gz_raw_n;          /* head frames queued before gzip: sent as they are */
   uint8_t state, reason, policy, list, flags, registered;
+  uint8_t share_shift;        /* consecutive full shares: the next is base << this */
 };
 
 typedef struct hub_loop {
@@ -1207,9 +1208,18 @@ static void on_write(uv_write_t *req, int status);
 
 /* A turn's share of a subscriber's writes: at most half the outbox bound
  * (what a write holds cannot be dropped, so drop_oldest can keep the outbox
- * within it) and SSE_TURN_BYTES. */
+ * within it) and SSE_TURN_BYTES, doubled for each consecutive turn that
+ * ended with a backlog left (up to SSE_TURN_BYTES << SSE_TURN_GROW): the
+ * first share of a burst is small, so every subscriber gets its first
+ * events early; a long backlog then goes in fewer, larger writes. */
 static size_t turn_share(const sse_sub *s) {
-  return s->limit / 2 < SSE_TURN_BYTES ? s->limit / 2 : SSE_TURN_BYTES;
+  size_t share = (size_t)SSE_TURN_BYTES << s->share_shift;
+  return s->limit / 2 < share ? s->limit / 2 : share;
+}
+
+/* A full share went out and frames wait for the next turn. */
+static void share_used(sse_sub *s) {
+  if (s->share_shift < SSE_TURN_GROW) s->share_shift++;
 }
 
 /* n compressed bytes were written (or taken by a write that completed). */
@@ -1285,11 +1295,13 @@ static void gz_write(sse_sub *s) {
     if (r > 0) gz_sent(s, (size_t)r);
     if (sse_gz_pending(s->gz) > 0) break; /* the socket is full */
     if (writable_n(s) == 0) {
+      s->share_shift = 0;
       q_trim(s);
       drain_check(s);
       return;
     }
     if (one_share) {
+      share_used(s);
       mark_pending(s);
       return;
     }
@@ -1349,11 +1361,13 @@ static void sub_write(sse_sub *s) {
       return;
     }
     if (writable_n(s) == 0) {
+      s->share_shift = 0;
       q_trim(s);
       drain_check(s);
       return;
     }
     if (one_share) {
+      share_used(s);
       mark_pending(s); /* the rest waits for the next flush */
       return;
     }

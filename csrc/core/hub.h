@@ -4,7 +4,8 @@
  * A subscriber (sse_sub) has a bounded outbox of frame references.
  * Publishing appends one reference per matching subscriber (no copy, no Lua)
  * and marks it dirty; sse_hub_flush() then writes each dirty push subscriber
- * (at most SSE_TURN_BYTES per call, so large backlogs interleave), moves pull
+ * (a share per call: SSE_TURN_BYTES, doubling while a backlog lasts, so
+ * large backlogs interleave and still go in few writes), moves pull
  * subscribers with data to the ready list and reports closed ones.
  *
  * Attach registers a subscriber, subscribes its topics and replays through
@@ -35,7 +36,10 @@
 #define SSE_EARLY_WRITE_FRAMES 64      /* unsent live frames that make a push write at once */
 #endif
 #ifndef SSE_TURN_BYTES
-#define SSE_TURN_BYTES 65536           /* bytes per subscriber per flush */
+#define SSE_TURN_BYTES 65536           /* a subscriber's first share of a flush */
+#endif
+#ifndef SSE_TURN_GROW
+#define SSE_TURN_GROW 4                /* a backlog's share doubles up to 16x (1 MiB) */
 #endif
 #ifndef SSE_CLOSE_GRACE_MS
 #define SSE_CLOSE_GRACE_MS 5000        /* a draining stream's grace time */
@@ -155,7 +159,9 @@ int sse_hub_move(sse_hub *to, sse_sub *s);
 sse_sub *sse_hub_any_sub(const sse_hub *h);
 
 /* The owner flushes h once per loop turn (with its own loop handles, not
- * sse_hub_set_loop's): a push subscriber is written at most SSE_TURN_BYTES
+ * sse_hub_set_loop's): a push subscriber is written at most its share
+ * (SSE_TURN_BYTES, doubled for each flush that left it a backlog, up to
+ * SSE_TURN_BYTES << SSE_TURN_GROW)
  * per flush, and the rest of a write waits for the next flush. */
 void sse_hub_set_turns(sse_hub *h, int on);
 int sse_hub_turns(const sse_hub *h);
@@ -244,7 +250,7 @@ int sse_sub_has_rest(const sse_sub *s);
  * was replayed so far (a prefix, in order) still drains. */
 int sse_sub_close(sse_sub *s, int graceful, double now, double grace);
 
-/* Writes every dirty push subscriber (at most SSE_TURN_BYTES each), moves
+/* Writes every dirty push subscriber (at most its share each), moves
  * pull subscribers with data to the ready list, closes drains past their
  * deadline. Returns the number of subscribers written to. A nested call
  * (from a callback run by the flush's owner) only writes. */
@@ -258,7 +264,7 @@ size_t sse_hub_flush(sse_hub *h, double now);
  * option out of range: gzip.h) or SSE_HUB_ENOMEM (nothing changed). */
 int sse_sub_set_gzip(sse_sub *s, int level, int window_bits, int mem_level);
 
-/* Writes one push subscriber now (at most SSE_TURN_BYTES). */
+/* Writes one push subscriber now (at most its share). */
 void sse_sub_flush(sse_sub *s);
 
 /* Drain watches (stream:on_drain, pipe's backpressure): once s's outbox
