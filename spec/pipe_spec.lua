@@ -123,25 +123,33 @@ describe("stream:pipe", function()
   end)
 end)
 
+-- A stream whose client does not read (paused), its outbox filled to 256
+-- KiB once the socket is full (the kernel takes megabytes first): app, the
+-- client, the stream.
+local function stalled_stream()
+  local app = sse.http.new({ port = 0, log = function() end })
+  local stream
+  app:get("/s", function(_, res)
+    stream = res:sse({ outbox_limit = 16 * 1024 * 1024 })
+    local n = 0
+    while stream:queued_bytes() < 256 * 1024 and n < 1500 do
+      stream:send_data(("z"):rep(10000))
+      n = n + 1
+    end
+  end)
+  app.port = assert(app:listen())
+  local c = C.connect(app.port)
+  c:pause()
+  c:send(C.get("/s"))
+  assert.is_true(C.wait(function() return stream ~= nil end, 3000))
+  C.sleep(100)
+  return app, c, stream
+end
+
 describe("stream:on_drain", function()
   it("calls back once the client has read the outbox down to the mark", function()
-    local app = sse.http.new({ port = 0, log = function() end })
-    local stream, drained
-    app:get("/s", function(_, res)
-      stream = res:sse({ outbox_limit = 16 * 1024 * 1024 })
-      -- until the socket is full and the outbox holds 256 KiB (the kernel takes megabytes first)
-      local n = 0
-      while stream:queued_bytes() < 256 * 1024 and n < 1500 do
-        stream:send_data(("z"):rep(10000))
-        n = n + 1
-      end
-    end)
-    app.port = assert(app:listen())
-    local c = C.connect(app.port)
-    c:pause()
-    c:send(C.get("/s"))
-    assert.is_true(C.wait(function() return stream ~= nil end, 3000))
-    C.sleep(100)
+    local drained
+    local app, c, stream = stalled_stream()
     assert.is_true(stream:queued_bytes() > 64 * 1024)
     stream:on_drain(function(s) drained = s:queued_bytes() end, 1024)
     C.sleep(300)
@@ -155,22 +163,8 @@ describe("stream:on_drain", function()
   end)
 
   it("is told of the drain by the C core's flush: nothing polls a waiting stream", function()
-    local app = sse.http.new({ port = 0, log = function() end })
-    local stream, drained, closed_seen
-    app:get("/s", function(_, res)
-      stream = res:sse({ outbox_limit = 16 * 1024 * 1024 })
-      local n = 0
-      while stream:queued_bytes() < 256 * 1024 and n < 1500 do
-        stream:send_data(("z"):rep(10000))
-        n = n + 1
-      end
-    end)
-    app.port = assert(app:listen())
-    local c = C.connect(app.port)
-    c:pause()
-    c:send(C.get("/s"))
-    assert.is_true(C.wait(function() return stream ~= nil end, 3000))
-    C.sleep(100)
+    local drained, closed_seen
+    local app, c, stream = stalled_stream()
     -- count what Lua asks of the stream while it waits (a polling watcher
     -- reads queued_bytes or is_closed every loop turn)
     local methods = getmetatable(stream).__index
