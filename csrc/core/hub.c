@@ -1217,9 +1217,21 @@ static size_t turn_share(const sse_sub *s) {
   return s->limit / 2 < share ? s->limit / 2 : share;
 }
 
-/* A full share went out and frames wait for the next turn. */
-static void share_used(sse_sub *s) {
+/* After a write the socket took whole: 1 when s is done for this turn (its
+ * outbox is empty: the share starts small again; or, one_share, its share
+ * is used: the next is larger and the rest waits for the next flush), 0 to
+ * write on. */
+static int turn_done(sse_sub *s, int one_share) {
+  if (writable_n(s) == 0) {
+    s->share_shift = 0;
+    q_trim(s);
+    drain_check(s);
+    return 1;
+  }
+  if (!one_share) return 0;
   if (s->share_shift < SSE_TURN_GROW) s->share_shift++;
+  mark_pending(s);
+  return 1;
 }
 
 /* n compressed bytes were written (or taken by a write that completed). */
@@ -1294,17 +1306,7 @@ static void gz_write(sse_sub *s) {
     }
     if (r > 0) gz_sent(s, (size_t)r);
     if (sse_gz_pending(s->gz) > 0) break; /* the socket is full */
-    if (writable_n(s) == 0) {
-      s->share_shift = 0;
-      q_trim(s);
-      drain_check(s);
-      return;
-    }
-    if (one_share) {
-      share_used(s);
-      mark_pending(s);
-      return;
-    }
+    if (turn_done(s, one_share)) return;
   }
   b = uv_buf_init((char *)sse_gz_data(s->gz), (unsigned int)sse_gz_pending(s->gz));
   uv_write_t *req = malloc(sizeof *req);
@@ -1360,17 +1362,7 @@ static void sub_write(sse_sub *s) {
       gz_write(s);
       return;
     }
-    if (writable_n(s) == 0) {
-      s->share_shift = 0;
-      q_trim(s);
-      drain_check(s);
-      return;
-    }
-    if (one_share) {
-      share_used(s);
-      mark_pending(s); /* the rest waits for the next flush */
-      return;
-    }
+    if (turn_done(s, one_share)) return;
   }
   size_t rest;
   n = fill_bufs(s, bufs, chunk - (size_t)r, &rest);
