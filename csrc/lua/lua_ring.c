@@ -11,10 +11,10 @@
  * allocated after the last Lua call of store() and handed to the ring at
  * once, and replay() holds no frame across send(). */
 #include "lsse.h"
+#include "lstream.h" /* lsse_now */
 #include "ring.h"
 
 #include <string.h>
-#include <time.h>
 
 #define RING_MT "sse.Ring"
 
@@ -54,14 +54,7 @@ static double ring_now(lua_State *L, int ring_idx, lring *u) {
     lua_pop(L, 2);
     return t;
   }
-  struct timespec ts;
-#ifdef CLOCK_MONOTONIC_COARSE
-  /* a few ms of resolution is plenty for a TTL, at a fraction of the cost */
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-#else
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-#endif
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+  return lsse_now(); /* coarse: a few ms of resolution is plenty for a TTL */
 }
 
 /* Pop the table on top and make it the user value of the userdata at idx
