@@ -14,11 +14,13 @@
 -- exponential backoff and jitter; while the command connection is down,
 -- publish fails at once, and a Redis that stops answering fails it within
 -- `timeout`.
+--
+-- This file: options, publish, the follower's deliveries, status, close.
+-- By job, beside it: sse.redis.links (the two connections, reconnection,
+-- script calls), sse.redis.replay (replay_async and the waits for the
+-- follower).
 local core = require("sse.core")
-local scripts = require("sse.redis.scripts")
 local Follower = require("sse.redis.follower")
-
-local unpack = table.unpack or unpack
 
 local Backend = {}
 Backend.__index = Backend
@@ -169,123 +171,6 @@ function Backend:_warn(msg)
   end
 end
 
--- Connections -----------------------------------------------------------
-
-function Backend:_dial(link)
-  if self.closed then return end
-  local u = self.u
-  link.conn = self.env.connect({
-    host = u.host, port = u.port, db = u.db, username = u.username, password = u.password,
-    timeout = self.timeout, name = self.name .. "-" .. link.name,
-    on_close = function(err) self:_lost(link, err) end,
-  }, function(conn)
-    if not conn then return end -- on_close follows with the reason
-    link.attempts = 0
-    if link.name == "cmd" then self:_cmd_ready(conn) else self:_sub_ready(conn) end
-  end)
-end
-
-function Backend:_lost(link, err)
-  if self.closed then return end
-  link.conn, link.ready = nil, false
-  link.error = err
-  if link.name == "sub" then self.follower:down() end
-  self.stats.reconnects = self.stats.reconnects + 1
-  -- capped exponential backoff with jitter (half to all of the delay), so a
-  -- fleet of instances does not dial a returning Redis at the same instant
-  local d = math.min(self.backoff_max, self.backoff_min * 2 ^ link.attempts)
-  d = d * (0.5 + math.random() * 0.5)
-  link.attempts = math.min(link.attempts + 1, 30)
-  link.timer = link.timer or self.env.timer(function() self:_dial(link) end)
-  link.timer:start(d * 1000)
-end
-
-function Backend:_cmd_ready(conn)
-  local link = self.links.cmd
-  local pending = 3
-  local function loaded(name)
-    return function(sha, err)
-      if not err then self.sha[name] = sha end
-      pending = pending - 1
-      if pending == 0 and link.conn == conn then
-        link.ready, link.error = true, nil
-        -- the subscriber may have been waiting for us to catch up
-        if self:_subscribed() then self.follower:sync() end
-      end
-    end
-  end
-  conn:call(loaded("publish"), "SCRIPT", "LOAD", scripts.publish)
-  conn:call(loaded("read"), "SCRIPT", "LOAD", scripts.read)
-  conn:call(loaded("init"), "SCRIPT", "LOAD", scripts.init)
-end
-
-function Backend:_sub_ready(conn)
-  local link = self.links.sub
-  conn:subscribe(self.channel, function(ch, payload) self.follower:on_message(ch, payload) end,
-    function(_, err)
-      if err or link.conn ~= conn then return end
-      link.ready = true
-      self.follower:sync()
-    end)
-end
-
-function Backend:_ready()
-  return self.links.cmd.ready == true
-end
-
-function Backend:_subscribed()
-  return self.links.sub.ready == true
-end
-
--- The liveness check found the channel silent: drop it and dial again.
-function Backend:_resubscribe()
-  local link = self.links.sub
-  local conn = link.conn
-  if conn then
-    conn:close()
-    self:_lost(link, "stale")
-  end
-end
-
-function Backend:_ping(cb)
-  local c = self.links.sub.conn
-  if c then c:call(cb, "PING") end
-end
-
-function Backend:_call(cb, ...)
-  local c = self.links.cmd.conn
-  if not (c and self.links.cmd.ready) then return cb(nil, "not connected") end
-  local ok, err = c:call(cb, ...)
-  if not ok then cb(nil, err) end
-end
-
--- EVALSHA the named script (EVAL when Redis forgot it: a restart, SCRIPT FLUSH).
-function Backend:_eval(name, keys, argv, cb)
-  local c = self.links.cmd.conn
-  if not (c and self.links.cmd.ready) then return nil, "not connected" end
-  local n = #keys
-  local args = { "EVALSHA", self.sha[name] or "", n }
-  for i = 1, n do args[3 + i] = keys[i] end
-  for i = 1, #argv do args[3 + n + i] = argv[i] end
-  local cmd = core.resp_command(unpack(args))
-  local function retry(r, err)
-    if err and err:match("^NOSCRIPT") then
-      args[1], args[2] = "EVAL", scripts[name]
-      local ok, e2 = self:_send_raw(core.resp_command(unpack(args)), cb)
-      if not ok then cb(nil, e2) end
-      return
-    end
-    cb(r, err)
-  end
-  return c:send(cmd, retry)
-end
-
-function Backend:_send_raw(bytes, cb)
-  local c = self.links.cmd.conn
-  if not (c and self.links.cmd.ready) then return nil, "not connected" end
-  return c:send(bytes, cb)
-end
-
 -- Publishing -------------------------------------------------------------
 
 -- The wire bytes of ev around its id line: the script inserts the id it
@@ -352,130 +237,6 @@ function Backend:publish(ev, topic, done, opts)
     return nil, "redis: " .. tostring(err)
   end
   return true
-end
-
--- Reading and replay -----------------------------------------------------
-
--- Reads one page after (epoch, seq); bound = {epoch, seq} or nil; topics a
--- list or nil (every topic). cb(r) with r = {epoch, head, oldest, gap,
--- upto, more, seqs, frames, topics} (topics[i]: frames[i]'s topic, nil for
--- none) or cb(nil, err).
-function Backend:_read(epoch, seq, bound, topics, cb)
-  local argv = { epoch or "", seq or 0, self.max_len, math.floor(self.ttl * 1000),
-                 bound and bound[1] or "", bound and bound[2] or 0, self.page }
-  if topics then
-    argv[8] = #topics
-    for i = 1, #topics do argv[8 + i] = topics[i] end
-  else
-    argv[8] = "*"
-  end
-  local ok, err = self:_eval("read", { self.keys.meta, self.keys.log }, argv, function(r, rerr)
-    if rerr or type(r) ~= "table" then return cb(nil, rerr or "bad reply") end
-    local out = { epoch = r[1] or nil, head = r[2], oldest = r[3], gap = r[4], upto = r[5],
-                  more = r[6] == 1, seqs = {}, frames = {}, topics = {} }
-    for i = 7, #r, 3 do
-      local n = #out.seqs + 1
-      out.seqs[n], out.frames[n], out.topics[n] = r[i], r[i + 1], r[i + 2] or nil
-    end
-    cb(out)
-  end)
-  if not ok then cb(nil, err) end
-end
-
--- "<epoch>-<base36 seq>" -> epoch, seq; "" , 0 when malformed.
-local function parse_id(id)
-  local e, s = id:match("^([%w_]+)%-([0-9a-z]+)$")
-  if not e or #e > 32 or #s > 11 or (#s > 1 and s:sub(1, 1) == "0") then return "", 0 end
-  return e, tonumber(s, 36)
-end
-Backend.parse_id = parse_id
-
---- backend:replay_async(hub, stream, last_id, topics): reads what stream
--- missed after last_id for topics and answers with hub:resume (CORE.md).
--- The read is bounded by the follower's position, and the answer waits
--- until the follower has reached the reader's own position, so the live
--- feed takes over exactly where the replay ends.
-function Backend:replay_async(hub, stream, last_id, topics)
-  local f = self.follower
-  if not f.epoch and not self.closed then
-    -- just started: the read is bounded by where the follower starts
-    return self:_when(function() return f.epoch ~= nil end, function()
-      if f.epoch then return self:replay_async(hub, stream, last_id, topics) end
-      self:_defer(function() hub:resume(stream, nil, "redis: not connected") end)
-    end)
-  end
-  local epoch, seq = parse_id(last_id)
-  local bound = f.epoch and { f.epoch, f.pos } or nil
-  local frames, tops, gap, first_gap = {}, {}, nil, nil
-  local function fail(err)
-    -- answered later, never from inside replay_async
-    self:_defer(function() hub:resume(stream, nil, "redis: " .. tostring(err)) end)
-  end
-  local function page(e, s)
-    self:_read(e, s, bound, topics or {}, function(r, err)
-      if err then return fail(err) end
-      if not r.epoch then
-        -- an empty Redis: nothing to send; an id is then a gap
-        return hub:resume(stream, {}, 0, { oldest = nil, latest = nil })
-      end
-      if r.gap ~= "" and not first_gap then
-        first_gap = r.gap
-        gap = { oldest = r.oldest > 0 and Follower.id_of(r.epoch, r.oldest) or nil,
-                latest = Follower.id_of(r.epoch, r.head) }
-      end
-      for i = 1, #r.frames do
-        frames[#frames + 1] = r.frames[i]
-        tops[#frames] = r.topics[i] or false -- envelope streams show it
-      end
-      if r.more then return page(r.epoch, r.upto) end
-      self:_when_applied(r.epoch, r.upto, function()
-        hub:resume(stream, frames, r.upto, gap, tops)
-      end)
-    end)
-  end
-  page(epoch, seq)
-end
-
--- Runs fn at the next loop turn.
-function Backend:_defer(fn)
-  local t
-  t = self.env.timer(function()
-    t:close()
-    fn()
-  end)
-  t:start(0)
-end
-
--- Runs fn once ready() holds (checked as the follower applies events and at
--- each heartbeat), or after `timeout`: a follower that lags that long is
--- not waited for.
-function Backend:_when(ready, fn)
-  if ready() then return fn() end
-  local w = self.follower.waiting
-  w[#w + 1] = { ready = ready, fn = fn, at = self.env.now() }
-end
-
--- fn once the follower has applied (epoch, seq).
-function Backend:_when_applied(epoch, seq, fn)
-  local f = self.follower
-  return self:_when(function() return f.epoch ~= epoch or f.pos >= seq end, fn)
-end
-
--- Answers the waits that are ready or timed out.
-function Backend:_progress()
-  local f = self.follower
-  local list = f.waiting
-  if #list == 0 then return end
-  f.waiting = {} -- an answer may add waits (or get here again) meanwhile
-  local now = self.env.now()
-  for _, w in ipairs(list) do
-    if self.closed or w.ready() or now - w.at > self.timeout * 1000 then
-      local ok, err = pcall(w.fn)
-      if not ok then self:_warn("replay answer failed: " .. tostring(err)) end
-    else
-      f.waiting[#f.waiting + 1] = w
-    end
-  end
 end
 
 function Backend:_deliver(bytes, topic, seq)
@@ -559,5 +320,8 @@ function Backend:close()
   end
   self:_progress() -- the replays still waiting are answered now
 end
+
+require("sse.redis.links").install(Backend)
+require("sse.redis.replay").install(Backend)
 
 return Backend
