@@ -484,6 +484,35 @@ describe("sse.redis.backend", function()
     end)
   end)
 
+  it("authenticates and selects the URL's db before any command; a wrong password is a status, not a raise", function()
+    local locked = R.start({ "--requirepass", "s3cret" })
+    local ok, err = pcall(async.run, 10, function()
+      local prefix = fresh_prefix()
+      local url = "redis://:s3cret@127.0.0.1:" .. locked.port .. "/2"
+      local a = follower({ url = url, prefix = prefix })
+      async.wait(healthy(a), 3, "healthy behind AUTH")
+      local id = assert(publish(a, { data = "in db 2" }))
+      async.wait(function() return #a.got == 1 end, 3, "followed")
+      assert.are.equal("in db 2", datas(a.got)[1])
+      -- the event is in db 2, and db 0 has nothing of it
+      local log = prefix .. "log"
+      assert.are.equal("1", locked:cli("-a", "s3cret", "--no-auth-warning", "-n", "2", "XLEN", log):match("%d+"))
+      assert.are.equal("0", locked:cli("-a", "s3cret", "--no-auth-warning", "-n", "0", "EXISTS", log):match("%d+"))
+      local bad = backend({ url = "redis://:wrong@127.0.0.1:" .. locked.port .. "/2", prefix = prefix })
+      async.wait(function() return bad:status().error ~= nil end, 3, "the refusal")
+      local st = bad:status()
+      assert.is_false(st.connected)
+      assert.is_false(st.healthy)
+      assert.truthy(tostring(st.error):find("WRONGPASS", 1, true) or tostring(st.error):find("invalid", 1, true),
+        tostring(st.error))
+      assert.is_nil(bad:publish({ data = "x" }))
+      close_all(a, bad)
+      assert.truthy(id)
+    end)
+    locked:stop()
+    assert(ok, err)
+  end)
+
   it("parses redis:// URLs", function()
     assert.are.same({ host = "h", port = 6379, db = 0 }, redis.parse_url("redis://h"))
     assert.are.same({ host = "10.0.0.1", port = 7000, db = 3, password = "pw" },

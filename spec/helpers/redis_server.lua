@@ -49,9 +49,10 @@ local function spawn(self)
   local pid = sh(table.concat(args, " ") .. " >/dev/null 2>&1 & echo $!"):match("%d+")
   assert(pid, "cannot start redis-server")
   self.pid = tonumber(pid)
-  -- ready when it answers PING (at most ~5 s)
+  -- ready when it answers PING (at most ~5 s); NOAUTH: it is up, behind a password
   for _ = 1, 500 do
-    if self:cli("PING"):match("PONG") then return end
+    local pong = self:cli("PING")
+    if pong:match("PONG") or pong:match("NOAUTH") then return end
     sh("sleep 0.01")
   end
   error("redis-server did not start on port " .. self.port .. ": " .. sh("cat " .. quote(self.dir .. "/redis.log")))

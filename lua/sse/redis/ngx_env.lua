@@ -13,14 +13,16 @@
 -- order, and each command has a deadline (`timeout`) checked as the reader
 -- wakes; callbacks run in the connection's timer context and must not yield.
 -- The contract is sse.redis.conn's (call, send, subscribe, pending, close,
--- on_close), so the backend is the same code in both hosts.
-local core = require("sse.core")
+-- on_close), so the backend is the same code in both hosts; the replies,
+-- the handshake and pub/sub are the same code too (sse.redis.session):
+-- this file is the transport.
+local Session = require("sse.redis.session")
 
 local ngx = ngx -- luacheck: ignore (the host's global)
 
 local M = { name = "ngx" }
 
-local Conn = {}
+local Conn = setmetatable({}, { __index = Session })
 Conn.__index = Conn
 
 -- How often a reader with commands in flight wakes to check deadlines, and
@@ -32,22 +34,14 @@ local function log(msg)
 end
 M.log = log
 
-local function safe(fn, ...)
-  local ok, err = pcall(fn, ...)
-  if not ok then log("callback failed: " .. tostring(err)) end
-end
+local safe = Session.guard(log)
+Conn._safe = safe
 
 --- M.connect(opts, on_ready) -> conn (see sse.redis.conn.connect).
 function M.connect(opts, on_ready)
   local semaphore = require("ngx.semaphore")
-  local self = setmetatable({
-    state = "connecting", opts = opts,
-    timeout_ms = math.floor((opts.timeout or 1) * 1000),
-    reader = core.resp_reader(opts.max_reply_bytes),
-    cbs = {}, deadlines = {}, first = 1, last = 0,
-    out = {}, nout = 0, wake = semaphore.new(),
-    on_close = opts.on_close, on_ready = on_ready,
-  }, Conn)
+  local self = Session.new(Conn, opts, on_ready)
+  self.wake = semaphore.new() -- wakes the writer
   local ok, err = ngx.timer.at(0, function(premature)
     if premature then return self:_fail("nginx is exiting") end
     self:_run()
@@ -69,6 +63,9 @@ function Conn:_run()
   if self.state == "closed" then return sock:close() end
   self.writer = ngx.thread.spawn(function() self:_write_loop() end)
   self:_handshake()
+  -- the handshake's commands are queued: until it is done, other sends are
+  -- refused ("not connected"; the backend sends only after on_ready)
+  self.handshaking = false
   while self.state ~= "closed" do
     if ngx.worker.exiting() then
       self:_fail("nginx is exiting")
@@ -103,40 +100,6 @@ function Conn:_write_loop()
   end
 end
 
-function Conn:_handshake()
-  local o = self.opts
-  local steps, failed = 0, nil
-  local function step(_, err)
-    steps = steps - 1
-    if err and not failed then failed = err end
-    if steps > 0 or self.state == "closed" then return end
-    if failed then return self:_fail(failed) end
-    self.state = "ready"
-    local cb = self.on_ready
-    self.on_ready = nil
-    if cb then safe(cb, self) end
-  end
-  self.handshaking = true
-  if o.password then
-    steps = steps + 1
-    if o.username then self:call(step, "AUTH", o.username, o.password)
-    else self:call(step, "AUTH", o.password) end
-  end
-  if o.db and o.db ~= 0 then
-    steps = steps + 1
-    self:call(step, "SELECT", o.db)
-  end
-  if o.name then
-    steps = steps + 1
-    self:call(step, "CLIENT", "SETNAME", o.name)
-  end
-  self.handshaking = false
-  if steps == 0 then
-    steps = 1
-    step()
-  end
-end
-
 function Conn:_check()
   if self.first > self.last then return end
   ngx.update_time()
@@ -144,91 +107,22 @@ function Conn:_check()
 end
 
 function Conn:_on_data(data)
-  local r = self.reader
-  r:feed(data)
-  while self.state ~= "closed" do
-    local ok, v = r:read()
-    if not ok then
-      if v then self:_fail("redis protocol error: " .. v) end
-      return
-    end
-    self:_dispatch(v)
-  end
-  self:_check()
+  Session._on_data(self, data)
+  self:_check() -- deadlines, also while replies keep coming
 end
 
-function Conn:_dispatch(v)
-  local subs = self.sub_handlers
-  if subs and type(v) == "table" and v[1] == "message" then
-    local fn = subs[v[2]]
-    if fn then safe(fn, v[2], v[3]) end
-    return
-  end
-  local i = self.first
-  if i > self.last then return self:_fail("redis protocol error: unexpected reply") end
-  local cb = self.cbs[i]
-  self.cbs[i], self.deadlines[i] = nil, nil
-  self.first = i + 1
-  if self.first > self.last then self.first, self.last = 1, 0 end
-  if type(v) == "table" and v.err then safe(cb, nil, v.err) else safe(cb, v) end
+function Conn._now()
+  return M.now()
 end
 
---- conn:send(bytes, cb) -> true | nil, err (see sse.redis.conn).
-function Conn:send(bytes, cb)
-  if self.state == "closed" then return nil, self.error or "closed" end
-  if self.state == "connecting" and not self.handshaking then return nil, "not connected" end
-  self.nout = self.nout + 1
-  self.out[self.nout] = bytes
-  local last = self.last + 1
-  self.last = last
-  self.cbs[last] = cb
-  self.deadlines[last] = ngx.now() * 1000 + self.timeout_ms
-  if self.nout == 1 then self.wake:post(1) end
-  return true
+-- A command was queued: the writer takes what is queued when it wakes.
+function Conn:_kick(nout)
+  if nout == 1 then self.wake:post(1) end
 end
 
-function Conn:call(cb, ...)
-  return self:send(core.resp_command(...), cb)
-end
-
-function Conn:subscribe(channel, on_message, cb)
-  self.sub_handlers = self.sub_handlers or {}
-  self.sub_handlers[channel] = on_message
-  return self:call(cb, "SUBSCRIBE", channel)
-end
-
-function Conn:pending()
-  return self.last - self.first + 1
-end
-
-function Conn:_fail(err)
-  if self.state == "closed" then return end
-  self:_shutdown(err)
-  local ready = self.on_ready
-  self.on_ready = nil
-  if ready then safe(ready, nil, err) end
-  if self.on_close then safe(self.on_close, err, self) end
-end
-
-function Conn:_shutdown(err)
-  self.state = "closed"
-  self.error = err
-  self.reader:close()
-  self.wake:post(1) -- the writer sees "closed" and ends
-  local cbs, first, last = self.cbs, self.first, self.last
-  self.cbs, self.deadlines, self.first, self.last = {}, {}, 1, 0
-  self.out, self.nout = {}, 0
-  for i = first, last do
-    if cbs[i] then safe(cbs[i], nil, err) end
-  end
-end
-
---- conn:close(): commands in flight fail with "closed"; on_close is not
--- called. The timer context closes the socket when its read returns.
-function Conn:close()
-  if self.state == "closed" then return end
-  self.on_ready = nil
-  self:_shutdown("closed")
+function Conn:_release()
+  self.wake:post(1) -- the writer sees "closed" and ends; the timer context
+                    -- closes the socket when its read returns
 end
 
 --- now() -> milliseconds.
