@@ -117,7 +117,7 @@ test: deps
 
 check: test
 
-$(BUILD)/ctest/test_%: csrc/test/test_%.c csrc/test/check.h $(CORE_SRCS) $(CORE_HDRS)
+$(BUILD)/ctest/test_%: csrc/test/test_%.c $(wildcard csrc/test/*.h) $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu99 $(WARN) -O1 -g $(SAN_FLAGS) -Icsrc/core $(UV_CFLAGS) -o $@ $< $(CORE_SRCS) $(UV_LIBS) $(Z_LIBS)
 

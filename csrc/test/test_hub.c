@@ -9,13 +9,13 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "sockpair.h"
 
 static sse_frame *frame(const char *text) {
   return sse_frame_new(text, strlen(text), NULL, 0);
@@ -396,8 +396,7 @@ static void noop_idle(uv_idle_t *i) { (void)i; }
 static void test_turn_bytes(void) {
   uv_loop_t loop;
   uv_loop_init(&loop);
-  int sv[2][2];
-  uv_pipe_t p[2];
+  sockpair sp[2];
   sse_hub *h = sse_hub_new();
   CHECK(sse_hub_set_loop(h, &loop, NULL, NULL) == 0); /* flushes once per loop turn */
   uv_idle_t alive; /* the hub's handles do not keep a loop running: sockets do */
@@ -408,12 +407,8 @@ static void test_turn_bytes(void) {
   memset(big, 'x', sizeof big);
   sse_frame *f = sse_frame_new(big, sizeof big, NULL, 0);
   for (int i = 0; i < 2; i++) {
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]) == 0);
-    int sz = 4 << 20;
-    setsockopt(sv[i][0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-    uv_pipe_init(&loop, &p[i], 0);
-    uv_pipe_open(&p[i], sv[i][0]);
-    s[i] = sse_sub_new((uv_stream_t *)&p[i], 0, SSE_SLOW_CLOSE);
+    CHECK(sockpair_open(&sp[i], &loop, 4 << 20, 0) == 0);
+    s[i] = sse_sub_new((uv_stream_t *)&sp[i].pipe, 0, SSE_SLOW_CLOSE);
     add(h, s[i]);
   }
   for (int k = 0; k < 16; k++) CHECK(sse_hub_publish(h, f, NULL, 0, 0) == 2);
@@ -438,7 +433,7 @@ static void test_turn_bytes(void) {
    * readers take what the first sent, so the sockets have room) */
   static char sink[65536];
   for (int i = 0; i < 2; i++)
-    while (recv(sv[i][1], sink, sizeof sink, MSG_DONTWAIT) > 0) {}
+    while (recv(sp[i].peer, sink, sizeof sink, MSG_DONTWAIT) > 0) {}
   for (int k = 0; k < 16; k++) CHECK(sse_hub_publish(h, f, NULL, 0, 0) == 2);
   sse_hub_flush(h, 0);
   for (int i = 0; i < 2; i++) CHECK(stats_of(s[i]).bytes_sent == 16 * 16384 + SSE_TURN_BYTES);
@@ -446,13 +441,11 @@ static void test_turn_bytes(void) {
   for (int i = 0; i < 2; i++) CHECK(sse_sub_queued(s[i]) == 0);
   for (int i = 0; i < 2; i++) {
     sse_sub_free(s[i]);
-    uv_close((uv_handle_t *)&p[i], NULL);
-    close(sv[i][1]);
+    sockpair_close(&sp[i]);
   }
   sse_hub_free(h);
   uv_close((uv_handle_t *)&alive, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
+  loop_finish(&loop);
   sse_frame_unref(f);
 }
 
@@ -574,22 +567,18 @@ static void test_counters(void) {
   /* a failed write on a socket whose peer is gone */
   uv_loop_t loop;
   uv_loop_init(&loop);
-  int sv[2];
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-  close(sv[1]);
-  uv_pipe_t p;
-  uv_pipe_init(&loop, &p, 0);
-  uv_pipe_open(&p, sv[0]);
-  sse_sub *w = sse_sub_new((uv_stream_t *)&p, 0, SSE_SLOW_CLOSE);
+  sockpair sp;
+  CHECK(sockpair_open(&sp, &loop, 0, 0) == 0);
+  sockpair_hangup(&sp);
+  sse_sub *w = sse_sub_new((uv_stream_t *)&sp.pipe, 0, SSE_SLOW_CLOSE);
   add(h, w);
   pub(h, NULL, "lost");
   sse_hub_flush(h, 0);
   CHECK(sse_sub_reason(w) == SSE_CLOSE_WRITE && counters_of(h).closed_write == 1);
   CHECK(counters_of(h).bytes_sent == sent); /* nothing of "lost" was written */
   sse_sub_free(w);
-  uv_close((uv_handle_t *)&p, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
+  sockpair_close(&sp);
+  loop_finish(&loop);
   sse_hub_free(h);
 }
 
@@ -646,13 +635,10 @@ static void test_gzip_finish(void) {
   for (int mode = 0; mode < 3; mode++) { /* 0: close with events queued, 1: with none, 2: hard */
     uv_loop_t loop;
     uv_loop_init(&loop);
-    int sv[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    uv_pipe_t p;
-    uv_pipe_init(&loop, &p, 0);
-    uv_pipe_open(&p, sv[0]);
+    sockpair sp;
+    CHECK(sockpair_open(&sp, &loop, 0, 0) == 0);
     sse_hub *h = sse_hub_new();
-    sse_sub *s = sse_sub_new((uv_stream_t *)&p, 0, SSE_SLOW_CLOSE);
+    sse_sub *s = sse_sub_new((uv_stream_t *)&sp.pipe, 0, SSE_SLOW_CLOSE);
     CHECK(push_text(s, head) == 1);
     CHECK(sse_sub_set_gzip(s, 6, 12, 5) == 0);
     add(h, s);
@@ -671,7 +657,7 @@ static void test_gzip_finish(void) {
     }
     CHECK(sse_sub_state(s) == SSE_SUB_CLOSED);
     size_t got = 0;
-    drain_fd(sv[1], wire, sizeof wire, &got);
+    drain_fd(sp.peer, wire, sizeof wire, &got);
     size_t hl = sizeof head - 1;
     CHECK(got > hl && memcmp(wire, head, hl) == 0);
     long pn = gunzip_whole(wire + hl, got - hl, plain, sizeof plain);
@@ -688,23 +674,18 @@ static void test_gzip_finish(void) {
     CHECK(st.bytes_sent == got && st.gzip_out + hl == got);
     sse_sub_free(s);
     sse_hub_free(h);
-    uv_close((uv_handle_t *)&p, NULL);
-    close(sv[1]);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);
+    sockpair_close(&sp);
+    loop_finish(&loop);
   }
 }
 
 static void test_gzip(void) {
   uv_loop_t loop;
   uv_loop_init(&loop);
-  int sv[2];
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-  uv_pipe_t p;
-  uv_pipe_init(&loop, &p, 0);
-  uv_pipe_open(&p, sv[0]);
+  sockpair sp;
+  CHECK(sockpair_open(&sp, &loop, 0, 0) == 0);
   sse_hub *h = sse_hub_new();
-  sse_sub *s = sse_sub_new((uv_stream_t *)&p, 0, SSE_SLOW_CLOSE);
+  sse_sub *s = sse_sub_new((uv_stream_t *)&sp.pipe, 0, SSE_SLOW_CLOSE);
   sse_sub *pull = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
   CHECK(sse_sub_set_gzip(pull, 6, 12, 5) == SSE_HUB_EINVAL); /* push only */
   static const char head[] = "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n";
@@ -725,7 +706,7 @@ static void test_gzip(void) {
     wn += (size_t)n;
     if (i % 5 == 4) { /* a loop turn's writes: one flush */
       sse_hub_flush(h, 0);
-      drain_fd(sv[1], wire, sizeof wire, &got);
+      drain_fd(sp.peer, wire, sizeof wire, &got);
       size_t hl = sizeof head - 1;
       CHECK(got > hl && memcmp(wire, head, hl) == 0); /* the head is not compressed */
       long pn = gunzip_prefix(wire + hl, got - hl, plain, sizeof plain);
@@ -747,16 +728,14 @@ static void test_gzip(void) {
   sse_hub_flush(h, 0);
   for (int i = 0; i < 10 && sse_sub_state(s) != SSE_SUB_CLOSED; i++) uv_run(&loop, UV_RUN_NOWAIT);
   CHECK(sse_sub_state(s) == SSE_SUB_CLOSED);
-  drain_fd(sv[1], wire, sizeof wire, &got);
+  drain_fd(sp.peer, wire, sizeof wire, &got);
   long pn = gunzip_prefix(wire + sizeof head - 1, got - (sizeof head - 1), plain, sizeof plain);
   CHECK(pn == (long)wn + 12 && memcmp(plain + wn, "data: last\n\n", 12) == 0);
   sse_sub_free(s);
   sse_sub_free(pull);
   sse_hub_free(h);
-  uv_close((uv_handle_t *)&p, NULL);
-  close(sv[1]);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
+  sockpair_close(&sp);
+  loop_finish(&loop);
 }
 
 /* sse_hub_move: an open sub is registered in the new hub without topics; a
@@ -810,18 +789,12 @@ static long gap_sum(const char *p, size_t n) {
 static void test_drop_gap_in_flight(void) {
   uv_loop_t loop;
   uv_loop_init(&loop);
-  int sv[2];
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-  int sz = 2048;
-  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-  setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-  fcntl(sv[1], F_SETFL, O_NONBLOCK);
-  uv_pipe_t p;
-  uv_pipe_init(&loop, &p, 0);
-  uv_pipe_open(&p, sv[0]);
+  sockpair sp;
+  CHECK(sockpair_open(&sp, &loop, 2048, 2048) == 0);
+  fcntl(sp.peer, F_SETFL, O_NONBLOCK);
   sse_hub *h = sse_hub_new();
   sse_hub_set_turns(h, 1); /* a completed write leaves the rest to the next flush */
-  sse_sub *s = sse_sub_new((uv_stream_t *)&p, 1500, SSE_SLOW_DROP_OLDEST);
+  sse_sub *s = sse_sub_new((uv_stream_t *)&sp.pipe, 1500, SSE_SLOW_DROP_OLDEST);
   add(h, s);
   static char wire[1 << 20];
   size_t got = 0;
@@ -839,7 +812,7 @@ static void test_drop_gap_in_flight(void) {
     }
     sse_hub_flush(h, 0);
     if (round % 3 == 2) { /* the client reads now and then */
-      drain_fd(sv[1], wire, sizeof wire, &got);
+      drain_fd(sp.peer, wire, sizeof wire, &got);
       uv_run(&loop, UV_RUN_NOWAIT);
     }
     if (!bad) bad = sse_sub_check(s);
@@ -847,9 +820,9 @@ static void test_drop_gap_in_flight(void) {
   for (int i = 0; i < 100 && sse_sub_queued(s) > 0; i++) {
     sse_hub_flush(h, 0);
     uv_run(&loop, UV_RUN_NOWAIT);
-    drain_fd(sv[1], wire, sizeof wire, &got);
+    drain_fd(sp.peer, wire, sizeof wire, &got);
   }
-  drain_fd(sv[1], wire, sizeof wire, &got);
+  drain_fd(sp.peer, wire, sizeof wire, &got);
   CHECKF(bad == NULL, "sse_sub_check: %s", bad ? bad : "");
   CHECK(sse_sub_queued(s) == 0);
   sse_sub_stats st;
@@ -859,10 +832,8 @@ static void test_drop_gap_in_flight(void) {
   CHECK_INT(gap_sum(wire, got), st.dropped);
   sse_sub_free(s);
   sse_hub_free(h);
-  uv_close((uv_handle_t *)&p, NULL);
-  close(sv[1]);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
+  sockpair_close(&sp);
+  loop_finish(&loop);
 }
 
 /* Two drop gap events queued at once (one exempt, taken while the other
@@ -960,14 +931,9 @@ static void test_drain_watch(void) {
   /* a push sub: due when a write brings its outbox down to the mark */
   uv_loop_t loop;
   uv_loop_init(&loop);
-  int sv[2];
-  CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-  int sz = 2048;
-  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-  uv_pipe_t p;
-  uv_pipe_init(&loop, &p, 0);
-  uv_pipe_open(&p, sv[0]);
-  s = sse_sub_new((uv_stream_t *)&p, 0, SSE_SLOW_CLOSE);
+  sockpair sp;
+  CHECK(sockpair_open(&sp, &loop, 2048, 0) == 0);
+  s = sse_sub_new((uv_stream_t *)&sp.pipe, 0, SSE_SLOW_CLOSE);
   add(h, s);
   char ev[1000];
   memset(ev, 'x', sizeof ev);
@@ -985,7 +951,7 @@ static void test_drain_watch(void) {
   size_t n = 0;
   int reported = 0;
   for (int i = 0; i < 200 && !reported; i++) {
-    drain_fd(sv[1], wire, sizeof wire, &n);
+    drain_fd(sp.peer, wire, sizeof wire, &n);
     uv_run(&loop, UV_RUN_NOWAIT);
     sse_hub_flush(h, 0);
     sse_sub *d = sse_hub_next_drained(h);
@@ -998,10 +964,8 @@ static void test_drain_watch(void) {
   sse_sub_free(s);
   sse_hub_free(h);
   sse_hub_free(h2);
-  uv_close((uv_handle_t *)&p, NULL);
-  close(sv[1]);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
+  sockpair_close(&sp);
+  loop_finish(&loop);
 }
 
 int main(void) {
