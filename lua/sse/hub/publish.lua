@@ -21,8 +21,11 @@ function M.install(Hub)
   local check_self = check.self_of(Hub)
 
   -- Store (when a replayer is set) and queue. Returns count, id, or nil, err
-  -- when the replayer fails at runtime.
-  local function publish(self, fname, n, topic, ev)
+  -- when the replayer fails at runtime; nil, "vetoed" when the broadcast
+  -- hook said so (vetoed).
+  local function publish(self, fname, n, topic, ev, vetoed)
+    if vetoed then return nil, "vetoed" end
+    if self._closed then return nil, "closed" end -- the hook closed the hub
     local f = fields_of(ev, n, fname)
     local cat = self._catalogue
     if cat then -- a typed hub: undeclared or invalid events are misuse
@@ -67,15 +70,22 @@ function M.install(Hub)
     return count, id
   end
 
+  -- After a fan-out that stored nothing (notify_to, deliver): count, err
+  -- from the core; the deliveries are counted and the flush scheduled.
+  local function fanned_out(self, count, err)
+    if count == nil then return nil, err end
+    self.stats.deliveries = self.stats.deliveries + count
+    self:_schedule()
+    return count
+  end
+
   --- hub:broadcast(ev) -> count, id | nil, "vetoed"
   -- Queues ev for every registered stream. With a replayer the event is
   -- stored first and carries the replayer's id.
   function Hub:broadcast(ev)
     check_self(self, "broadcast")
     local hook = self.on_broadcast
-    if hook and hook(ev) == false then return nil, "vetoed" end
-    if self._closed then return nil, "closed" end -- the hook closed the hub
-    return publish(self, "broadcast", 1, nil, ev)
+    return publish(self, "broadcast", 1, nil, ev, hook and hook(ev) == false)
   end
 
   --- hub:broadcast_to(topic, ev) -> count, id | nil, "vetoed"
@@ -83,9 +93,7 @@ function M.install(Hub)
     check_self(self, "broadcast_to")
     check_topic(topic, 1, "broadcast_to")
     local hook = self.on_broadcast_to
-    if hook and hook(topic, ev) == false then return nil, "vetoed" end
-    if self._closed then return nil, "closed" end -- the hook closed the hub
-    return publish(self, "broadcast_to", 2, topic, ev)
+    return publish(self, "broadcast_to", 2, topic, ev, hook and hook(topic, ev) == false)
   end
 
   --- hub:notify_to(topic, ev) -> count: the topic's streams get ev now, and
@@ -97,11 +105,7 @@ function M.install(Hub)
     check_topic(topic, 1, "notify_to")
     local f = fields_of(ev, 2, "notify_to")
     if self._closed then return nil, "closed" end
-    local count, err = self._core:publish(f, topic, nil, "notify_to", 2)
-    if count == nil then return nil, err end
-    self.stats.deliveries = self.stats.deliveries + count
-    self:_schedule()
-    return count
+    return fanned_out(self, self._core:publish(f, topic, nil, "notify_to", 2))
   end
 
   --- hub:deliver(ev, topic, seq) -> count: an event that already has its id
@@ -109,12 +113,7 @@ function M.install(Hub)
   -- seq is the backend's sequence number of the event (integer >= 1).
   function Hub:deliver(ev, topic, seq)
     check_self(self, "deliver")
-    local count, err = self._core:deliver(ev, topic, seq, "deliver")
-    if count == nil then return nil, err end
-    local st = self.stats
-    st.deliveries = st.deliveries + count
-    self:_schedule()
-    return count
+    return fanned_out(self, self._core:deliver(ev, topic, seq, "deliver"))
   end
 
   --- hub:flush(): writes what is queued now, drains writer streams, wakes
