@@ -76,6 +76,7 @@ struct sse_sub {
   uint32_t hold;              /* replaying: head frames that may be written */
   uint32_t exempt_n;          /* head frames that do not count against limit */
   uint32_t gap_dropped;       /* frames dropped since the last gap event */
+  uint32_t replay_extra;      /* replaying: events beyond one per replayed frame (joined) */
   int uv_err;                 /* the libuv error that failed it, if any */
   sse_gz *gz;                 /* gzip: frames are compressed when written */
   uint32_t gz_inflight;       /* compressed bytes the write in flight holds (a share) */
@@ -570,7 +571,7 @@ void sse_sub_set_envelope(sse_sub *s, int on) {
 }
 int sse_sub_envelope(const sse_sub *s) { return (s->flags & F_ENVELOPE) != 0; }
 size_t sse_sub_replay_count(const sse_sub *s) {
-  return (s->flags & F_REPLAYING) ? s->exempt_n - s->hold : 0;
+  return (s->flags & F_REPLAYING) ? s->exempt_n - s->hold + s->replay_extra : 0;
 }
 
 void sse_sub_get_stats(const sse_sub *s, sse_sub_stats *st) {
@@ -1051,6 +1052,7 @@ void sse_sub_replay_begin(sse_sub *s) {
   if (s->state != SSE_SUB_OPEN || (s->flags & F_REPLAYING)) return;
   s->flags |= F_REPLAYING;
   s->hold = s->qlen;
+  s->replay_extra = 0;
   /* what is queued already (the response head, a retry line) goes first
    * and, like the replay, does not count against the limit */
   s->exempt_n = s->qlen;
@@ -1073,6 +1075,13 @@ int sse_sub_replay_frame(sse_sub *s, sse_frame *f) {
   s->exempt_n++;
   s->exempt_bytes += f->len;
   return 0;
+}
+
+int sse_sub_replay_joined(sse_sub *s, sse_frame *f, size_t nevents) {
+  if (nevents == 0 || nevents - 1 > UINT32_MAX - s->replay_extra) return SSE_HUB_EINVAL;
+  int rc = sse_sub_replay_frame(s, f);
+  if (rc == 0) s->replay_extra += (uint32_t)(nevents - 1);
+  return rc;
 }
 
 void sse_sub_replay_end(sse_sub *s, uint64_t upto, sse_frame *gap) {

@@ -30,6 +30,10 @@
 
 /* --- limits (one place; exported to Lua as core.limits) ------------------ */
 #ifndef SSE_BATCH_FRAMES
+/* A memory-ring replay of at most this many bytes goes as one joined frame
+ * (sse_ring_joined: one write segment, one copy shared by the clients that
+ * resume from the same place) rather than one reference per event. */
+#define SSE_REPLAY_JOIN_MAX (64u * 1024u)
 #define SSE_BATCH_FRAMES 256           /* frames per writev (a replay goes in one) */
 #endif
 #ifndef SSE_EARLY_WRITE_FRAMES
@@ -227,12 +231,16 @@ int sse_hub_attach(sse_hub *h, sse_sub *s, const sse_str *topics, size_t ntopics
  * frames and makes s live. A closed s just releases what it is given. */
 void sse_sub_replay_begin(sse_sub *s);
 int sse_sub_replay_frame(sse_sub *s, sse_frame *f);
+/* Like sse_sub_replay_frame for a frame that holds nevents (>= 1) replayed
+ * events back to back (sse_ring_joined): the replay count grows by nevents. */
+int sse_sub_replay_joined(sse_sub *s, sse_frame *f, size_t nevents);
 /* Room for about n replayed frames at once (a hint: one allocation instead
  * of one per doubling); 0 or SSE_HUB_ENOMEM (nothing changed). */
 int sse_sub_replay_reserve(sse_sub *s, size_t n);
 void sse_sub_replay_end(sse_sub *s, uint64_t upto, sse_frame *gap);
 int sse_sub_replaying(const sse_sub *s);
-/* Frames handed to sse_sub_replay_frame since sse_sub_replay_begin. */
+/* Events replayed since sse_sub_replay_begin (frames handed to
+ * sse_sub_replay_frame, plus the events of joined ones). */
 size_t sse_sub_replay_count(const sse_sub *s);
 
 /* The memory ring (ring.h) as a replayer: self is the sse_ring. */

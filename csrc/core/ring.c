@@ -21,6 +21,10 @@ struct sse_ring {
   uint64_t next_seq;   /* seq of the next frame stored; starts at 1 */
   size_t epoch_len;
   char epoch[SSE_RING_EPOCH_MAX + 1];
+  /* cache of sse_ring_joined(): the frames joined_from .. the newest, back
+   * to back; dropped by the next store (which changes the newest) */
+  sse_frame *joined;
+  uint64_t joined_from;
 };
 
 static const char b36[] = "0123456789abcdefghijklmnopqrstuvwxyz";
@@ -107,8 +111,14 @@ static void pop_oldest(sse_ring *r) {
   sse_frame_unref(f);
 }
 
+static void drop_joined(sse_ring *r) {
+  sse_frame_unref(r->joined);
+  r->joined = NULL;
+}
+
 void sse_ring_clear(sse_ring *r) {
   if (!r) return;
+  drop_joined(r);
   while (r->count) pop_oldest(r);
 }
 
@@ -164,6 +174,7 @@ int sse_ring_store(sse_ring *r, sse_frame *f, double now) {
     if (rc) return rc;
   }
   sse_ring_expire(r, now);
+  drop_joined(r); /* its range ends at the newest frame, which changes */
   if (!fits) {
     sse_ring_clear(r);
     f->seq = r->next_seq++;
@@ -184,6 +195,31 @@ int sse_ring_store(sse_ring *r, sse_frame *f, double now) {
   r->count++;
   r->bytes += f->len;
   return 0;
+}
+
+sse_frame *sse_ring_joined(sse_ring *r, size_t index, size_t max_bytes) {
+  if (index >= r->count || r->count - index < 2) return NULL;
+  uint64_t from = sse_ring_first_seq(r) + index;
+  if (r->joined && r->joined_from == from) return sse_frame_ref(r->joined);
+  size_t total = 0;
+  for (size_t i = index; i < r->count; i++) {
+    total += sse_ring_frame_at(r, i)->len;
+    if (total > max_bytes) return NULL;
+  }
+  sse_frame *j = sse_frame_alloc(total, NULL, 0);
+  if (!j) return NULL;
+  char *p = j->bytes;
+  for (size_t i = index; i < r->count; i++) {
+    const sse_frame *f = sse_ring_frame_at(r, i);
+    memcpy(p, f->bytes, f->len);
+    p += f->len;
+  }
+  j->seq = sse_ring_last_seq(r);
+  j->time = sse_ring_frame_at(r, r->count - 1)->time;
+  drop_joined(r);
+  r->joined = sse_frame_ref(j);
+  r->joined_from = from;
+  return j;
 }
 
 uint64_t sse_ring_next_seq(const sse_ring *r) { return r->next_seq; }

@@ -109,6 +109,15 @@ uint64_t sse_ring_last_seq(const sse_ring *r);
  * NULL when i is out of range. */
 sse_frame *sse_ring_frame_at(const sse_ring *r, size_t i);
 
+/* The held frames from index to the newest as ONE frame (their wire bytes
+ * back to back; no topic, seq = the newest's): a new reference, or NULL when
+ * fewer than 2 frames are there, they add up to more than max_bytes, or out
+ * of memory (the caller then replays frame by frame). A replay sends it as
+ * one write segment instead of one per event. The last one made is cached
+ * until the next store, so clients resuming from the same place share one
+ * copy: the cache holds at most max_bytes beside the frames themselves. */
+sse_frame *sse_ring_joined(sse_ring *r, size_t index, size_t max_bytes);
+
 /* Parse an id of this ring into *seq. Returns SSE_RING_FOUND with *seq set
  * when the id has this ring's epoch and a canonical base36 seq (no leading
  * zeros, fits 64 bits), SSE_RING_GAP_EPOCH for a well-formed id of another

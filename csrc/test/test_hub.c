@@ -319,12 +319,29 @@ static void test_ring_attach(void) {
   CHECK(sse_hub_attach(h, b, NULL, 0, "ep-1", 4, 0, &count, &gap) == SSE_REPLAY_DONE);
   CHECK(count == 2 && gap == 0);
   expect_take(b, "id: ep-3\ndata: x\n\nid: ep-4\ndata: x\n\n");
-  /* the same with the topic: by reference, the ring's own frames */
+  /* b skipped ep-2 (a topic it lacks): by reference, the ring's own frames */
+  CHECK(sse_ring_frame_at(r, 1)->refs == 1 && sse_ring_frame_at(r, 2)->refs == 1);
+  /* with the topic it reads all three: ONE joined frame (one write
+   * segment), counted as three events, the ring's frames untouched */
   sse_sub *c = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
   sse_str t = {"t", 1};
   CHECK(sse_hub_attach(h, c, &t, 1, "ep-1", 4, 0, &count, &gap) == SSE_REPLAY_DONE && count == 3);
-  CHECK(sse_ring_frame_at(r, 0)->refs == 2);
+  CHECK(sse_ring_frame_at(r, 0)->refs == 1);
+  CHECK(sse_sub_check(c) == NULL);
+  sse_frame *jf = sse_ring_joined(r, 0, SSE_REPLAY_JOIN_MAX); /* the cached copy c holds */
+  CHECK(jf && jf->refs == 3 && jf->len == 3 * strlen("id: ep-2\ndata: x\n\n"));
+  sse_frame_unref(jf);
+  sse_sub *c2 = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  CHECK(sse_hub_attach(h, c2, &t, 1, "ep-1", 4, 0, &count, &gap) == SSE_REPLAY_DONE && count == 3);
   expect_take(c, "id: ep-2\ndata: x\n\nid: ep-3\ndata: x\n\nid: ep-4\ndata: x\n\n");
+  expect_take(c2, "id: ep-2\ndata: x\n\nid: ep-3\ndata: x\n\nid: ep-4\ndata: x\n\n");
+  /* an envelope subscriber gets each frame's envelope form, one by one */
+  sse_sub *c3 = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
+  sse_sub_set_envelope(c3, 1);
+  CHECK(sse_hub_attach(h, c3, &t, 1, "ep-2", 4, 0, &count, &gap) == SSE_REPLAY_DONE && count == 2);
+  CHECK(sse_ring_frame_at(r, 1)->twin != NULL);
+  sse_sub_free(c2);
+  sse_sub_free(c3);
   /* outside the window: gap first; an empty replay then moves the client on */
   sse_sub *d = sse_sub_new(NULL, 0, SSE_SLOW_CLOSE);
   CHECK(sse_hub_attach(h, d, NULL, 0, "old-1", 5, 0, &count, &gap) == SSE_REPLAY_DONE);

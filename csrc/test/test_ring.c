@@ -404,8 +404,47 @@ static void test_random_model(void) {
   sse_ring_free(r);
 }
 
+/* sse_ring_joined: the frames from an index on as one frame, cached until
+ * the next store; NULL for fewer than two frames or more than max_bytes. */
+static void test_joined(void) {
+  sse_ring *r = ring(3, 1000, INFINITY);
+  CHECK(sse_ring_joined(r, 0, 1000) == NULL); /* empty */
+  CHECK(sse_ring_store(r, mk("a|"), 0) == 0);
+  CHECK(sse_ring_joined(r, 0, 1000) == NULL); /* one frame: nothing to join */
+  CHECK(sse_ring_store(r, mk("bb|"), 0) == 0);
+  CHECK(sse_ring_store(r, mk("ccc|"), 0) == 0);
+  sse_frame *j = sse_ring_joined(r, 0, 1000);
+  CHECK(j && j->len == 9 && memcmp(j->bytes, "a|bb|ccc|", 9) == 0);
+  CHECK(j->topic == NULL && j->seq == 3 && j->refs == 2); /* ours and the cache's */
+  sse_frame *again = sse_ring_joined(r, 0, 1000);
+  CHECK(again == j && j->refs == 3); /* the same place: the cached copy */
+  sse_frame_unref(again);
+  sse_frame *from1 = sse_ring_joined(r, 1, 1000); /* another place: a new copy */
+  CHECK(from1 && from1 != j && from1->len == 7 && memcmp(from1->bytes, "bb|ccc|", 7) == 0);
+  CHECK(j->refs == 1); /* the cache moved on */
+  CHECK(sse_ring_joined(r, 2, 1000) == NULL && sse_ring_joined(r, 3, 1000) == NULL);
+  CHECK(sse_ring_joined(r, 0, 8) == NULL); /* 9 bytes > 8 */
+  /* a store drops the cache (the newest changed): a fresh, longer copy */
+  CHECK(sse_ring_store(r, mk("d|"), 0) == 0); /* evicts "a|" (3 events) */
+  CHECK(from1->refs == 1);
+  sse_frame *after = sse_ring_joined(r, 0, 1000);
+  CHECK(after && after->len == 9 && memcmp(after->bytes, "bb|ccc|d|", 9) == 0 && after->seq == 4);
+  sse_ring_clear(r); /* drops the cache too */
+  CHECK(after->refs == 1);
+  CHECK(sse_ring_joined(r, 0, 1000) == NULL);
+  CHECK(sse_ring_store(r, mk("e|"), 0) == 0 && sse_ring_store(r, mk("f|"), 0) == 0);
+  sse_frame *last = sse_ring_joined(r, 0, 1000);
+  CHECK(last && memcmp(last->bytes, "e|f|", 4) == 0);
+  sse_frame_unref(j);
+  sse_frame_unref(from1);
+  sse_frame_unref(after);
+  sse_frame_unref(last);
+  sse_ring_free(r); /* frees the cached copy: LeakSanitizer checks */
+}
+
 int main(void) {
   test_new_validates();
+  test_joined();
   test_default_epoch();
   test_empty();
   test_format_and_parse();
