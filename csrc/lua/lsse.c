@@ -35,6 +35,32 @@ int lsse_argerror(lua_State *L, int arg, const char *fname, const char *fmt, ...
   return lua_error(L);
 }
 
+void *lsse_testudata(lua_State *L, int idx, const char *tname) {
+  void *p = lua_touserdata(L, idx);
+  if (!p || !lua_getmetatable(L, idx)) return NULL;
+  lua_pushlightuserdata(L, (void *)tname);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isnil(L, -1)) { /* first use in this state: cache it, once it exists */
+    lua_pop(L, 1);
+    luaL_getmetatable(L, tname);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 2);
+      return NULL;
+    }
+    lua_pushlightuserdata(L, (void *)tname);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+  if (!lua_rawequal(L, -1, -2)) p = NULL;
+  lua_pop(L, 2);
+  return p;
+}
+
+void *lsse_checkudata(lua_State *L, int idx, const char *tname) {
+  void *p = lsse_testudata(L, idx, tname);
+  return p ? p : luaL_checkudata(L, idx, tname); /* raises the usual error */
+}
+
 int lsse_typeerror(lua_State *L, int arg, const char *fname, const char *expected, int idx) {
   return lsse_argerror(L, arg, fname, "%s expected, got %s", expected, luaL_typename(L, idx));
 }
@@ -123,6 +149,7 @@ SSE_EXPORT int luaopen_sse_core(lua_State *L) {
   open_limits(L);
   lsse_open_encode(L);
   lsse_open_stream(L);
+  lsse_open_reader(L);
   lsse_open_hub(L);
   lsse_open_ring(L);
   lsse_open_parse(L);

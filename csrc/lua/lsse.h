@@ -24,6 +24,12 @@ int lsse_argerror(lua_State *L, int arg, const char *fname, const char *fmt, ...
  * <type> being the type name of the value at stack index idx. */
 int lsse_typeerror(lua_State *L, int arg, const char *fname, const char *expected, int idx);
 
+/* luaL_testudata / luaL_checkudata without interning tname per call: the
+ * registry also keeps each metatable under the light userdata tname (the C
+ * string's address), found by one raw lookup. Same results and errors. */
+void *lsse_testudata(lua_State *L, int idx, const char *tname);
+void *lsse_checkudata(lua_State *L, int idx, const char *tname);
+
 /* Pushes the runtime-failure result: nil, msg, and code when code != 0 (a
  * negative C code). Returns the number of values pushed (2 or 3). */
 int lsse_fail(lua_State *L, int code, const char *msg);

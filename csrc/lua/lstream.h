@@ -152,6 +152,14 @@ void lsse_warn(lua_State *L, const char *what);
 /* lua_pcall that warns instead of raising; returns 1 when it succeeded. */
 int lsse_pcall(lua_State *L, int nargs, int nres, const char *what);
 
+/* The libuv stream inside a luv handle userdata (tcp, pipe, tty), or NULL. */
+uv_stream_t *lsse_to_uv_stream(lua_State *L, int idx);
+
+/* lua_reader.c: 1 when core.read_start reads h; forget h's function. */
+int lsse_reader_owns(uv_stream_t *h);
+void lsse_reader_forget(uv_stream_t *h);
+
 void lsse_open_stream(lua_State *L);
+void lsse_open_reader(lua_State *L);
 
 #endif

@@ -80,14 +80,25 @@ static int push_fail(lua_State *L, int code) {
 static void push_headers(lua_State *L, const sse_http_header *h, size_t n) {
   lua_createtable(L, 0, (int)(n < 64 ? n : 64));
   int t = lua_gettop(L);
+  char low[64]; /* most names are short: lowercased here, no Lua buffer */
   for (size_t i = 0; i < n; i++) {
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (size_t j = 0; j < h[i].name.n; j++) {
-      char c = h[i].name.p[j];
-      luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
+    const char *name = h[i].name.p;
+    size_t nn = h[i].name.n;
+    if (nn <= sizeof low) {
+      for (size_t j = 0; j < nn; j++) {
+        char c = name[j];
+        low[j] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+      }
+      lua_pushlstring(L, low, nn);
+    } else {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (size_t j = 0; j < nn; j++) {
+        char c = name[j];
+        luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c);
+      }
+      luaL_pushresult(&b);
     }
-    luaL_pushresult(&b);
     lua_pushvalue(L, -1);
     lua_rawget(L, t);
     if (lua_isnil(L, -1)) {
@@ -129,6 +140,21 @@ static int l_head_end(lua_State *L) {
   return 1;
 }
 
+/* The field names of a parsed request, kept as l_parse_request's upvalues
+ * (pushing an upvalue costs less than interning a C string per field). */
+static const char *const REQ_KEYS[] = {"method", "target", "path", "query", "version",
+                                       "headers", "content_length", "keep_alive",
+                                       "head_bytes", "1.1", "1.0"};
+enum { K_METHOD = 1, K_TARGET, K_PATH, K_QUERY, K_VERSION, K_HEADERS, K_CLEN, K_KEEP,
+       K_HEAD_BYTES, K_V11, K_V10, K_COUNT = K_V10 };
+
+/* t[upvalue k] = the value at the top (t at the top once it is popped). */
+static void set_key(lua_State *L, int k) {
+  lua_pushvalue(L, lua_upvalueindex(k));
+  lua_insert(L, -2);
+  lua_rawset(L, -3);
+}
+
 /* core.http_parse_request(buf [, opts]) -> req | nil, status, msg */
 static int l_parse_request(lua_State *L) {
   size_t len;
@@ -141,32 +167,35 @@ static int l_parse_request(lua_State *L) {
   int rc = sse_http_parse_request(buf, len, &lim, hdrs, &r);
   if (rc) return push_fail(L, rc);
 
-  lua_createtable(L, 0, 10);
-  set_str(L, "method", r.method);
-  set_str(L, "target", r.target);
+  lua_createtable(L, 0, 9);
+  lua_pushlstring(L, r.method.p, r.method.n);
+  set_key(L, K_METHOD);
+  lua_pushlstring(L, r.target.p, r.target.n);
+  set_key(L, K_TARGET);
   if (r.path_len == r.path.n) {
-    set_str(L, "path", r.path); /* nothing was escaped */
+    lua_pushlstring(L, r.path.p, r.path.n); /* nothing was escaped */
   } else {
     char *out = lua_newuserdata(L, r.path.n);
     size_t n = 0;
     sse_http_decode_path(r.path.p, r.path.n, out, &n); /* validated: cannot fail */
     lua_pushlstring(L, out, n);
-    lua_setfield(L, -3, "path");
-    lua_pop(L, 1);
+    lua_remove(L, -2);
   }
-  set_str(L, "query", r.query);
-  lua_pushstring(L, r.minor ? "1.1" : "1.0");
-  lua_setfield(L, -2, "version");
+  set_key(L, K_PATH);
+  lua_pushlstring(L, r.query.p, r.query.n);
+  set_key(L, K_QUERY);
+  lua_pushvalue(L, lua_upvalueindex(r.minor ? K_V11 : K_V10));
+  set_key(L, K_VERSION);
   push_headers(L, r.headers, r.nheaders);
-  lua_setfield(L, -2, "headers");
+  set_key(L, K_HEADERS);
   if (r.content_length >= 0) {
     push_int(L, r.content_length);
-    lua_setfield(L, -2, "content_length");
+    set_key(L, K_CLEN);
   }
   lua_pushboolean(L, r.keep_alive);
-  lua_setfield(L, -2, "keep_alive");
+  set_key(L, K_KEEP);
   push_int(L, (long long)r.head_bytes);
-  lua_setfield(L, -2, "head_bytes");
+  set_key(L, K_HEAD_BYTES);
   return 1;
 }
 
@@ -299,7 +328,7 @@ static int l_body(lua_State *L) {
  * data: the body bytes in bytes ("" when none); done: true once the body is
  * complete (rest: what followed it). A framing error is sticky. */
 static int l_body_feed(lua_State *L) {
-  lbody *b = (lbody *)luaL_checkudata(L, 1, BODY_MT);
+  lbody *b = (lbody *)lsse_checkudata(L, 1, BODY_MT);
   size_t n, pos = 0;
   const char *s = luaL_checklstring(L, 2, &n);
   if (b->failed) {
@@ -360,14 +389,13 @@ static int l_body_feed(lua_State *L) {
 
 /* b:done() -> true once the whole body was fed */
 static int l_body_done(lua_State *L) {
-  lbody *b = (lbody *)luaL_checkudata(L, 1, BODY_MT);
+  lbody *b = (lbody *)lsse_checkudata(L, 1, BODY_MT);
   lua_pushboolean(L, b->done);
   return 1;
 }
 
 static const luaL_Reg http_funcs[] = {
   {"http_head_end", l_head_end},
-  {"http_parse_request", l_parse_request},
   {"http_parse_query", l_parse_query},
   {"http_parse_response", l_parse_response},
   {"http_body", l_body},
@@ -389,4 +417,7 @@ void lsse_open_http(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_setfuncs(L, http_funcs, 0);
+  for (int k = 0; k < K_COUNT; k++) lua_pushstring(L, REQ_KEYS[k]);
+  lua_pushcclosure(L, l_parse_request, K_COUNT);
+  lua_setfield(L, -2, "http_parse_request");
 }

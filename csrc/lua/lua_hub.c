@@ -18,7 +18,7 @@
 #define HUBS_KEY "sse.hubs" /* every hub of the state: a weak-keyed set */
 
 static lhub *check_hub(lua_State *L, int i) {
-  lhub *u = (lhub *)luaL_checkudata(L, i, HUB_MT);
+  lhub *u = (lhub *)lsse_checkudata(L, i, HUB_MT);
   if (!u->h) luaL_argerror(L, i, "hub is closed");
   return u;
 }
@@ -26,7 +26,7 @@ static lhub *check_hub(lua_State *L, int i) {
 /* The hub at 1 again after Lua ran (an event's __index, a ring's clock):
  * NULL when that Lua closed it. */
 static sse_hub *hub_again(lua_State *L) {
-  return ((lhub *)luaL_checkudata(L, 1, HUB_MT))->h;
+  return ((lhub *)lsse_checkudata(L, 1, HUB_MT))->h;
 }
 
 /* --- luv --------------------------------------------------------------------- */
@@ -198,7 +198,7 @@ static void report(lua_State *L, int hidx, int do_flush) {
     if (!s) s = sse_hub_next_ready(h);
     if (!s) break;
     lua_rawgeti(L, a, (int)sse_sub_id(s));
-    if (luaL_testudata(L, -1, STREAM_MT)) {
+    if (lsse_testudata(L, -1, STREAM_MT)) {
       if (closed) lsse_stream_finish(L, -1, 0);
       else lsse_stream_settle(L, -1, 0);
     } else if (closed) {
@@ -214,7 +214,7 @@ static void report(lua_State *L, int hidx, int do_flush) {
     sse_sub *s;
     while ((s = sse_hub_next_drained(h))) {
       lua_rawgeti(L, a, (int)sse_sub_id(s));
-      if (luaL_testudata(L, -1, STREAM_MT)) lua_rawseti(L, t, ++n);
+      if (lsse_testudata(L, -1, STREAM_MT)) lua_rawseti(L, t, ++n);
       else lua_pop(L, 1);
     }
     for (int i = 1; i <= n; i++) {
@@ -408,13 +408,13 @@ void lsse_push_tagged(lua_State *L, int tag) {
   lua_pushnil(L);
   while (lua_next(L, hubs)) {
     lua_pop(L, 1);
-    lhub *u = (lhub *)luaL_testudata(L, -1, HUB_MT);
+    lhub *u = (lhub *)lsse_testudata(L, -1, HUB_MT);
     if (u && u->h) {
       lsse_slot_get(L, -1, HSLOT_ANCHORS);
       int a = lua_gettop(L);
       lua_pushnil(L);
       while (lua_next(L, a)) {
-        lstream *st = (lstream *)luaL_testudata(L, -1, STREAM_MT);
+        lstream *st = (lstream *)lsse_testudata(L, -1, STREAM_MT);
         if (st && st->tag == tag && !(st->flags & SF_DONE)) {
           lua_pushvalue(L, -1);
           lua_rawseti(L, list, ++n);
@@ -429,7 +429,7 @@ void lsse_push_tagged(lua_State *L, int tag) {
 
 lhub *lsse_home(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, HOME_KEY);
-  lhub *u = (lhub *)luaL_testudata(L, -1, HUB_MT);
+  lhub *u = (lhub *)lsse_testudata(L, -1, HUB_MT);
   if (u && u->h) return u;
   lua_pop(L, 1);
   u = hub_create(L, 1, SSE_STREAM_OUTBOX_DEFAULT, SSE_SLOW_CLOSE);
@@ -476,7 +476,7 @@ static void hub_empty(lua_State *L, int hidx) {
   while (u->h && (s = sse_hub_any_sub(u->h)) != NULL) {
     lua_rawgeti(L, a, (int)sse_sub_id(s));
     int draining = sse_sub_state(s) == SSE_SUB_DRAINING;
-    if (!luaL_testudata(L, -1, STREAM_MT) || lsse_stream_move(L, -1, home) != 0) {
+    if (!lsse_testudata(L, -1, STREAM_MT) || lsse_stream_move(L, -1, home) != 0) {
       unanchor_at(L, s);
       sse_hub_remove(s);
     } else if (draining) {
@@ -492,7 +492,7 @@ static void hub_empty(lua_State *L, int hidx) {
 /* hub:close(): the streams still in it go on in the home hub; the C hub
  * and its handles go. Idempotent. */
 static int l_hub_close(lua_State *L) {
-  lhub *u = (lhub *)luaL_checkudata(L, 1, HUB_MT);
+  lhub *u = (lhub *)lsse_checkudata(L, 1, HUB_MT);
   if (!u->h || u->home) return 0;
   hub_empty(L, 1);
   close_loop(L, 1);
@@ -509,7 +509,7 @@ static int l_hub_close(lua_State *L) {
 /* __gc: nothing anchors a hub that holds streams (it pins itself), so this
  * is an empty hub, or the end of the Lua state. */
 static int hub_gc(lua_State *L) {
-  lhub *u = (lhub *)luaL_checkudata(L, 1, HUB_MT);
+  lhub *u = (lhub *)lsse_checkudata(L, 1, HUB_MT);
   if (!u->h) return 0;
   close_loop(L, 1);
   sse_hub *h = u->h;

@@ -29,7 +29,7 @@ typedef struct lparser {
 
 /* Argument i as an sse.Parser (raises a bad-argument error otherwise). */
 static lparser *check_parser(lua_State *L, int i) {
-  return (lparser *)luaL_checkudata(L, i, PARSER_MT);
+  return (lparser *)lsse_checkudata(L, i, PARSER_MT);
 }
 
 static void push_ms(lua_State *L, unsigned long long ms) {

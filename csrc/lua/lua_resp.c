@@ -23,7 +23,7 @@ typedef struct {
 } lreader;
 
 static lreader *check_reader(lua_State *L, int i) {
-  lreader *u = (lreader *)luaL_checkudata(L, i, READER_MT);
+  lreader *u = (lreader *)lsse_checkudata(L, i, READER_MT);
   if (u->closed) luaL_argerror(L, i, "reader is closed");
   return u;
 }
@@ -145,7 +145,7 @@ static int l_buffered(lua_State *L) {
 }
 
 static int l_reader_close(lua_State *L) {
-  lreader *u = (lreader *)luaL_checkudata(L, 1, READER_MT);
+  lreader *u = (lreader *)lsse_checkudata(L, 1, READER_MT);
   free(u->buf);
   u->buf = NULL;
   u->off = u->len = u->cap = 0;

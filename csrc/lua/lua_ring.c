@@ -25,7 +25,7 @@ typedef struct lring {
 
 /* The sse.Ring at idx (raises when it is not one); may be closed. */
 static lring *check_ring(lua_State *L, int idx) {
-  return (lring *)luaL_checkudata(L, idx, RING_MT);
+  return (lring *)lsse_checkudata(L, idx, RING_MT);
 }
 
 static int push_closed(lua_State *L) {

@@ -94,7 +94,7 @@ void *lsse_newudata_slots(lua_State *L, size_t size, int nslots) {
 }
 
 lstream *lsse_check_stream(lua_State *L, int idx, int arg, const char *fname) {
-  lstream *st = (lstream *)luaL_testudata(L, idx, STREAM_MT);
+  lstream *st = (lstream *)lsse_testudata(L, idx, STREAM_MT);
   if (!st) {
     if (!fname) luaL_checkudata(L, idx, STREAM_MT);
     lsse_argerror(L, arg, fname, "sse.Stream expected, got %s", luaL_typename(L, idx));
@@ -104,10 +104,10 @@ lstream *lsse_check_stream(lua_State *L, int idx, int arg, const char *fname) {
 
 /* The libuv stream inside a luv handle userdata (luv keeps a pointer to the
  * handle in the userdata), or NULL when idx is not a luv stream. */
-static uv_stream_t *to_uv_stream(lua_State *L, int idx) {
+uv_stream_t *lsse_to_uv_stream(lua_State *L, int idx) {
   static const char *const mts[] = {"uv_tcp", "uv_pipe", "uv_tty", NULL};
   for (int i = 0; mts[i]; i++) {
-    void **ud = (void **)luaL_testudata(L, idx, mts[i]);
+    void **ud = (void **)lsse_testudata(L, idx, mts[i]);
     if (ud && *ud) {
       uv_handle_t *h = (uv_handle_t *)*ud;
       uv_handle_type t = h->type;
@@ -266,7 +266,7 @@ void lsse_stream_finish(lua_State *L, int idx, int reason_idx) {
   if (leave) lsse_leave_end(L, idx, top + 1);
   if (st->kind == K_PUSH) {
     lsse_slot_get(L, idx, SLOT_TRANSPORT);
-    uv_stream_t *h = to_uv_stream(L, -1);
+    uv_stream_t *h = lsse_to_uv_stream(L, -1);
     if (h && !uv_is_closing((uv_handle_t *)h)) {
       lua_getfield(L, -1, "close");
       lua_pushvalue(L, -2);
@@ -456,7 +456,7 @@ static int l_stream_new(lua_State *L) {
   uv_stream_t *stream = NULL;
   int kind, tidx;
   if (!lua_isnil(L, 2)) {
-    stream = to_uv_stream(L, 2);
+    stream = lsse_to_uv_stream(L, 2);
     if (!stream)
       lsse_argerror(L, 1, fname, "field 'handle': luv stream handle (tcp, pipe or tty) expected, got %s",
                     luaL_typename(L, 2));
@@ -634,7 +634,7 @@ static int l_close(lua_State *L) {
     int can = st->kind == K_PULL;
     if (st->kind == K_PUSH) {
       lsse_slot_get(L, 1, SLOT_TRANSPORT);
-      uv_stream_t *h = to_uv_stream(L, -1);
+      uv_stream_t *h = lsse_to_uv_stream(L, -1);
       lua_pop(L, 1);
       can = h && !uv_is_closing((uv_handle_t *)h);
     }
@@ -702,7 +702,7 @@ static int watch_close(lua_State *L) {
   if (!lsse_push_hub_of(L, sse_sub_hub(s))) return 0;
   lsse_slot_get(L, -1, HSLOT_ANCHORS);
   lua_rawgeti(L, -1, (int)sse_sub_id(s));
-  lstream *st = (lstream *)luaL_testudata(L, -1, STREAM_MT);
+  lstream *st = (lstream *)lsse_testudata(L, -1, STREAM_MT);
   if (!st || st->s != s) return 0;
   lua_pushcfunction(L, l_close);
   lua_insert(L, -2);
@@ -739,18 +739,26 @@ static int l_watch_eof(lua_State *L) {
     return 1;
   }
   lsse_slot_get(L, 1, SLOT_TRANSPORT); /* 2 */
-  uv_stream_t *h = to_uv_stream(L, 2);
+  uv_stream_t *h = lsse_to_uv_stream(L, 2);
   uv_os_fd_t fd;
   if (!h || uv_is_closing((uv_handle_t *)h) || uv_fileno((uv_handle_t *)h, &fd) != 0 || fd < 0)
     return lsse_fail(L, 0, "closed");
-  /* luv's callback: one shared no-op (luv takes it before asking libuv,
-   * which answers EALREADY when the handle reads already: it goes on) */
-  lua_getfield(L, 2, "read_start");
-  lua_pushvalue(L, 2);
-  lua_pushcfunction(L, l_noop_cb);
-  lua_call(L, 2, 3);
-  if (!lua_toboolean(L, -3) && !(lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "EALREADY") == 0))
-    return lsse_fail(L, 0, "read failed");
+  if (lsse_reader_owns(h)) {
+    /* read by the core (core.read_start): luv holds no callback; the
+     * reader's function goes, the watch's callbacks come below */
+    lsse_reader_forget(h);
+    if (!h->read_cb && uv_read_start(h, watch_alloc, watch_read) < 0)
+      return lsse_fail(L, 0, "read failed");
+  } else {
+    /* luv's callback: one shared no-op (luv takes it before asking libuv,
+     * which answers EALREADY when the handle reads already: it goes on) */
+    lua_getfield(L, 2, "read_start");
+    lua_pushvalue(L, 2);
+    lua_pushcfunction(L, l_noop_cb);
+    lua_call(L, 2, 3);
+    if (!lua_toboolean(L, -3) && !(lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "EALREADY") == 0))
+      return lsse_fail(L, 0, "read failed");
+  }
   if ((size_t)fd >= watch_cap) {
     size_t cap = watch_cap ? watch_cap : 1024;
     while (cap <= (size_t)fd) cap *= 2;
@@ -768,27 +776,6 @@ static int l_watch_eof(lua_State *L) {
   lsse_anchor_draining(L, 1, 1); /* strongly anchored while watched */
   lua_pushboolean(L, 1);
   return 1;
-}
-
-/* core.read_small(handle): the luv handle (reading) gets its read buffers
- * in SMALL_READ bytes instead of libuv's suggested 64 KiB: luv mallocs one
- * per read and frees it after its callback, and a request that size makes
- * glibc consolidate its fast bins on every read of a connection. luv's own
- * read callback stays (it frees the buffer); a later read_start sets luv's
- * allocator again. */
-#define SMALL_READ 4096
-static void small_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)h;
-  (void)suggested;
-  buf->base = (char *)malloc(SMALL_READ); /* luv's read callback frees it */
-  buf->len = buf->base ? SMALL_READ : 0;  /* 0: libuv reports UV_ENOBUFS */
-}
-
-static int l_read_small(lua_State *L) {
-  uv_stream_t *h = to_uv_stream(L, 1);
-  if (!h) lsse_typeerror(L, 1, "read_small", "luv stream handle", 1);
-  if (uv_is_active((uv_handle_t *)h) && !uv_is_closing((uv_handle_t *)h)) h->alloc_cb = small_alloc;
-  return 0;
 }
 
 /* stream:_set_tag(n): its owner's mark (an integer 1..65535); core.tagged(n)
@@ -820,7 +807,7 @@ static int l_new_tag(lua_State *L) {
  * handle (a listener's is inherited by the connections it accepts, on
  * Linux). */
 static int l_set_write_timeout(lua_State *L) {
-  uv_stream_t *h = to_uv_stream(L, 1);
+  uv_stream_t *h = lsse_to_uv_stream(L, 1);
   if (!h) lsse_typeerror(L, 1, "set_write_timeout", "luv tcp handle", 1);
   lua_Number v = luaL_checknumber(L, 2);
   if (!(v > 0 && v <= SSE_WRITE_TIMEOUT_MAX)) lsse_argerror(L, 2, "set_write_timeout", "seconds out of range");
@@ -1033,7 +1020,7 @@ void lsse_open_stream(lua_State *L) {
   lua_setfield(L, -2, "accepted_inherit");
   static const luaL_Reg fns[] = {
       {"stream_new", l_stream_new}, {"check_options", l_check_options},
-      {"set_write_timeout", l_set_write_timeout}, {"read_small", l_read_small},
+      {"set_write_timeout", l_set_write_timeout},
       {"tagged", l_tagged}, {"new_tag", l_new_tag}, {"set_drain_handler", l_set_drain_handler},
       {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);

@@ -54,6 +54,7 @@ function M.close(server, conn)
     server._nconn = server._nconn - 1
   end
   local tcp = conn.tcp
+  core.read_release(tcp)
   if not tcp:is_closing() then tcp:close() end
 end
 local close = M.close
@@ -68,7 +69,7 @@ local function linger(server, conn)
   conn.deadline = uv.now() + server._idle_ms
   if conn.paused then
     conn.paused = nil
-    conn.tcp:read_start(conn.reader)
+    core.read_start(conn.tcp, conn.reader)
   end
   local ok, res = pcall(conn.tcp.shutdown, conn.tcp, function()
     if not conn.closed then conn.deadline = uv.now() + server._linger_ms end
@@ -89,7 +90,7 @@ function M.answered(server, conn, keep)
   if conn.wait_paused and not conn.closed and not conn.stream and conn.state ~= LINGER
      and (conn.state ~= WAIT or #conn.buf < M.WAIT_READ) then
     conn.wait_paused = nil
-    conn.tcp:read_start(conn.reader)
+    core.read_start(conn.tcp, conn.reader)
   end
 end
 
@@ -126,7 +127,7 @@ local function refuse(server, tcp)
     if err or not data then guard(server, "read", close, server, conn) end
   end
   server._conns[conn] = true
-  tcp:read_start(conn.reader)
+  core.read_start(tcp, conn.reader)
   tcp:shutdown()
 end
 
@@ -195,15 +196,13 @@ function M.accept(server)
     end
   end
   server._conns[conn] = true
-  local rok, rerr = tcp:read_start(conn.reader)
+  -- the core reads it (one buffer for every read, no luv callback to
+  -- replace when the connection becomes a stream's)
+  local rok, rerr = core.read_start(tcp, conn.reader)
   if not rok then
     pcall(server.log, "read_start failed: " .. tostring(rerr))
     close(server, conn)
-    return
   end
-  -- reads into 4 KiB buffers, not luv's 64 KiB per read (a head is a few
-  -- hundred bytes; a longer one arrives in more reads)
-  core.read_small(tcp)
 end
 
 -- Answer every complete request in conn.buf, in order.
@@ -304,7 +303,7 @@ function M.sweep(server)
     if conn.paused and not conn.closed and conn.state ~= WAIT
        and conn.tcp:get_write_queue_size() <= M.WRITE_HIGH / 2 then
       conn.paused = nil
-      conn.tcp:read_start(conn.reader)
+      core.read_start(conn.tcp, conn.reader)
       local st = conn.state
       conn.deadline = st == IDLE and now + server._idle_ms
         or st == BODY and math.min(now + server._head_ms, conn.body_deadline)

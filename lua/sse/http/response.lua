@@ -7,6 +7,7 @@
 -- of earlier answers still queued on the handle go first: libuv keeps one
 -- write queue per handle.
 local options = require("sse.http.options")
+local Stream = require("sse.stream")
 
 local argerror, show, is_int = options.argerror, options.show, options.is_int
 
@@ -271,7 +272,6 @@ function Response:sse(opts)
   if ka ~= nil and (type(ka) ~= "number" or not (ka > 0 and ka < 1e9)) then
     argerror(1, "sse", "keepalive must be a positive number of seconds, got " .. show(ka))
   end
-  local Stream = require("sse.stream")
   local conn, server, req = self._conn, self._server, self._req
   if gone(conn) then
     self._done = true
@@ -315,7 +315,6 @@ end
 -- returns it and the checked gzip options (nil: not compressed).
 function Response:_sse_head(gz)
   local conn, req = self._conn, self._req
-  local Stream = require("sse.stream")
   local t = { "Content-Type", "text/event-stream; charset=utf-8", "Cache-Control", "no-cache",
               "X-Accel-Buffering", "no" }
   -- compress: the stream is gzip-encoded when the client accepts it (each
