@@ -190,29 +190,76 @@ describe("sse.Stream on a luv handle", function()
     end
   end)
 
-  it("core.read_small: a reading luv handle gets 4 KiB read buffers, not 64 KiB", function()
+  it("core.read_start: the core reads a luv handle, fn(nil, data) per read, fn(nil, nil) at the end", function()
     local core = require("sse.core")
-    local sizes, got, want = {}, 0, 200000
+    local got, calls, want = {}, 0, 200000
+    local paused_at
     net.run(5, function(done)
       local _, port = net.server(function(tcp)
-        tcp:read_start(function(err, data)
+        local function reader(err, data)
+          calls = calls + 1
           if err or not data then
+            got.err, got.eof = err, true
+            core.read_release(tcp)
             tcp:close()
             return done()
           end
-          sizes[#sizes + 1] = #data
-          got = got + #data
-        end)
-        core.read_small(tcp)
+          got[#got + 1] = data
+          if not paused_at then
+            -- paused by luv's read_stop, resumed by core.read_start
+            paused_at = #table.concat(got)
+            tcp:read_stop()
+            net.after(20, function() assert.is_true(core.read_start(tcp, reader)) end)
+          end
+        end
+        assert.is_true(core.read_start(tcp, reader))
       end)
       local c = net.client(port, { read = false })
-      -- written in one piece, so several reads find more than 4 KiB waiting
       c.tcp:write(("x"):rep(want), function() c.tcp:shutdown() end)
     end)
-    assert.are.equal(want, got)
-    table.sort(sizes)
-    assert.are.equal(4096, sizes[#sizes])
-    util.raises_arg(1, "luv stream handle expected, got table", core.read_small, {})
+    assert.are.equal(want, #table.concat(got))
+    assert.is_true(got.eof)
+    assert.is_nil(got.err)
+    assert.is_true(paused_at > 0 and paused_at < want)
+    util.raises_arg(1, "luv stream handle expected, got table", core.read_start, {}, print)
+    util.raises_arg(1, "luv stream handle expected, got boolean", core.read_release, true)
+  end)
+
+  it("core.read_start: a reset is fn('ECONNRESET', nil); a released handle is no longer read", function()
+    local core = require("sse.core")
+    local errs, after_release = {}, 0
+    net.run(5, function(done)
+      local n = 0
+      local _, port = net.server(function(tcp)
+        n = n + 1
+        if n == 1 then
+          assert.is_true(core.read_start(tcp, function(err, data)
+            if err or not data then
+              errs[#errs + 1] = err or "eof"
+              tcp:close()
+            end
+          end))
+          tcp:write("never read") -- the client closes with this unread: a reset
+        else
+          assert.is_true(core.read_start(tcp, function() after_release = after_release + 1 end))
+          core.read_release(tcp) -- reading stops: what the client sends stays unread
+          net.after(100, function()
+            tcp:close()
+            done()
+          end)
+        end
+      end)
+      local c1 = net.client(port, { read = false })
+      net.after(50, function()
+        c1.tcp:close()
+        net.after(50, function()
+          local c2 = net.client(port, { read = false })
+          net.after(20, function() c2.tcp:write("ignored") end)
+        end)
+      end)
+    end)
+    assert.are.same({ "ECONNRESET" }, errs)
+    assert.are.equal(0, after_release)
   end)
 
   it("watches its connection's end in C: a stream nobody holds still closes at EOF", function()
