@@ -38,7 +38,7 @@ eval "$(declare -f start_server | sed '1s/start_server/lib_start_server/')"
 
 available() {
 	case $1 in
-	ngx|ngx-hand)
+	ngx|ngx-*)
 		command -v nginx > /dev/null && [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || {
 			echo "skip $1: nginx or libnginx-mod-http-lua is not installed"; return 1; }
 		[ -f build/luajit/sse/core.so ] || { echo "skip $1: build/luajit/sse/core.so (make LUA=luajit)"; return 1; }
@@ -51,7 +51,8 @@ available() {
 ngx_start() {
 	local name=$1 port=$2 log=$3 workers=$4 lopts=${5:-} pre module
 	module=ngx_sse
-	[ "$name" = ngx-hand ] && module=ngx_hand
+	# ngx-NAME runs bench/ngx_NAME.lua
+	[ "$name" != ngx ] && module=ngx_${name#ngx-}
 	pre=$TMP/$name-$port
 	mkdir -p "$pre/conf" "$pre/logs" "$pre/tmp"
 	chmod -R 755 "$pre"
@@ -74,7 +75,7 @@ ngx_start() {
 
 start_server() {
 	case $1 in
-	ngx|ngx-hand) ngx_start "$1" "$2" "$3" 1 ;;
+	ngx|ngx-*) ngx_start "$1" "$2" "$3" 1 ;;
 	*) lib_start_server "$@" ;;
 	esac
 }

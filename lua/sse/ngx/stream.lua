@@ -28,8 +28,21 @@ M.IDLE_WAIT = 60
 local KNOWN = { retry = true, keepalive = true, outbox_limit = true, slow_policy = true,
                 last_event_id = true }
 
--- stream -> its semaphore, while its writer runs (weak: never keeps a stream)
-local semas = setmetatable({}, { __mode = "k" })
+-- How writers sleep. Every writer of the worker starts on ONE shared
+-- semaphore: a broadcast that readies all of them wakes them with one post
+-- (ngx.semaphore wakes its waiters in order, one resume each), and no stream
+-- holds a semaphore of its own. A shared semaphore cannot wake one waiter:
+-- waking a stream that sleeps on it wakes them all, and each that finds
+-- nothing to take, a stream that does not get what the others get (a topic,
+-- a send to it alone, a close), moves to a semaphore of its own, once for
+-- good. So a fan-out to everyone costs one post, and any other traffic costs
+-- at most one needless wake per stream.
+local shared                      -- the worker's shared semaphore (made on first use)
+local RUN = {}                    -- sema_of's mark: on the shared one, running
+-- stream -> `shared` while its writer waits on it, RUN while that writer
+-- runs (it takes before it waits again: nothing to wake), or the writer's
+-- own semaphore (weak: never keeps a stream)
+local sema_of = setmetatable({}, { __mode = "k" })
 
 local warned_abort = false
 
@@ -43,12 +56,42 @@ end
 
 -- One function for every stream (no closure per stream): wakes its writer.
 local function wake(stream)
-  local s = semas[stream]
-  if s then s:post(1) end
+  local s = sema_of[stream]
+  if s == shared then
+    -- every waiter of the shared semaphore, the ones already posted for
+    -- in this turn excepted (count: posts not yet taken - waiters)
+    local c = s:count()
+    if c < 0 then s:post(-c) end
+  elseif s ~= nil and s ~= RUN then
+    s:post(1)
+  end
 end
 
 local function wake_closed(_, stream)
   return wake(stream)
+end
+
+-- the request (its address) -> its stream, for the one on_abort callback
+-- of every stream (a closure per stream would cost more than the entry)
+local get_request = require("resty.core.base").get_request
+local ffi = require("ffi")
+local aborting = setmetatable({}, { __mode = "v" })
+
+local function request_key()
+  return tonumber(ffi.cast("uintptr_t", get_request()))
+end
+
+-- The client went away: the stream closes, and the request ends here
+-- (ngx.exit from the on_abort thread ends the writer too, wherever it
+-- waits), without a wake-up that would rouse every writer of the shared
+-- semaphore.
+local function on_abort()
+  local stream = aborting[request_key()]
+  if stream then
+    sema_of[stream] = nil
+    stream:close("eof")
+  end
+  return ngx.exit(499)
 end
 
 --- The Last-Event-ID of the request: the header, else ?lastEventId= (what
@@ -63,39 +106,47 @@ end
 
 -- The writer: the only code that writes this response. Takes everything
 -- queued, prints and flushes it, sleeps until woken; ends with the stream.
-local function writer(stream, sema)
+local function writer(stream)
   local print, flush = ngx.print, ngx.flush
+  local sema = shared
   -- first let the handler finish (attach, sends): the headers then go out
-  -- with the first bytes (a join event, a retry line) in one write. The
-  -- handler's first queued bytes post the semaphore; a stream given none
-  -- sends its headers alone 1 ms later. (Not ngx.sleep(0): without
-  -- OpenResty's delayed-events patch, as in Debian's nginx, each call logs
-  -- a warning.)
+  -- with the first bytes (a join event, a retry line) in one write, 1 ms
+  -- later. (Not ngx.sleep(0): without OpenResty's delayed-events patch, as
+  -- in Debian's nginx, each call logs a warning.)
   sema:wait(0.001)
-  local head = true
+  sema_of[stream] = RUN
+  local head, woken = true, false
   while true do
     local bytes = stream:take()
     if bytes == nil then break end
-    if bytes == "" then
-      if head then
-        -- nothing to send yet: the headers alone, so the client's
-        -- EventSource opens now
-        head = false
-        if not flush(true) then stream:close("write failed") end
-      else
-        sema:wait(M.IDLE_WAIT)
-      end
-    else
-      head = false
+    if bytes ~= "" then
+      head, woken = false, false
       -- flush(true) returns once the bytes are in the socket: meanwhile the
       -- events that follow wait in the outbox, where its limit and the slow
       -- policy see them
       local ok, err = print(bytes)
       if ok then ok, err = flush(true) end
       if not ok then stream:close(err == "timeout" and "write timeout" or "write failed") end
+    elseif head then
+      -- nothing to send yet: the headers alone, so the client's EventSource opens now
+      head = false
+      if not flush(true) then stream:close("write failed") end
+    elseif sema ~= shared then
+      sema:wait(M.IDLE_WAIT)
+    else
+      if woken then
+        -- woken for others: from now on, a semaphore of its own
+        sema = semaphore.new(0)
+        sema_of[stream] = sema
+      else
+        sema_of[stream] = shared
+        woken = shared:wait(M.IDLE_WAIT) -- nil on the timeout: no one woke it
+        sema_of[stream] = RUN
+      end
     end
   end
-  semas[stream] = nil
+  sema_of[stream] = nil
+  aborting[request_key()] = nil
   ngx.eof()
 end
 
@@ -154,10 +205,11 @@ function M.new(opts)
     return stream
   end
 
-  local sema = semaphore.new(0)
-  semas[stream] = sema
+  if not shared then shared = semaphore.new(0) end
+  sema_of[stream] = RUN -- until its writer waits
   stream:on_close(wake_closed) -- a closed stream's writer wakes to finish
-  local aok, aerr = ngx.on_abort(function() stream:close("eof") end)
+  aborting[request_key()] = stream
+  local aok, aerr = ngx.on_abort(on_abort)
   if not aok and not warned_abort then
     warned_abort = true
     if tostring(aerr):find("lua_check_client_abort", 1, true) then
@@ -171,7 +223,7 @@ function M.new(opts)
   end
   if retry then stream:set_retry(retry) end
   if ka then stream:start_keepalive(ka) end
-  local tok, terr = ngx.thread.spawn(writer, stream, sema)
+  local tok, terr = ngx.thread.spawn(writer, stream)
   if not tok then
     stream:close("no writer thread")
     error("sse.ngx.stream: cannot start the writer thread: " .. tostring(terr), 2)
