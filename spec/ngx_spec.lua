@@ -676,3 +676,85 @@ describe("nginx -s reload with live streams", function()
     srv:stop()
   end)
 end)
+
+-- How the writers of a worker sleep (sse.ngx.stream): one shared semaphore
+-- for all, until a writer is woken for bytes that are not its own.
+local SLEEPERS = [==[
+        location = /_s/sub {
+            content_by_lua_block {
+                local hub = package.loaded["spec.sleepers_hub"]
+                if not hub then
+                    hub = require("sse.ngx").hub()
+                    package.loaded["spec.sleepers_hub"] = hub
+                end
+                local stream = require("sse.ngx").stream()
+                hub:attach(stream, { topics = { "all", "only/" .. ngx.var.arg_n } })
+            }
+        }
+        location = /_s/pub {
+            content_by_lua_block {
+                local hub = package.loaded["spec.sleepers_hub"]
+                ngx.print((hub:broadcast_to(ngx.var.arg_topic, { data = ngx.var.arg_data })))
+            }
+        }
+        location = /_s/state {
+            content_by_lua_block {
+                local hub = package.loaded["spec.sleepers_hub"]
+                local s = require("sse.ngx.stream").sleepers()
+                ngx.print(require("cjson").encode({ shared = s.shared, own = s.own,
+                                                    subscribers = hub and hub:connection_count() or 0 }))
+            }
+        }
+]==]
+
+describe("nginx: the writers' shared semaphore", function()
+  it("a fan-out to all keeps every writer on it; an abort wakes no one; bytes for one move the others off", function()
+    local srv = assert(N.start({ workers = 1, http = "lua_check_client_abort on;", server = SLEEPERS }))
+    finally(function() srv:stop() end)
+    local port = srv.port
+    local function state()
+      local res = assert(N.request(port, "GET", "/_s/state"))
+      assert(res.status == 200, res.body .. "\n" .. table.concat(srv:errors(), "\n"))
+      return cjson.decode(res.body)
+    end
+    local function pub(topic, data)
+      return tonumber(assert(N.request(port, "POST", "/_s/pub?topic=" .. topic .. "&data=" .. data)).body)
+    end
+    local subs = {}
+    for i = 1, 20 do subs[i] = subscribe(port, "/_s/sub?n=" .. i) end
+    assert(N.wait(function()
+      for _, c in ipairs(subs) do if not joined(c) then return false end end
+      return true
+    end, 3000), "not every subscriber joined")
+    assert.are.same({ shared = 20, own = 0, subscribers = 20 }, state())
+    for e = 1, 3 do assert.are.equal(20, pub("all", "e" .. e)) end
+    assert(N.wait(function()
+      for _, c in ipairs(subs) do if #c:of_type() < 3 then return false end end
+      return true
+    end, 3000), "the fan-out did not reach everyone")
+    assert.are.same({ shared = 20, own = 0, subscribers = 20 }, state())
+    -- a client that goes away: on_abort ends its request, and wakes no other writer
+    subs[20]:close()
+    assert(N.wait(function() N.sleep(20); return state().subscribers == 19 end, 2000), "the abort was missed")
+    assert.are.same({ shared = 19, own = 0, subscribers = 19 }, state())
+    -- bytes for one stream wake every writer once: the 18 others find
+    -- nothing and move to semaphores of their own
+    assert.are.equal(1, pub("only/1", "mine"))
+    assert(N.wait(function() return #subs[1]:of_type() == 4 end, 2000), "the event for one did not arrive")
+    assert(N.wait(function() N.sleep(20); return state().own == 18 end, 2000), "the others stayed")
+    assert.are.same({ shared = 1, own = 18, subscribers = 19 }, state())
+    for i = 2, 19 do assert.are.equal(3, #subs[i]:of_type()) end
+    -- and everyone still gets what is for everyone
+    assert.are.equal(19, pub("all", "e4"))
+    assert(N.wait(function()
+      for i = 1, 19 do if #subs[i]:of_type() ~= (i == 1 and 5 or 4) then return false end end
+      return true
+    end, 3000), "an event for all was lost after the move")
+    for i = 1, 19 do
+      local got = subs[i]:of_type()
+      assert.are.equal("e4", got[#got].data)
+      subs[i]:close()
+    end
+    no_errors(srv)
+  end)
+end)

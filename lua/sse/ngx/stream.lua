@@ -46,6 +46,16 @@ local sema_of = setmetatable({}, { __mode = "k" })
 
 local warned_abort = false
 
+--- M.sleepers() -> {shared = n, own = n}: this worker's writers on the
+-- shared semaphore and on a semaphore of their own (a diagnostic).
+function M.sleepers()
+  local n, own = 0, 0
+  for _, s in pairs(sema_of) do
+    if s == shared or s == RUN then n = n + 1 else own = own + 1 end
+  end
+  return { shared = n, own = own }
+end
+
 local function argerror(n, msg)
   error(("bad argument #%d to 'stream' (%s)"):format(n, msg), 3)
 end
