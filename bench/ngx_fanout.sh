@@ -7,11 +7,14 @@
 #   bench/ngx_fanout.sh               N = 10000, burst of 100, 5 events/s for 10 s
 #   NGX_SHORT=1 bench/ngx_fanout.sh   N = 500, burst of 20, 5 events/s for 2 s (CI smoke)
 #
-# Servers (NGX_SERVERS, in the order of the columns; "ngx ngx-hand nchan"):
+# Servers (NGX_SERVERS, in the order of the columns; "ngx ngx-hand nchan ngx-bare"):
 #   ngx        bench/ngx_sse.lua: sse.ngx.stream + sse.ngx.hub over the shared-dict log
 #   ngx-hand   bench/ngx_hand.lua: a semaphore and a queue per subscriber, one
 #              ngx.print + ngx.flush(true) per event
 #   nchan      nginx + Nchan (bench/nchan/nginx.conf.in), as in bench/fanout.sh
+#   ngx-bare   bench/ngx_bare.lua: the floor of a lua-nginx handler (one shared
+#              semaphore, one shared event list, nothing per subscriber, no abort)
+#   ngx-NAME   any other bench/ngx_NAME.lua with init_worker/sub/pub (A/B runs)
 # Environment: NGX_N, NGX_M (burst), NGX_RATE, NGX_SECS, NGX_PAYLOAD (40),
 # NGX_RAMP (connections/s, 5000), NGX_XW=0 (skip the cross-worker phase),
 # NGX_XW_SUBS (200), NGX_XW_EVENTS (200), NGX_XW_RATE (20/s), and those of
@@ -80,7 +83,7 @@ start_server() {
 	esac
 }
 
-pick_servers "${NGX_SERVERS:-ngx ngx-hand nchan}"
+pick_servers "${NGX_SERVERS:-ngx ngx-hand nchan ngx-bare}"
 [ -n "$RUN_SERVERS" ] || { echo "no server can run"; exit 1; }
 header "OpenResty fan-out: N = $NS, one nginx worker; burst $M events; $RATE events/s for $SECS s;" \
 	"$PAYLOAD-byte payload"
@@ -107,10 +110,10 @@ rate_p99_us|latency p99 at fixed rate, ms|1e-3|2;\
 rate_sched_us_per_del|server CPU us/delivery, fixed rate||2;\
 missing|events missing||0;\
 errors|errors (all kinds, with unparsed: the sse-join event of each sse client)||0" \
-	"ngx/nchan ngx/ngx-hand ngx-hand/nchan"
+	"ngx/nchan ngx/ngx-hand ngx-hand/nchan ngx/ngx-bare ngx-bare/nchan"
 done
 echo "(issue 11's targets for ngx: burst CPU/delivery <= 1/3 of nchan's; p99 at $RATE/s <= nchan's;" \
-	"RSS per subscriber <= ngx-hand's and nchan's)"
+	"RSS per subscriber <= ngx-hand's and nchan's; ngx-bare: what any lua-nginx handler costs at least)"
 
 # --- cross-worker delay: two workers, publisher pinned to one -------------
 [ "${NGX_XW:-1}" = 1 ] || exit 0
