@@ -135,14 +135,8 @@ local function first(v)
   return v
 end
 
--- The coroutine of each request waiting in sse.http.await -> its driver
--- (made by await, only for the requests that wait).
+-- The coroutine of each request waiting in sse.http.await -> its driver.
 local drivers = setmetatable({}, { __mode = "k" })
-
--- The request drive() is running now (await, called inside it, makes its
--- driver from these): saved and restored around each resume, so a request
--- resumed from inside another one's handler does not lose the outer one.
-local cur_co, cur_server, cur_conn, cur_res, cur_route, cur_method
 
 -- The body of a request's coroutine: the middleware that applies, in order
 -- (each may answer, which ends the chain), then the route's handler.
@@ -161,11 +155,15 @@ end
 -- when it ends, applies the policy: an error is logged (500 if nothing was
 -- sent, the stream closed otherwise), no answer (and no res:later()) is a
 -- 500. The late answer hands the connection back (sse.http.conn.answered).
-function drive(server, conn, res, co, route, method, ...)
-  local pco, ps, pc, pr, pro, pm = cur_co, cur_server, cur_conn, cur_res, cur_route, cur_method
-  cur_co, cur_server, cur_conn, cur_res, cur_route, cur_method = co, server, conn, res, route, method
+function drive(server, conn, res, co, what, ...)
+  if not drivers[co] then -- before the first resume: await looks it up
+    drivers[co] = function(...)
+      -- called from a luv callback (await's done): nothing may escape into the loop
+      local ok, err = pcall(drive, server, conn, res, co, what, ...)
+      if not ok then pcall(server.log, "internal error after await: " .. tostring(err)) end
+    end
+  end
   local ok, err = coroutine.resume(co, ...)
-  cur_co, cur_server, cur_conn, cur_res, cur_route, cur_method = pco, ps, pc, pr, pro, pm
   if coroutine.status(co) ~= "dead" then
     -- waiting in await: the connection waits for the answer as for
     -- res:later() (sse.http.conn: pipelined requests after it; 503 past
@@ -175,7 +173,6 @@ function drive(server, conn, res, co, route, method, ...)
   end
   drivers[co] = nil
   if not ok then
-    local what = method .. " " .. route.path
     pcall(server.log, ("handler error in %s: %s"):format(what, debug.traceback(co, tostring(err))))
     if res._stream then
       res._stream:close()
@@ -183,7 +180,7 @@ function drive(server, conn, res, co, route, method, ...)
       res:_answer(500, "internal server error\n")
     end
   elseif not res._done and not res._later then
-    pcall(server.log, ("handler of %s %s returned without a response"):format(method, route.path))
+    pcall(server.log, ("handler of %s returned without a response"):format(what))
     res:_answer(500, "internal server error\n")
   end
 end
@@ -201,13 +198,8 @@ end
 -- remote) and answers it through its route's handler. A bad query is a
 -- protocol error (server:_fail).
 function Router:dispatch(server, conn, req)
-  local q, status, msg = req.query
-  if q == "" then
-    q = {} -- most requests: no query to parse
-  else
-    q, status, msg = core.http_parse_query(q, server.max_query_pairs)
-    if not q then return server:_fail(conn, status, msg) end
-  end
+  local q, status, msg = core.http_parse_query(req.query, server.max_query_pairs)
+  if not q then return server:_fail(conn, status, msg) end
   req.query = q
   local headers = setmetatable(req.headers, headers_mt)
   req.last_event_id = headers["last-event-id"] or first(q.lastEventId)
@@ -250,7 +242,8 @@ function Router:dispatch(server, conn, req)
     return res:_answer(405, "method not allowed\n", { "Allow", allow })
   end
 
-  drive(server, conn, res, coroutine.create(chain), route, method, self._middleware, handler, req, res)
+  drive(server, conn, res, coroutine.create(chain), method .. " " .. route.path, self._middleware,
+    handler, req, res)
 end
 
 --- await(fn [, timeout]) -> what fn's callback was given | nil, "timeout".
@@ -270,14 +263,7 @@ function Router.await(fn, timeout)
   local co = coroutine.running()
   local resume = co and drivers[co]
   if not resume then
-    if co == nil or co ~= cur_co then error("'await' called outside an sse.http handler", 2) end
-    local server, conn, res, route, method = cur_server, cur_conn, cur_res, cur_route, cur_method
-    resume = function(...)
-      -- called from a luv callback (await's done): nothing may escape into the loop
-      local ok, err = pcall(drive, server, conn, res, co, route, method, ...)
-      if not ok then pcall(server.log, "internal error after await: " .. tostring(err)) end
-    end
-    drivers[co] = resume
+    error("'await' called outside an sse.http handler", 2)
   end
   local state, results, timer = "calling", nil, nil
   local function done(...)
