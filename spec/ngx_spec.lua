@@ -689,6 +689,15 @@ local SLEEPERS = [==[
                 end
                 local stream = require("sse.ngx").stream()
                 hub:attach(stream, { topics = { "all", "only/" .. ngx.var.arg_n } })
+                local by_n = package.loaded["spec.sleepers_streams"] or {}
+                package.loaded["spec.sleepers_streams"] = by_n
+                by_n[ngx.var.arg_n] = stream
+            }
+        }
+        location = /_s/close {
+            content_by_lua_block {
+                package.loaded["spec.sleepers_streams"][ngx.var.arg_n]:close()
+                ngx.print("closed")
             }
         }
         location = /_s/pub {
@@ -754,6 +763,47 @@ describe("nginx: the writers' shared semaphore", function()
       local got = subs[i]:of_type()
       assert.are.equal("e4", got[#got].data)
       subs[i]:close()
+    end
+    no_errors(srv)
+  end)
+end)
+
+describe("nginx: the writers' shared semaphore, a server-side close", function()
+  it("ends the closed stream at once; the others move off it and still get everything", function()
+    local srv = assert(N.start({ workers = 1, http = "lua_check_client_abort on;", server = SLEEPERS }))
+    finally(function() srv:stop() end)
+    local port = srv.port
+    local function state()
+      local res = assert(N.request(port, "GET", "/_s/state"))
+      assert(res.status == 200, res.body)
+      return cjson.decode(res.body)
+    end
+    local subs = {}
+    for i = 1, 5 do subs[i] = subscribe(port, "/_s/sub?n=" .. i) end
+    assert(N.wait(function()
+      for _, c in ipairs(subs) do if not joined(c) then return false end end
+      return true
+    end, 3000), "not every subscriber joined")
+    assert.are.equal(200, assert(N.request(port, "POST", "/_s/pub?topic=all&data=e1")).status)
+    assert(N.wait(function()
+      for _, c in ipairs(subs) do if #c:of_type() < 1 then return false end end
+      return true
+    end, 3000))
+    assert.are.same({ shared = 5, own = 0, subscribers = 5 }, state())
+    assert.are.equal("closed", assert(N.request(port, "POST", "/_s/close?n=3")).body)
+    assert(N.wait(function() return subs[3].ended end, 1000), "the closed stream did not end")
+    assert(N.wait(function() N.sleep(20); return state().own == 4 end, 2000), "the others stayed")
+    assert.are.same({ shared = 0, own = 4, subscribers = 4 }, state())
+    assert.are.equal(200, assert(N.request(port, "POST", "/_s/pub?topic=all&data=e2")).status)
+    assert(N.wait(function()
+      for i, c in ipairs(subs) do
+        if i ~= 3 and #c:of_type() ~= 2 then return false end
+      end
+      return true
+    end, 3000), "an event was lost after the close")
+    for i, c in ipairs(subs) do
+      if i ~= 3 then assert.are.equal("e2", c:of_type()[2].data) end
+      c:close()
     end
     no_errors(srv)
   end)
