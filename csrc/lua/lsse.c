@@ -35,25 +35,65 @@ int lsse_argerror(lua_State *L, int arg, const char *fname, const char *fmt, ...
   return lua_error(L);
 }
 
+/* The metatables of one Lua state (the last one asked on this thread), by
+ * the address of their name: a type check compares two pointers instead of
+ * looking the name up. A state is told apart by its registry table; the
+ * cache is emptied when that state closes (mt_sentinel's __gc), so a later
+ * state at the same address cannot meet stale pointers (a state whose
+ * sentinel went is never cached again: later type checks of its closing
+ * objects look the name up). Names are the
+ * registry's (luaL_newmetatable): they stay for the state's life. */
+#define MT_CACHE 16
+static __thread const void *mt_state;
+static __thread const char *mt_name[MT_CACHE];
+static __thread const void *mt_ptr[MT_CACHE];
+static __thread int mt_n;
+static __thread const void *mt_dead; /* a closing state: never cached again */
+
 void *lsse_testudata(lua_State *L, int idx, const char *tname) {
   void *p = lua_touserdata(L, idx);
   if (!p || !lua_getmetatable(L, idx)) return NULL;
-  lua_pushlightuserdata(L, (void *)tname);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  if (lua_isnil(L, -1)) { /* first use in this state: cache it, once it exists */
-    lua_pop(L, 1);
-    luaL_getmetatable(L, tname);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 2);
-      return NULL;
-    }
-    lua_pushlightuserdata(L, (void *)tname);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, LUA_REGISTRYINDEX);
+  const void *mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  const void *reg = lua_topointer(L, LUA_REGISTRYINDEX);
+  if (reg == mt_state) {
+    for (int i = 0; i < mt_n; i++)
+      if (mt_name[i] == tname) return mt_ptr[i] == mt ? p : NULL;
   }
-  if (!lua_rawequal(L, -1, -2)) p = NULL;
-  lua_pop(L, 2);
-  return p;
+  luaL_getmetatable(L, tname); /* first check of this name (or of this state) */
+  const void *want = lua_istable(L, -1) ? lua_topointer(L, -1) : NULL;
+  lua_pop(L, 1);
+  if (!want || reg == mt_dead) return want && want == mt ? p : NULL;
+  if (reg != mt_state) {
+    mt_state = reg;
+    mt_n = 0;
+  }
+  if (mt_n < MT_CACHE) {
+    mt_name[mt_n] = tname;
+    mt_ptr[mt_n++] = want;
+  }
+  return want == mt ? p : NULL;
+}
+
+static int mt_sentinel_gc(lua_State *L) {
+  const void *reg = lua_topointer(L, LUA_REGISTRYINDEX);
+  if (reg == mt_state) {
+    mt_state = NULL;
+    mt_n = 0;
+  }
+  mt_dead = reg; /* other __gc of this closing state may still check types */
+  return 0;
+}
+
+/* Anchors, in the registry, the userdata whose collection (at lua_close)
+ * empties the type-check cache of this state. */
+static void mt_sentinel(lua_State *L) {
+  lua_newuserdata(L, 1);
+  lua_newtable(L);
+  lua_pushcfunction(L, mt_sentinel_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "sse.typecache");
 }
 
 void *lsse_checkudata(lua_State *L, int idx, const char *tname) {
@@ -148,6 +188,7 @@ SSE_EXPORT int luaopen_sse_core(lua_State *L) {
   lua_setfield(L, -2, "sigpipe_was");
   open_limits(L);
   lsse_open_encode(L);
+  mt_sentinel(L);
   lsse_open_stream(L);
   lsse_open_reader(L);
   lsse_open_hub(L);
