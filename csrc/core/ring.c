@@ -222,6 +222,8 @@ sse_frame *sse_ring_joined(sse_ring *r, size_t index, size_t max_bytes) {
   return j;
 }
 
+const sse_frame *sse_ring_joined_cache(const sse_ring *r) { return r->joined; }
+
 uint64_t sse_ring_next_seq(const sse_ring *r) { return r->next_seq; }
 size_t sse_ring_len(const sse_ring *r) { return r->count; }
 size_t sse_ring_bytes(const sse_ring *r) { return r->bytes; }

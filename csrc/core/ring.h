@@ -117,6 +117,9 @@ sse_frame *sse_ring_frame_at(const sse_ring *r, size_t i);
  * until the next store, so clients resuming from the same place share one
  * copy: the cache holds at most max_bytes beside the frames themselves. */
 sse_frame *sse_ring_joined(sse_ring *r, size_t index, size_t max_bytes);
+/* The cached joined frame (borrowed; it holds one reference of the ring's),
+ * or NULL: for reference accounting in tests. */
+const sse_frame *sse_ring_joined_cache(const sse_ring *r);
 
 /* Parse an id of this ring into *seq. Returns SSE_RING_FOUND with *seq set
  * when the id has this ring's epoch and a canonical base36 seq (no leading

@@ -215,7 +215,8 @@ static int ptr_cmp(const void *a, const void *b) {
 static sse_frame *holders[1 << 16];
 
 /* Every visible frame's references are accounted for: one per outbox slot,
- * per ring slot, per program reference, and a frame's twin reference. */
+ * per ring slot, per program reference, the ring's joined copy, and a
+ * frame's twin reference. */
 static void check_refs(world *w) {
   size_t n = 0;
 #define HOLD(f) do { if (n < sizeof holders / sizeof holders[0]) holders[n++] = (f); } while (0)
@@ -225,6 +226,7 @@ static void check_refs(world *w) {
     for (size_t k = 0; (f = sse_sub_frame_at(w->subs[i].s, k)); k++) HOLD(f);
   }
   for (size_t k = 0; k < sse_ring_len(w->ring); k++) HOLD(sse_ring_frame_at(w->ring, k));
+  if (sse_ring_joined_cache(w->ring)) HOLD((sse_frame *)sse_ring_joined_cache(w->ring));
   for (size_t k = 0; k < w->nframes; k++) HOLD(w->frames[k]);
   if (w->ka) HOLD(w->ka);
   if (n == sizeof holders / sizeof holders[0]) return; /* too many to count */
