@@ -210,6 +210,42 @@ describe("sse.http.await", function()
     assert.truthy(logs[1]:find("after the wait", 1, true))
   end)
 
+  it("reuses a request's coroutine once its handler ended, not after an error or while it waits", function()
+    local seen = {}
+    local waiting
+    local _, port, logs = serve(function(app)
+      app:get("/co", function(_, res) seen[#seen + 1] = coroutine.running() res:send("co") end)
+      app:get("/boom", function() seen[#seen + 1] = coroutine.running() error("boom") end)
+      app:get("/wait", function(_, res)
+        waiting = coroutine.running()
+        seen[#seen + 1] = waiting
+        res:send(http.await(later(100, "waited")))
+      end)
+    end)
+    local c = connect(port)
+    assert.equal("co", c:request(get("/co")).body)
+    assert.equal("co", c:request(get("/co")).body)
+    -- no new coroutine per request: the second ran in the first one's
+    assert.equal(seen[1], seen[2])
+    assert.equal(500, c:request(get("/boom")).status)
+    assert.equal(seen[1], seen[3])
+    assert.truthy(logs[1]:find("handler error in GET /boom", 1, true))
+    -- the one that raised is dead: the next request gets another
+    assert.equal("co", c:request(get("/co")).body)
+    assert.are_not.equal(seen[1], seen[4])
+    -- a waiting handler keeps its coroutine: a request meanwhile gets another
+    local w = connect(port)
+    w:send(get("/wait"))
+    assert.is_true(C.wait(function() return waiting ~= nil end, 2000))
+    assert.equal("co", connect(port):request(get("/co")).body)
+    assert.are_not.equal(waiting, seen[#seen])
+    assert.equal("waited", w:response(2000).body)
+    -- and once it answered, its coroutine serves the next ones (with await)
+    assert.equal("co", c:request(get("/co")).body)
+    local again = connect(port):request(get("/wait"), 2000)
+    assert.equal("waited", again.body)
+  end)
+
   it("await inside a handler resumed from another request's handler returns to the right one", function()
     local resume_first
     local _, port = serve(function(app)

@@ -151,6 +151,29 @@ local function chain(middleware, handler, req, res)
   return handler(req, res)
 end
 
+-- Request coroutines are reused: one that ran its request to the end (no
+-- error) yields FINISHED and waits for the next request, so a request does
+-- not cost a new Lua thread and stack.
+local FINISHED = setmetatable({}, { __name = "sse.http request finished" })
+local idle_cos, n_idle = {}, 0
+local MAX_IDLE = 64
+
+local function worker(middleware, handler, req, res)
+  while true do
+    chain(middleware, handler, req, res)
+    req, res = nil, nil -- luacheck: ignore 311 (not kept alive by an idle coroutine)
+    middleware, handler, req, res = coroutine.yield(FINISHED)
+  end
+end
+
+local function take_co()
+  if n_idle == 0 then return coroutine.create(worker) end
+  local co = idle_cos[n_idle]
+  idle_cos[n_idle] = nil
+  n_idle = n_idle - 1
+  return co
+end
+
 -- Runs the request's coroutine co until it ends or waits (then "pending");
 -- when it ends, applies the policy: an error is logged (500 if nothing was
 -- sent, the stream closed otherwise), no answer (and no res:later()) is a
@@ -164,7 +187,8 @@ function drive(server, conn, res, co, what, ...)
     end
   end
   local ok, err = coroutine.resume(co, ...)
-  if coroutine.status(co) ~= "dead" then
+  local finished = ok and err == FINISHED
+  if not finished and coroutine.status(co) ~= "dead" then
     -- waiting in await: the connection waits for the answer as for
     -- res:later() (sse.http.conn: pipelined requests after it; 503 past
     -- idle_timeout)
@@ -172,6 +196,10 @@ function drive(server, conn, res, co, what, ...)
     return "pending"
   end
   drivers[co] = nil
+  if finished and n_idle < MAX_IDLE then
+    n_idle = n_idle + 1
+    idle_cos[n_idle] = co
+  end
   if not ok then
     pcall(server.log, ("handler error in %s: %s"):format(what, debug.traceback(co, tostring(err))))
     if res._stream then
@@ -242,7 +270,7 @@ function Router:dispatch(server, conn, req)
     return res:_answer(405, "method not allowed\n", { "Allow", allow })
   end
 
-  drive(server, conn, res, coroutine.create(chain), method .. " " .. route.path, self._middleware,
+  drive(server, conn, res, take_co(), method .. " " .. route.path, self._middleware,
     handler, req, res)
 end
 
