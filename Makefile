@@ -216,12 +216,17 @@ bench-fanout-hold: $(MODULE)
 
 # issue 10's speed and memory harnesses (bench/README.md); each prints figures,
 # sse beside Nchan (and luv); BENCH_BEFORE=<commit> adds an sse-before column
-.PHONY: bench-storm bench-storm-short bench-connect bench-connect-short bench-large bench-large-short
+.PHONY: bench-storm bench-storm-short bench-storm-ir bench-connect bench-connect-short bench-large bench-large-short
 bench-storm: $(MODULE)
 	bash bench/storm.sh
 
 bench-storm-short: $(MODULE)
 	STORM_SHORT=1 bash bench/storm.sh
+
+# the storm server's user-space instructions per client (callgrind): a figure
+# the machine's noise does not move (bench/README.md)
+bench-storm-ir: $(MODULE)
+	bash bench/storm_ir.sh
 
 bench-connect: $(MODULE)
 	bash bench/connect.sh
