@@ -155,9 +155,14 @@ int lsse_pcall(lua_State *L, int nargs, int nres, const char *what);
 /* The libuv stream inside a luv handle userdata (tcp, pipe, tty), or NULL. */
 uv_stream_t *lsse_to_uv_stream(lua_State *L, int idx);
 
-/* lua_reader.c: 1 when core.read_start reads h; forget h's function. */
-int lsse_reader_owns(uv_stream_t *h);
-void lsse_reader_forget(uv_stream_t *h);
+/* lua_reader.c: forgets h's function; 1 when core.read_start read h (luv
+ * then holds no read callback of it), 0 when it did not. */
+int lsse_reader_forget(uv_stream_t *h);
+
+/* A table indexed by fd (*tab, *cap entries of elem bytes) grown by doubling
+ * (from 1024) to hold fd, new entries zeroed: the EOF watch's and the
+ * connection reader's. 0, or -1 when out of memory (nothing changed). */
+int lsse_fd_table_fit(void **tab, size_t *cap, size_t fd, size_t elem);
 
 void lsse_open_stream(lua_State *L);
 void lsse_open_reader(lua_State *L);

@@ -85,15 +85,8 @@ static int l_read_start(lua_State *L) {
   if (!lsse_luv_loop(L, &loop, &main)) return luaL_error(L, "sse: read_start needs luv");
   int fd = fd_of(h);
   if (fd < 0 || uv_is_closing((uv_handle_t *)h)) return lsse_fail(L, 0, "closed");
-  if ((size_t)fd >= readers_cap) {
-    size_t cap = readers_cap ? readers_cap : 1024;
-    while (cap <= (size_t)fd) cap *= 2;
-    reader *m = (reader *)realloc(readers, cap * sizeof *m);
-    if (!m) return luaL_error(L, "not enough memory");
-    for (size_t i = readers_cap; i < cap; i++) m[i].h = NULL;
-    readers = m;
-    readers_cap = cap;
-  }
+  if (lsse_fd_table_fit((void **)&readers, &readers_cap, (size_t)fd, sizeof *readers) != 0)
+    return luaL_error(L, "not enough memory"); /* zeroed entries: h NULL, free */
   reader *r = &readers[fd];
   if (r->h) release(r); /* an earlier handle of this fd, or this one's old function */
   if (h->read_cb) {
@@ -126,11 +119,11 @@ static int l_read_release(lua_State *L) {
   return 0;
 }
 
-int lsse_reader_owns(uv_stream_t *h) { return reader_of(h) != NULL; }
-
-void lsse_reader_forget(uv_stream_t *h) {
+int lsse_reader_forget(uv_stream_t *h) {
   reader *r = reader_of(h);
-  if (r) release(r);
+  if (!r) return 0;
+  release(r);
+  return 1;
 }
 
 void lsse_open_reader(lua_State *L) {

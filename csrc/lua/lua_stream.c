@@ -728,6 +728,18 @@ static void watch_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   lsse_pcall(L, 2, 0, "closing a stream at the end of its input");
 }
 
+int lsse_fd_table_fit(void **tab, size_t *cap, size_t fd, size_t elem) {
+  if (fd < *cap) return 0;
+  size_t n = *cap ? *cap : 1024;
+  while (n <= fd) n *= 2;
+  char *m = (char *)realloc(*tab, n * elem);
+  if (!m) return -1;
+  memset(m + *cap * elem, 0, (n - *cap) * elem);
+  *tab = m;
+  *cap = n;
+  return 0;
+}
+
 /* stream:_watch_eof() -> true | nil, err: from now on the core reads the
  * stream's connection (it must be reading already, or start now) and
  * closes the stream at its end ("eof") or on a read error. */
@@ -743,10 +755,9 @@ static int l_watch_eof(lua_State *L) {
   uv_os_fd_t fd;
   if (!h || uv_is_closing((uv_handle_t *)h) || uv_fileno((uv_handle_t *)h, &fd) != 0 || fd < 0)
     return lsse_fail(L, 0, "closed");
-  if (lsse_reader_owns(h)) {
+  if (lsse_reader_forget(h)) {
     /* read by the core (core.read_start): luv holds no callback; the
-     * reader's function goes, the watch's callbacks come below */
-    lsse_reader_forget(h);
+     * reader's function went, the watch's callbacks come below */
     if (!h->read_cb && uv_read_start(h, watch_alloc, watch_read) < 0)
       return lsse_fail(L, 0, "read failed");
   } else {
@@ -759,15 +770,8 @@ static int l_watch_eof(lua_State *L) {
     if (!lua_toboolean(L, -3) && !(lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "EALREADY") == 0))
       return lsse_fail(L, 0, "read failed");
   }
-  if ((size_t)fd >= watch_cap) {
-    size_t cap = watch_cap ? watch_cap : 1024;
-    while (cap <= (size_t)fd) cap *= 2;
-    sse_sub **m = (sse_sub **)realloc(watch_fd, cap * sizeof *m);
-    if (!m) return luaL_error(L, "not enough memory");
-    memset(m + watch_cap, 0, (cap - watch_cap) * sizeof *m);
-    watch_fd = m;
-    watch_cap = cap;
-  }
+  if (lsse_fd_table_fit((void **)&watch_fd, &watch_cap, (size_t)fd, sizeof *watch_fd) != 0)
+    return luaL_error(L, "not enough memory");
   watch_fd[fd] = st->s;
   st->wfd = (int32_t)fd;
   st->flags |= SF_WATCHED;
