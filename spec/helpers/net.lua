@@ -25,6 +25,10 @@ M.guarded = guarded
 function M.run(timeout, body)
   local finished, failure = false, nil
   current_failure = nil
+  -- the loop's clock is as old as its last turn: a spec that worked for
+  -- seconds without running the loop (subprocesses, a long test) would
+  -- otherwise see this guard fire at once, before any I/O
+  uv.update_time()
   local guard = uv.new_timer()
   local function done()
     finished = true
