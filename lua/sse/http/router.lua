@@ -14,8 +14,6 @@ local unpack = table.unpack or unpack -- luacheck: ignore 143
 local Router = {}
 Router.__index = Router
 
-local drive
-
 function Router.new()
   return setmetatable({
     exact = {},     -- path -> { methods = {GET = fn, ...}, path = }
@@ -135,7 +133,7 @@ local function first(v)
   return v
 end
 
--- The coroutine of each request waiting in sse.http.await -> its driver.
+-- A request coroutine -> its driver (await resumes through it).
 local drivers = setmetatable({}, { __mode = "k" })
 
 -- The body of a request's coroutine: the middleware that applies, in order
@@ -174,43 +172,61 @@ local function take_co()
   return co
 end
 
+-- Each request coroutine's driver and context, made once per coroutine and
+-- reused with it (a request makes no closure): ctx = {server, conn, res,
+-- method, route} of the request it runs.
+local ctx_of = setmetatable({}, { __mode = "k" })
+
+local function what(ctx) return ctx[4] .. " " .. ctx[5].path end
+
 -- Runs the request's coroutine co until it ends or waits (then "pending");
 -- when it ends, applies the policy: an error is logged (500 if nothing was
 -- sent, the stream closed otherwise), no answer (and no res:later()) is a
 -- 500. The late answer hands the connection back (sse.http.conn.answered).
-function drive(server, conn, res, co, what, ...)
-  if not drivers[co] then -- before the first resume: await looks it up
-    drivers[co] = function(...)
-      -- called from a luv callback (await's done): nothing may escape into the loop
-      local ok, err = pcall(drive, server, conn, res, co, what, ...)
-      if not ok then pcall(server.log, "internal error after await: " .. tostring(err)) end
-    end
-  end
+local function drive(ctx, co, ...)
   local ok, err = coroutine.resume(co, ...)
   local finished = ok and err == FINISHED
+  local server, res = ctx[1], ctx[3]
   if not finished and coroutine.status(co) ~= "dead" then
     -- waiting in await: the connection waits for the answer as for
     -- res:later() (sse.http.conn: pipelined requests after it; 503 past
     -- idle_timeout)
-    if not res._done then conn.waiting = true end
+    if not res._done then ctx[2].waiting = true end
     return "pending"
   end
-  drivers[co] = nil
+  local label = (not ok or (not res._done and not res._later)) and what(ctx) or nil
+  ctx[1], ctx[2], ctx[3], ctx[4], ctx[5] = nil, nil, nil, nil, nil -- holds no request
   if finished and n_idle < MAX_IDLE then
     n_idle = n_idle + 1
     idle_cos[n_idle] = co
   end
   if not ok then
-    pcall(server.log, ("handler error in %s: %s"):format(what, debug.traceback(co, tostring(err))))
+    pcall(server.log, ("handler error in %s: %s"):format(label, debug.traceback(co, tostring(err))))
     if res._stream then
       res._stream:close()
     elseif not res._done then
       res:_answer(500, "internal server error\n")
     end
   elseif not res._done and not res._later then
-    pcall(server.log, ("handler of %s returned without a response"):format(what))
+    pcall(server.log, ("handler of %s returned without a response"):format(label))
     res:_answer(500, "internal server error\n")
   end
+end
+
+-- Starts the request on co: its context filled, its driver made once.
+local function start(server, conn, res, co, method, route, ...)
+  local ctx = ctx_of[co]
+  if not ctx then
+    ctx = {}
+    ctx_of[co] = ctx
+    drivers[co] = function(...) -- await's done, from a luv callback: nothing may escape
+      local srv = ctx[1]
+      local ok, err = pcall(drive, ctx, co, ...)
+      if not ok and srv then pcall(srv.log, "internal error after await: " .. tostring(err)) end
+    end
+  end
+  ctx[1], ctx[2], ctx[3], ctx[4], ctx[5] = server, conn, res, method, route
+  return drive(ctx, co, ...)
 end
 
 --- router:use(prefix, fn): middleware fn(req, res) for every routed request
@@ -270,8 +286,7 @@ function Router:dispatch(server, conn, req)
     return res:_answer(405, "method not allowed\n", { "Allow", allow })
   end
 
-  drive(server, conn, res, take_co(), method .. " " .. route.path, self._middleware,
-    handler, req, res)
+  start(server, conn, res, take_co(), method, route, self._middleware, handler, req, res)
 end
 
 --- await(fn [, timeout]) -> what fn's callback was given | nil, "timeout".
