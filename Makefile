@@ -32,7 +32,7 @@ MODULE     := $(BUILD)/sse/core.so
 
 # Plain C data structures (no Lua), then the Lua bindings.
 CORE_SRCS  := $(addprefix csrc/core/,utf8.c encode.c frame.c parse.c httphead.c ring.c hub.c gap.c attach.c envelope.c resp.c gzip.c)
-BIND_SRCS  := $(addprefix csrc/lua/,lsse.c lua_encode.c lua_parse.c lua_http.c lua_ring.c lua_stream.c lua_reader.c lua_hub.c lua_resp.c)
+BIND_SRCS  := $(addprefix csrc/lua/,lsse.c lua_encode.c lua_parse.c lua_http.c lua_ring.c lua_stream.c lua_reader.c lua_listen.c lua_hub.c lua_resp.c)
 CORE_HDRS  := $(wildcard csrc/core/*.h)
 BIND_HDRS  := $(wildcard csrc/lua/*.h)
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS) $(BIND_SRCS))

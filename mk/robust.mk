@@ -65,7 +65,8 @@ fuzz-short: $(FUZZ_BINS)
 VALGRIND        ?= valgrind
 VG_BUILD        ?= build/$(LUA)-vg
 VALGRIND_SPECS  ?= spec/app_spec.lua spec/hub_spec.lua spec/attach_spec.lua spec/reentry_spec.lua spec/stream_spec.lua \
-                   spec/jwt_spec.lua spec/encode_spec.lua spec/event_spec.lua spec/builder_spec.lua spec/compress_spec.lua
+                   spec/jwt_spec.lua spec/encode_spec.lua spec/event_spec.lua spec/builder_spec.lua spec/compress_spec.lua \
+                   spec/listen_spec.lua
 VALGRIND_FLAGS  ?= --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
                    --error-exitcode=99 --num-callers=30 --suppressions=mk/valgrind.supp
 VALGRIND_LOG    := $(VG_BUILD)/valgrind.log

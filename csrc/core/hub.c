@@ -519,6 +519,8 @@ sse_sub *sse_sub_new(uv_stream_t *stream, size_t limit, int policy) {
   return s;
 }
 
+size_t sse_sub_size(void) { return sizeof(struct sse_sub); }
+
 void sse_sub_set_limits(sse_sub *s, size_t limit, int policy) {
   s->limit = limit ? limit : SIZE_MAX;
   s->policy = (uint8_t)policy;

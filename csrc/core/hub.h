@@ -133,6 +133,8 @@ void *sse_hub_user(const sse_hub *h);
  * outbox bound of limit bytes (0: unbounded) and a slow policy. NULL when out
  * of memory. The owner keeps stream alive until the sub is closed. */
 sse_sub *sse_sub_new(uv_stream_t *stream, size_t limit, int policy);
+/* What sse_sub_new mallocs (the binding reports it to Lua's collector). */
+size_t sse_sub_size(void);
 
 /* Changes the outbox bound (0: unbounded) and the slow policy. */
 void sse_sub_set_limits(sse_sub *s, size_t limit, int policy);

@@ -30,6 +30,10 @@ int lsse_typeerror(lua_State *L, int arg, const char *fname, const char *expecte
 void *lsse_testudata(lua_State *L, int idx, const char *tname);
 void *lsse_checkudata(lua_State *L, int idx, const char *tname);
 
+/* Reports bytes malloc'd for a Lua object to Lua's collector (a GC step
+ * per KB gathered): it keeps pace with the memory the process holds. */
+void lsse_gc_account(lua_State *L, size_t bytes);
+
 /* Pushes the runtime-failure result: nil, msg, and code when code != 0 (a
  * negative C code). Returns the number of values pushed (2 or 3). */
 int lsse_fail(lua_State *L, int code, const char *msg);

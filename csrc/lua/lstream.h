@@ -15,6 +15,7 @@
 
 #include "lsse.h"
 #include "hub.h"
+#include "httphead.h"
 
 #define STREAM_MT "sse.Stream"
 #define HUB_MT "sse.Hub"
@@ -152,7 +153,8 @@ void lsse_warn(lua_State *L, const char *what);
 /* lua_pcall that warns instead of raising; returns 1 when it succeeded. */
 int lsse_pcall(lua_State *L, int nargs, int nres, const char *what);
 
-/* The libuv stream inside a luv handle userdata (tcp, pipe, tty), or NULL. */
+/* The libuv stream inside a luv handle userdata (tcp, pipe, tty) or an
+ * sse.Conn (lua_listen.c: laid out as luv's), or NULL. */
 uv_stream_t *lsse_to_uv_stream(lua_State *L, int idx);
 
 /* lua_reader.c: forgets h's function; 1 when core.read_start read h (luv
@@ -164,7 +166,28 @@ int lsse_reader_forget(uv_stream_t *h);
  * connection reader's. 0, or -1 when out of memory (nothing changed). */
 int lsse_fd_table_fit(void **tab, size_t *cap, size_t fd, size_t elem);
 
+/* Bounds how long sent data may stay unacknowledged (TCP_USER_TIMEOUT);
+ * ms 0 or a non-TCP handle: nothing. */
+void lsse_set_user_timeout(uv_stream_t *stream, unsigned ms);
+
+/* lua_reader.c: the one per-thread buffer every core read lands in. */
+char *lsse_read_buffer(size_t *len);
+
+/* lua_http.c: pushes the request parsed from the head at the start of buf
+ * (core.http_parse_request's table; keys: the stack index of the field
+ * names' table, lsse_push_request_keys) and returns 0, or returns the
+ * parser's error code and pushes nothing. *head_bytes: the head's length. */
+int lsse_push_request(lua_State *L, const char *buf, size_t len, const sse_http_limits *lim,
+                      int keys, size_t *head_bytes);
+void lsse_push_request_keys(lua_State *L);
+
+/* lua_listen.c: sse.http's accepted connections (core.http_listen). */
+#define CONN_MT "sse.Conn"
+/* 1 when h is a connection the listener still reads (its first read). */
+int lsse_listen_reading(uv_stream_t *h);
+
 void lsse_open_stream(lua_State *L);
 void lsse_open_reader(lua_State *L);
+void lsse_open_listen(lua_State *L);
 
 #endif

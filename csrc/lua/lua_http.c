@@ -6,6 +6,7 @@
  * only on misuse (wrong argument types, bad options). */
 #include "lsse.h"
 #include "httphead.h"
+#include "lstream.h"
 
 #include <string.h>
 
@@ -140,38 +141,44 @@ static int l_head_end(lua_State *L) {
   return 1;
 }
 
-/* The field names of a parsed request, kept as l_parse_request's upvalues
- * (pushing an upvalue costs less than interning a C string per field). */
+/* The field names of a parsed request, in one table (l_parse_request's
+ * upvalue; the listener's too): getting a key from it costs less than
+ * interning a C string per field. */
 static const char *const REQ_KEYS[] = {"method", "target", "path", "query", "version",
                                        "headers", "content_length", "keep_alive",
                                        "head_bytes", "1.1", "1.0"};
 enum { K_METHOD = 1, K_TARGET, K_PATH, K_QUERY, K_VERSION, K_HEADERS, K_CLEN, K_KEEP,
        K_HEAD_BYTES, K_V11, K_V10, K_COUNT = K_V10 };
 
-/* t[upvalue k] = the value at the top (t at the top once it is popped). */
-static void set_key(lua_State *L, int k) {
-  lua_pushvalue(L, lua_upvalueindex(k));
+/* t[keys[k]] = the value at the top (t at the top once it is popped). */
+static void set_key(lua_State *L, int keys, int k) {
+  lua_rawgeti(L, keys, k);
   lua_insert(L, -2);
   lua_rawset(L, -3);
 }
 
-/* core.http_parse_request(buf [, opts]) -> req | nil, status, msg */
-static int l_parse_request(lua_State *L) {
-  size_t len;
-  const char *buf = luaL_checklstring(L, 1, &len);
-  sse_http_limits lim;
-  check_limits(L, 2, &lim);
-  sse_http_header local[SSE_HTTP_MAX_HEADERS];
-  sse_http_header *hdrs = header_array(L, &lim, local, SSE_HTTP_MAX_HEADERS);
-  sse_http_request r;
-  int rc = sse_http_parse_request(buf, len, &lim, hdrs, &r);
-  if (rc) return push_fail(L, rc);
+void lsse_push_request_keys(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)REQ_KEYS);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+}
 
+int lsse_push_request(lua_State *L, const char *buf, size_t len, const sse_http_limits *lim,
+                      int keys, size_t *head_bytes) {
+  keys = lua_absindex(L, keys);
+  int top = lua_gettop(L);
+  sse_http_header local[SSE_HTTP_MAX_HEADERS];
+  sse_http_header *hdrs = header_array(L, lim, local, SSE_HTTP_MAX_HEADERS);
+  sse_http_request r;
+  int rc = sse_http_parse_request(buf, len, lim, hdrs, &r);
+  if (rc) {
+    lua_settop(L, top);
+    return rc;
+  }
   lua_createtable(L, 0, 9);
   lua_pushlstring(L, r.method.p, r.method.n);
-  set_key(L, K_METHOD);
+  set_key(L, keys, K_METHOD);
   lua_pushlstring(L, r.target.p, r.target.n);
-  set_key(L, K_TARGET);
+  set_key(L, keys, K_TARGET);
   if (r.path_len == r.path.n) {
     lua_pushlstring(L, r.path.p, r.path.n); /* nothing was escaped */
   } else {
@@ -181,21 +188,37 @@ static int l_parse_request(lua_State *L) {
     lua_pushlstring(L, out, n);
     lua_remove(L, -2);
   }
-  set_key(L, K_PATH);
+  set_key(L, keys, K_PATH);
   lua_pushlstring(L, r.query.p, r.query.n);
-  set_key(L, K_QUERY);
-  lua_pushvalue(L, lua_upvalueindex(r.minor ? K_V11 : K_V10));
-  set_key(L, K_VERSION);
+  set_key(L, keys, K_QUERY);
+  lua_rawgeti(L, keys, r.minor ? K_V11 : K_V10);
+  set_key(L, keys, K_VERSION);
   push_headers(L, r.headers, r.nheaders);
-  set_key(L, K_HEADERS);
+  set_key(L, keys, K_HEADERS);
   if (r.content_length >= 0) {
     push_int(L, r.content_length);
-    set_key(L, K_CLEN);
+    set_key(L, keys, K_CLEN);
   }
   lua_pushboolean(L, r.keep_alive);
-  set_key(L, K_KEEP);
+  set_key(L, keys, K_KEEP);
   push_int(L, (long long)r.head_bytes);
-  set_key(L, K_HEAD_BYTES);
+  set_key(L, keys, K_HEAD_BYTES);
+  if (lua_gettop(L) != top + 1) { /* the header array's userdata below it */
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+  }
+  if (head_bytes) *head_bytes = r.head_bytes;
+  return 0;
+}
+
+/* core.http_parse_request(buf [, opts]) -> req | nil, status, msg */
+static int l_parse_request(lua_State *L) {
+  size_t len;
+  const char *buf = luaL_checklstring(L, 1, &len);
+  sse_http_limits lim;
+  check_limits(L, 2, &lim);
+  int rc = lsse_push_request(L, buf, len, &lim, lua_upvalueindex(1), NULL);
+  if (rc) return push_fail(L, rc);
   return 1;
 }
 
@@ -417,7 +440,14 @@ void lsse_open_http(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_setfuncs(L, http_funcs, 0);
-  for (int k = 0; k < K_COUNT; k++) lua_pushstring(L, REQ_KEYS[k]);
-  lua_pushcclosure(L, l_parse_request, K_COUNT);
+  lua_createtable(L, K_COUNT, 0);
+  for (int k = 0; k < K_COUNT; k++) {
+    lua_pushstring(L, REQ_KEYS[k]);
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_pushlightuserdata(L, (void *)REQ_KEYS); /* lsse_push_request_keys */
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  lua_pushcclosure(L, l_parse_request, 1);
   lua_setfield(L, -2, "http_parse_request");
 }

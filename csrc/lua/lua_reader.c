@@ -47,6 +47,11 @@ static void release(reader *r) {
   r->ref = LUA_NOREF;
 }
 
+char *lsse_read_buffer(size_t *len) {
+  *len = sizeof read_buf;
+  return read_buf;
+}
+
 static void read_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)h;
   (void)suggested;

@@ -105,7 +105,7 @@ lstream *lsse_check_stream(lua_State *L, int idx, int arg, const char *fname) {
 /* The libuv stream inside a luv handle userdata (luv keeps a pointer to the
  * handle in the userdata), or NULL when idx is not a luv stream. */
 uv_stream_t *lsse_to_uv_stream(lua_State *L, int idx) {
-  static const char *const mts[] = {"uv_tcp", "uv_pipe", "uv_tty", NULL};
+  static const char *const mts[] = {CONN_MT, "uv_tcp", "uv_pipe", "uv_tty", NULL};
   for (int i = 0; mts[i]; i++) {
     void **ud = (void **)lsse_testudata(L, idx, mts[i]);
     if (ud && *ud) {
@@ -121,7 +121,7 @@ uv_stream_t *lsse_to_uv_stream(lua_State *L, int idx) {
  * the connection (TCP_USER_TIMEOUT, Linux): a peer that vanished without FIN
  * or RST is noticed at the next write after ms, not after ~15 minutes of
  * retransmissions. Best effort: a no-op elsewhere or for non-TCP handles. */
-static void set_user_timeout(uv_stream_t *stream, unsigned ms) {
+void lsse_set_user_timeout(uv_stream_t *stream, unsigned ms) {
 #if defined(__linux__) && defined(TCP_USER_TIMEOUT)
   uv_os_fd_t fd;
   if (ms == 0 || stream->type != UV_TCP || uv_fileno((uv_handle_t *)stream, &fd) != 0) return;
@@ -510,7 +510,8 @@ static int l_stream_new(lua_State *L) {
   st->s = sse_sub_new(stream, o.limit > 0 ? (size_t)o.limit : SSE_STREAM_OUTBOX_DEFAULT,
                       o.policy >= 0 ? o.policy : SSE_SLOW_CLOSE);
   if (!st->s) return luaL_error(L, "not enough memory");
-  if (stream) set_user_timeout(stream, (unsigned)(wt * 1000));
+  lsse_gc_account(L, sse_sub_size());
+  if (stream) lsse_set_user_timeout(stream, (unsigned)(wt * 1000));
   if (lsse_stream_move(L, 8, 7) != 0) return luaL_error(L, "not enough memory");
   if (!lua_isnil(L, 5)) {
     /* the response head: the first bytes this stream's transport gets */
@@ -755,9 +756,9 @@ static int l_watch_eof(lua_State *L) {
   uv_os_fd_t fd;
   if (!h || uv_is_closing((uv_handle_t *)h) || uv_fileno((uv_handle_t *)h, &fd) != 0 || fd < 0)
     return lsse_fail(L, 0, "closed");
-  if (lsse_reader_forget(h)) {
-    /* read by the core (core.read_start): luv holds no callback; the
-     * reader's function went, the watch's callbacks come below */
+  if (lsse_reader_forget(h) || lsse_listen_reading(h)) {
+    /* read by the core (core.read_start, or the listener's first read):
+     * luv holds no callback; the watch's callbacks come below */
     if (!h->read_cb && uv_read_start(h, watch_alloc, watch_read) < 0)
       return lsse_fail(L, 0, "read failed");
   } else {
@@ -815,7 +816,7 @@ static int l_set_write_timeout(lua_State *L) {
   if (!h) lsse_typeerror(L, 1, "set_write_timeout", "luv tcp handle", 1);
   lua_Number v = luaL_checknumber(L, 2);
   if (!(v > 0 && v <= SSE_WRITE_TIMEOUT_MAX)) lsse_argerror(L, 2, "set_write_timeout", "seconds out of range");
-  set_user_timeout(h, (unsigned)(v * 1000));
+  lsse_set_user_timeout(h, (unsigned)(v * 1000));
   return 0;
 }
 

@@ -48,11 +48,7 @@ function M.close(server, conn)
   conn.closed = true
   conn.buf, conn.req, conn.parts = nil, nil, nil
   server._conns[conn] = nil
-  if conn.refused then
-    server._nrefused = server._nrefused - 1
-  else
-    server._nconn = server._nconn - 1
-  end
+  if conn.refused then server._nrefused = server._nrefused - 1 end
   local tcp = conn.tcp
   core.read_release(tcp)
   if not tcp:is_closing() then tcp:close() end
@@ -112,8 +108,8 @@ function M.fail(server, conn, status, msg)
 end
 local fail = M.fail
 
--- A new client past max_connections: 503, then close.
-local function refuse(server, tcp)
+--- A new client past max_connections (the listener counts): 503, then close.
+function M.refuse(server, tcp)
   server:_count(503)
   tcp:write(text_answer(503, "too many connections", { "Retry-After", "1" }))
   if server._nrefused >= M.MAX_REFUSED then
@@ -172,22 +168,8 @@ local function on_read(server, conn, err, data)
   end
 end
 
---- The listener's callback: admit (or refuse) one new connection.
-function M.accept(server)
-  local tcp = uv.new_tcp()
-  local ok, err = server._tcp:accept(tcp)
-  if not ok then
-    tcp:close()
-    pcall(server.log, "accept failed: " .. tostring(err))
-    return
-  end
-  if server._nconn >= server.max_connections then return refuse(server, tcp) end
-  server._nconn = server._nconn + 1
-  if not core.accepted_inherit then tcp:nodelay(true) end -- else the listener's (server.lua)
-  local conn = {
-    tcp = tcp, buf = "", scanned = 0, state = HEAD,
-    deadline = uv.now() + server._head_ms,
-  }
+-- Reads the connection on through the core (core.read_start).
+local function start_reading(server, conn)
   conn.reader = function(rerr, data)
     local rok, e = pcall(on_read, server, conn, rerr, data)
     if not rok then
@@ -195,20 +177,85 @@ function M.accept(server)
       pcall(close, server, conn)
     end
   end
-  server._conns[conn] = true
-  -- the core reads it (one buffer for every read, no luv callback to
-  -- replace when the connection becomes a stream's)
-  local rok, rerr = core.read_start(tcp, conn.reader)
+  local rok, rerr = core.read_start(conn.tcp, conn.reader)
   if not rok then
     pcall(server.log, "read_start failed: " .. tostring(rerr))
     close(server, conn)
   end
 end
 
--- Answer every complete request in conn.buf, in order.
-function process(server, conn)
+--- The listener's callback: a connection's first bytes (the core accepted
+-- it and read until now), with req when they held a whole head the core
+-- parsed (data is then what followed it). It is read on through
+-- core.read_start unless the request made it a stream's or closed it.
+function M.start(server, tcp, data, req)
+  if not core.accepted_inherit then tcp:nodelay(true) end -- else the listener's (server.lua)
+  local conn = {
+    tcp = tcp, buf = data, scanned = 0, state = HEAD,
+    deadline = uv.now() + server._head_ms,
+  }
+  server._conns[conn] = true
+  process(server, conn, req)
+  if conn.closed or conn.stream then return end
+  start_reading(server, conn)
+  if conn.closed or conn.state == LINGER then return end
+  if conn.tcp:get_write_queue_size() > M.WRITE_HIGH then
+    conn.tcp:read_stop()
+    conn.paused = true
+    conn.deadline = uv.now() + server._idle_ms
+  end
+end
+
+-- A request head of n bytes at the start of buf, parsed into req: checks
+-- it and takes its body (all here, or to come in state BODY). False: stop
+-- (an answer was failed, or the body is still coming).
+local function took_head(server, conn, req, buf, n)
+  local len = req.content_length or 0
+  if len > server.max_body_bytes then
+    fail(server, conn, 413, ("request body over %d bytes"):format(server.max_body_bytes))
+    return false
+  end
+  local expect = req.headers.expect
+  if expect then
+    if expect:lower() ~= "100-continue" then
+      fail(server, conn, 417, "unsupported Expect header")
+      return false
+    end
+    if req.version == "1.1" and len > 0 and #buf < n + len then
+      conn.tcp:write(response.head(100, {}))
+    end
+  end
+  conn.req, conn.need, conn.scanned = req, len, 0
+  if len == 0 then
+    conn.buf = #buf > n and buf:sub(n + 1) or ""
+  elseif #buf >= n + len then
+    -- the whole body is here: one copy of what follows it, not three
+    -- (pipelined requests behind would be copied once per request)
+    req.body = buf:sub(n + 1, n + len)
+    conn.buf = #buf > n + len and buf:sub(n + len + 1) or ""
+    conn.need = 0
+  else
+    local rest = #buf > n and buf:sub(n + 1) or ""
+    conn.buf, conn.parts, conn.have = "", { rest }, #rest
+    conn.state = BODY
+    if #rest < len then
+      conn.body_deadline = uv.now() + server._head_ms + len
+      conn.deadline = math.min(uv.now() + server._head_ms, conn.body_deadline)
+      return false
+    end
+  end
+  return true
+end
+
+-- Answer every complete request in conn.buf, in order; parsed: the first
+-- one's head, parsed by the core already (conn.buf is what followed it).
+function process(server, conn, parsed)
   while true do
-    if conn.state == HEAD then
+    if parsed then
+      local req = parsed
+      parsed = nil
+      if not took_head(server, conn, req, conn.buf, 0) then return end
+    elseif conn.state == HEAD then
       local buf = conn.buf
       local n, status, msg = core.http_head_end(buf, conn.scanned + 1, server._limits)
       if not n then
@@ -219,38 +266,7 @@ function process(server, conn)
       local req
       req, status, msg = core.http_parse_request(buf, server._limits)
       if not req then return fail(server, conn, status, msg) end
-      local len = req.content_length or 0
-      if len > server.max_body_bytes then
-        return fail(server, conn, 413, ("request body over %d bytes"):format(server.max_body_bytes))
-      end
-      local expect = req.headers.expect
-      if expect then
-        if expect:lower() ~= "100-continue" then
-          return fail(server, conn, 417, "unsupported Expect header")
-        end
-        if req.version == "1.1" and len > 0 and #buf < n + len then
-          conn.tcp:write(response.head(100, {}))
-        end
-      end
-      conn.req, conn.need, conn.scanned = req, len, 0
-      if len == 0 then
-        conn.buf = #buf > n and buf:sub(n + 1) or ""
-      elseif #buf >= n + len then
-        -- the whole body is here: one copy of what follows it, not three
-        -- (pipelined requests behind would be copied once per request)
-        req.body = buf:sub(n + 1, n + len)
-        conn.buf = #buf > n + len and buf:sub(n + len + 1) or ""
-        conn.need = 0
-      else
-        local rest = #buf > n and buf:sub(n + 1) or ""
-        conn.buf, conn.parts, conn.have = "", { rest }, #rest
-        conn.state = BODY
-        if #rest < len then
-          conn.body_deadline = uv.now() + server._head_ms + len
-          conn.deadline = math.min(uv.now() + server._head_ms, conn.body_deadline)
-          return
-        end
-      end
+      if not took_head(server, conn, req, buf, n) then return end
     end
     local req, need = conn.req, conn.need
     if need == 0 then
@@ -288,8 +304,7 @@ function M.adopt(server, conn, stream)
   server._conns[conn] = nil
   conn.stream = true
   conn.buf, conn.req, conn.parts, conn.reader = nil, nil, nil, nil
-  stream:_set_tag(server._tag) -- app:close() finds it
-  stream:on_close(server._forget_stream) -- one function for all streams
+  stream:_set_tag(server._tag) -- app:close() finds it (the listener counts it)
   -- from now on the core reads the connection for its end (bytes the
   -- client sends are dropped): no Lua runs per stream until it closes
   if not stream:_watch_eof() then stream:close("read failed") end
@@ -299,6 +314,8 @@ end
 -- paused readers whose client caught up.
 function M.sweep(server)
   local now = uv.now()
+  -- connections that sent nothing in head_timeout: closed by the core
+  if server._tcp then server._tcp:expire(server._head_ms) end
   for conn in pairs(server._conns) do
     if conn.paused and not conn.closed and conn.state ~= WAIT
        and conn.tcp:get_write_queue_size() <= M.WRITE_HIGH / 2 then

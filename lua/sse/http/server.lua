@@ -28,7 +28,6 @@ function Server.new(opts)
   self._router = Router.new()
   self._conns = {}      -- plain connection -> true (each has a deadline)
   self._tag = core.new_tag() -- this server's streams carry it (no table of them)
-  self._nconn = 0       -- admitted connections: plain + streams
   self._nrefused = 0    -- refused connections still lingering
   -- the parser's limits; nil when they are its defaults (not read per request)
   local d = options.DEFAULTS
@@ -39,10 +38,6 @@ function Server.new(opts)
   self._idle_ms = math.max(1, math.floor(self.idle_timeout * 1000))
   self._linger_ms = math.floor(conn.LINGER * 1000)
   self._statuses = {}   -- status -> answers written (app:status_counts())
-  -- on_close of every stream this server opened: one function for all
-  self._forget_stream = function()
-    self._nconn = self._nconn - 1
-  end
   return self
 end
 
@@ -105,35 +100,19 @@ function Server:listen()
   end
   if self._tcp then return nil, "already listening" end
   if self._closed then return nil, "closed" end
-  local tcp = uv.new_tcp()
-  local ok, res, err = pcall(tcp.bind, tcp, self.host, self.port)
-  if not ok then
-    tcp:close()
-    return nil, tostring(res)
-  end
-  if not res then
-    tcp:close()
-    return nil, err
-  end
-  -- accepted sockets inherit these (Linux): no system call per connection
-  if core.accepted_inherit then
-    tcp:nodelay(true)
-    core.set_write_timeout(tcp, Stream.DEFAULT_WRITE_TIMEOUT)
-    self._write_timeout_inherited = true
-  end
-  local lok, lerr = tcp:listen(BACKLOG, function(aerr)
-    if aerr then
-      pcall(self.log, "listen error: " .. tostring(aerr))
-      return
-    end
-    conn.guard(self, "accept", conn.accept, self)
-  end)
-  if not lok then
-    tcp:close()
-    return nil, lerr
-  end
+  -- the core accepts, and reads each connection until its first bytes:
+  -- Lua sees a connection once it has said something (sse.http.conn.start)
+  -- accepted sockets inherit TCP_NODELAY and the write timeout (Linux)
+  local wt = core.accepted_inherit and Stream.DEFAULT_WRITE_TIMEOUT or 0
+  local tcp, err = core.http_listen(self.host, self.port, BACKLOG, self.max_connections, wt,
+    function(c, data, req) conn.guard(self, "accept", conn.start, self, c, data, req) end,
+    function(c) conn.guard(self, "accept", conn.refuse, self, c) end,
+    self.max_head_bytes, self.max_headers)
+  if not tcp then return nil, err end
+  self._write_timeout_inherited = core.accepted_inherit
   local name = tcp:getsockname()
   self._tcp = tcp
+  self._listener = tcp -- kept after close: its count goes on down
   local period = math.min(self._head_ms, self._idle_ms, self._linger_ms) / 4
   period = math.max(10, math.min(1000, math.floor(period)))
   self._timer = uv.new_timer()
@@ -163,7 +142,7 @@ end
 -- ones are not counted).
 function Server:connection_count()
   check_server(self, "connection_count")
-  return self._nconn
+  return self._listener and self._listener:count() or 0
 end
 
 --- app:status_counts() -> {[status] = n}: the answers this server wrote,
