@@ -407,24 +407,25 @@ static int push_addr(lua_State *L, const struct sockaddr_storage *ss) {
   return 1;
 }
 
-static int c_getpeername(lua_State *L) {
-  lconn *c = check_conn(L, "getpeername");
-  if (conn_gone(c)) return push_uv_fail(L, UV_EBADF);
+/* The peer's (peer) or our own address of t, or luv's failure triple. */
+static int push_name(lua_State *L, uv_tcp_t *t, int gone, int peer) {
+  if (gone) return push_uv_fail(L, UV_EBADF);
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  int rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+  int rc = peer ? uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len)
+                : uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len);
   if (rc < 0) return push_uv_fail(L, rc);
   return push_addr(L, &ss);
 }
 
+static int c_getpeername(lua_State *L) {
+  lconn *c = check_conn(L, "getpeername");
+  return push_name(L, &c->tcp, conn_gone(c), 1);
+}
+
 static int c_getsockname(lua_State *L) {
   lconn *c = check_conn(L, "getsockname");
-  if (conn_gone(c)) return push_uv_fail(L, UV_EBADF);
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  int rc = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len);
-  if (rc < 0) return push_uv_fail(L, rc);
-  return push_addr(L, &ss);
+  return push_name(L, &c->tcp, conn_gone(c), 0);
 }
 
 /* The userdata goes: after the close callback (the registry anchored it
@@ -638,12 +639,7 @@ static int l_is_closing(lua_State *L) {
 
 static int l_getsockname(lua_State *L) {
   llisten *l = check_listener(L, "getsockname");
-  if (listener_gone(l)) return push_uv_fail(L, UV_EBADF);
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  int rc = uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len);
-  if (rc < 0) return push_uv_fail(L, rc);
-  return push_addr(L, &ss);
+  return push_name(L, &l->tcp, listener_gone(l), 0);
 }
 
 /* listener:recv_buffer_size([n]) / send_buffer_size([n]), as luv's: the

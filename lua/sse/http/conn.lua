@@ -127,6 +127,15 @@ function M.refuse(server, tcp)
   tcp:shutdown()
 end
 
+-- A client pipelining without reading its answers is not read further.
+local function pause_if_backlogged(server, conn)
+  if conn.tcp:get_write_queue_size() > M.WRITE_HIGH then
+    conn.tcp:read_stop()
+    conn.paused = true
+    conn.deadline = uv.now() + server._idle_ms
+  end
+end
+
 local function on_read(server, conn, err, data)
   if conn.closed then return end
   if err or not data then return close(server, conn) end
@@ -160,12 +169,7 @@ local function on_read(server, conn, err, data)
   end
   process(server, conn)
   if conn.closed or conn.state == LINGER or conn.stream then return end
-  -- a client pipelining without reading its answers is not read further
-  if conn.tcp:get_write_queue_size() > M.WRITE_HIGH then
-    conn.tcp:read_stop()
-    conn.paused = true
-    conn.deadline = uv.now() + server._idle_ms
-  end
+  pause_if_backlogged(server, conn)
 end
 
 -- Reads the connection on through the core (core.read_start).
@@ -199,11 +203,7 @@ function M.start(server, tcp, data, req)
   if conn.closed or conn.stream then return end
   start_reading(server, conn)
   if conn.closed or conn.state == LINGER then return end
-  if conn.tcp:get_write_queue_size() > M.WRITE_HIGH then
-    conn.tcp:read_stop()
-    conn.paused = true
-    conn.deadline = uv.now() + server._idle_ms
-  end
+  pause_if_backlogged(server, conn)
 end
 
 -- A request head of n bytes at the start of buf, parsed into req: checks
