@@ -179,18 +179,24 @@ typedef struct wreq {
   char data[];
 } wreq;
 
-static void write_done(uv_write_t *req, int status) {
-  wreq *w = (wreq *)req;
-  lconn *c = w->c;
-  int cb = w->cb;
-  free(w);
+/* A write's or shutdown's callback (registry ref cb, or LUA_NOREF): cb(err),
+ * err nil or the error's name; not once the state is closing. */
+static void call_done(lconn *c, int cb, int status, const char *what) {
   if (cb == LUA_NOREF || c->orphan) return;
   lua_State *L = c->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, cb);
   luaL_unref(L, LUA_REGISTRYINDEX, cb);
   if (status < 0) lua_pushstring(L, uv_err_name(status));
   else lua_pushnil(L);
-  lsse_pcall(L, 1, 0, "a connection's write callback");
+  lsse_pcall(L, 1, 0, what);
+}
+
+static void write_done(uv_write_t *req, int status) {
+  wreq *w = (wreq *)req;
+  lconn *c = w->c;
+  int cb = w->cb;
+  free(w);
+  call_done(c, cb, status, "a connection's write callback");
 }
 
 #define WRITE_PARTS 16
@@ -276,13 +282,7 @@ static void shutdown_done(uv_shutdown_t *req, int status) {
   lconn *c = r->c;
   int cb = r->cb;
   free(r);
-  if (cb == LUA_NOREF || c->orphan) return;
-  lua_State *L = c->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, cb);
-  luaL_unref(L, LUA_REGISTRYINDEX, cb);
-  if (status < 0) lua_pushstring(L, uv_err_name(status));
-  else lua_pushnil(L);
-  lsse_pcall(L, 1, 0, "a connection's shutdown callback");
+  call_done(c, cb, status, "a connection's shutdown callback");
 }
 
 /* conn:shutdown([cb]) -> true | nil, name, msg: our side ends after what is
