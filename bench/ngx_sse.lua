@@ -13,7 +13,13 @@ function M.init_worker()
 end
 
 function M.sub()
-  hub:attach(sse_ngx.stream())
+  -- abort = "log": a client that leaves is heard in M.log (no ngx.on_abort
+  -- coroutine per subscriber), as in examples/openresty/
+  hub:attach(sse_ngx.stream({ abort = "log" }))
+end
+
+function M.log()
+  sse_ngx.finish()
 end
 
 function M.pub()

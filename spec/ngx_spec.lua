@@ -32,6 +32,8 @@ local EXTRA = [==[
                     function() return sse_ngx.stream({ bogus = 1 }) end,
                     function() return sse_ngx.stream({ outbox_limit = -1 }) end,
                     function() return sse_ngx.stream({ slow_policy = "maybe" }) end,
+                    function() return sse_ngx.stream({ abort = "never" }) end,
+                    function() return sse_ngx.finish() end,
                     function() return sse_ngx.hub({ outbox_limit = 0 }) end,
                     function() return sse_ngx.hub({ keepalive = -1 }) end,
                     function() return sse_ngx.hub({ dict = "nope" }) end,
@@ -329,15 +331,18 @@ describe("nginx: the demo hub and sse.ngx", function()
     for l in assert(N.request(port, "GET", "/_badopt")).body:gmatch("[^\n]+") do
       lines[#lines + 1] = l:gsub("^[^:]*:%d+: ", "")
     end
-    assert.are.equal(7, #lines)
+    assert.are.equal(9, #lines)
     assert.are.equal("bad argument #1 to 'stream' (unknown option 'bogus')", lines[1])
     for i = 2, 3 do assert.matches("^bad argument #1 to 'stream' %(field '", lines[i]) end
     assert.matches("^bad argument #1 to 'stream' %(field 'outbox_limit'", lines[2])
     assert.matches("^bad argument #1 to 'stream' %(field 'slow_policy'", lines[3])
-    assert.matches("^bad argument #1 to 'hub' %(field 'outbox_limit'", lines[4])
-    assert.are.equal("bad argument #1 to 'hub' (field 'keepalive': positive number of seconds expected)", lines[5])
-    assert.are.equal("bad argument #1 to 'hub' (field 'dict': no lua_shared_dict 'nope' in nginx.conf)", lines[6])
-    assert.matches("^bad argument #1 to 'hub' %(field 'poll': number >= 0.001 expected, got 0%)$", lines[7])
+    assert.are.equal("bad argument #1 to 'stream' (field 'abort': \"on_abort\" or \"log\" expected, got string)",
+      lines[4])
+    assert.matches("sse.ngx.finish: call it from log_by_lua* (the stream's location)", lines[5], 1, true)
+    assert.matches("^bad argument #1 to 'hub' %(field 'outbox_limit'", lines[6])
+    assert.are.equal("bad argument #1 to 'hub' (field 'keepalive': positive number of seconds expected)", lines[7])
+    assert.are.equal("bad argument #1 to 'hub' (field 'dict': no lua_shared_dict 'nope' in nginx.conf)", lines[8])
+    assert.matches("^bad argument #1 to 'hub' %(field 'poll': number >= 0.001 expected, got 0%)$", lines[9])
     assert.matches("field 'flush': \"loop\" cannot work inside nginx",
       assert(N.request(port, "GET", "/_loop")).body, 1, true)
     assert.matches("sse.ngx.stream: call it from content_by_lua* (this is the timer phase)",
@@ -806,5 +811,85 @@ describe("nginx: the writers' shared semaphore, a server-side close", function()
       c:close()
     end
     no_errors(srv)
+  end)
+end)
+
+-- abort = "log": the location's log handler hears of a client that leaves
+-- (sse.ngx.finish), and no ngx.on_abort coroutine is made per stream but
+-- the worker's first (which learns whether lua_check_client_abort is on).
+local LOG_ABORT = [==[
+        location = /_l/sub {
+            content_by_lua_block {
+                local hub = package.loaded["spec.log_hub"]
+                if not hub then
+                    hub = require("sse.ngx").hub()
+                    package.loaded["spec.log_hub"] = hub
+                end
+                hub:attach(require("sse.ngx").stream({ abort = "log" }), { topics = { "all" } })
+            }
+            log_by_lua_block { require("sse.ngx").finish() }
+        }
+        # the same without the log handler: a misconfiguration, said in the log
+        location = /_l/nolog {
+            content_by_lua_block {
+                local stream = require("sse.ngx").stream({ abort = "log" })
+                if ngx.var.arg_close then stream:close() end
+            }
+        }
+        location = /_l/state {
+            content_by_lua_block {
+                local hub = package.loaded["spec.log_hub"]
+                ngx.print(hub and hub:connection_count() or 0)
+            }
+        }
+        location = /_l/pub {
+            content_by_lua_block {
+                ngx.print((package.loaded["spec.log_hub"]:broadcast_to("all", { data = ngx.var.arg_data })))
+            }
+        }
+]==]
+
+describe("nginx: abort = \"log\"", function()
+  it("removes the subscriber of a client that goes away, in the log phase; the others keep theirs", function()
+    local srv = assert(N.start({ workers = 1, http = "lua_check_client_abort on;", server = LOG_ABORT }))
+    finally(function() srv:stop() end)
+    local port = srv.port
+    local function count() return tonumber(assert(N.request(port, "GET", "/_l/state")).body) end
+    local subs = {}
+    for i = 1, 5 do subs[i] = subscribe(port, "/_l/sub") end
+    assert(N.wait(function() N.sleep(20); return count() == 5 end, 3000), "not every subscriber attached")
+    subs[2]:close()
+    subs[4]:close()
+    assert(N.wait(function() N.sleep(20); return count() == 3 end, 2000), "the aborts were missed")
+    assert.are.equal("3", assert(N.request(port, "POST", "/_l/pub?data=after")).body)
+    for _, i in ipairs({ 1, 3, 5 }) do
+      assert(N.wait(function() return #subs[i]:of_type() == 1 end, 2000), "subscriber " .. i .. " lost the event")
+      assert.are.equal("after", subs[i]:of_type()[1].data)
+      subs[i]:close()
+    end
+    assert(N.wait(function() N.sleep(20); return count() == 0 end, 2000))
+    no_errors(srv)
+    assert.is_nil(srv:log():find("finish() has not run", 1, true))
+  end)
+
+  it("says in the error log when a location lacks the log handler", function()
+    local srv = assert(N.start({ workers = 1, http = "lua_check_client_abort on;", server = LOG_ABORT }))
+    finally(function() srv:stop() end)
+    local port = srv.port
+    local first = assert(N.request(port, "GET", "/_l/nolog?close=1"))
+    assert.are.equal(200, first.status)
+    N.sleep(1100)
+    local c = subscribe(port, "/_l/nolog")
+    assert(N.wait(function() return srv:log():find("finish() has not run", 1, true) ~= nil end, 2000),
+      "no warning: " .. srv:log())
+    c:close()
+  end)
+
+  it("still says when lua_check_client_abort is off", function()
+    local srv = assert(N.start({ workers = 1, http = "lua_check_client_abort off;", server = LOG_ABORT }))
+    finally(function() srv:stop() end)
+    local c = subscribe(srv.port, "/_l/sub")
+    assert(N.wait(function() return srv:log():find("lua_check_client_abort is off", 1, true) ~= nil end, 2000))
+    c:close()
   end)
 end)

@@ -212,7 +212,7 @@ function M.events()
   local ok, st, lmsg = acc:admit(req, allowed)
   if not ok then return json_error(st, lmsg) end
   local sok, stream = pcall(sse_ngx.stream, { outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy,
-                                              retry = opts.retry })
+                                              retry = opts.retry, abort = "log" })
   if not sok then
     acc:release(req)
     error(stream, 0)
@@ -359,6 +359,9 @@ end
 --- log(): every answer by status, for /metrics (from log_by_lua); an event
 -- stream was counted when it started.
 function M.log()
+  -- a stream whose client went away ends here (abort = "log" below: no
+  -- ngx.on_abort coroutine per subscriber)
+  sse_ngx.finish()
   local status = ngx.status
   if status == 200 and (ngx.var.sent_http_content_type or ""):find("text/event-stream", 1, true) then return end
   S.statuses[status] = (S.statuses[status] or 0) + 1

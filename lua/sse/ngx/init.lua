@@ -27,6 +27,9 @@ local M = {}
 
 M.stream = require("sse.ngx.stream").new
 M.request_last_event_id = require("sse.ngx.stream").request_last_event_id
+--- sse_ngx.finish(): in log_by_lua* of an event-stream location whose
+-- streams use abort = "log" (sse.ngx.stream.finish).
+M.finish = require("sse.ngx.stream").finish
 
 --- sse_ngx.counter{dict =, prefix =}: counts every worker shares
 -- (sse.ngx.counter): open streams per address for a limit, and the like.

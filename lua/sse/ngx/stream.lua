@@ -12,7 +12,8 @@
 -- Only that thread writes this response, whoever sends or broadcasts, from
 -- whichever handler or timer of the worker. The request ends when the stream
 -- closes: stream:close(), the hub's slow policy, a failed write, or the
--- client going away (ngx.on_abort, with lua_check_client_abort on).
+-- client going away (ngx.on_abort, with lua_check_client_abort on; or, with
+-- abort = "log", the location's log_by_lua handler calling M.finish()).
 local Stream = require("sse.stream")
 local core = require("sse.core")
 local semaphore = require("ngx.semaphore")
@@ -26,7 +27,7 @@ local M = {}
 M.IDLE_WAIT = 60
 
 local KNOWN = { retry = true, keepalive = true, outbox_limit = true, slow_policy = true,
-                last_event_id = true }
+                last_event_id = true, abort = true }
 
 -- How writers sleep. Every writer of the worker starts on ONE shared
 -- semaphore: a broadcast that readies all of them wakes them with one post
@@ -45,6 +46,10 @@ local RUN = {}                    -- sema_of's mark: on the shared one, running
 local sema_of = setmetatable({}, { __mode = "k" })
 
 local warned_abort = false
+-- abort = "log": has M.finish() run in this worker, and since when have
+-- such streams ended without it (a location that lacks the log handler)
+local finished_any, log_ended_at, warned_log = false, nil, false
+local probed = false -- has a stream of this worker registered ngx.on_abort
 
 --- M.sleepers() -> {shared = n, own = n}: this worker's writers on the
 -- shared semaphore and on a semaphore of their own (a diagnostic).
@@ -116,7 +121,7 @@ end
 
 -- The writer: the only code that writes this response. Takes everything
 -- queued, prints and flushes it, sleeps until woken; ends with the stream.
-local function writer(stream)
+local function writer(stream, log_mode)
   local print, flush = ngx.print, ngx.flush
   local sema = shared
   -- first let the handler finish (attach, sends): the headers then go out
@@ -157,13 +162,36 @@ local function writer(stream)
   end
   sema_of[stream] = nil
   aborting[request_key()] = nil
+  if log_mode and not finished_any and not log_ended_at then log_ended_at = ngx.now() end
   ngx.eof()
+end
+
+--- sse.ngx.finish(): from log_by_lua* of a location whose streams were
+-- made with abort = "log": closes the request's stream if it is still open
+-- (the client went away and lua-nginx-module ended the request; a stream
+-- that ended otherwise was closed already). Elsewhere it does nothing.
+function M.finish()
+  if type(ngx) ~= "table" or not ngx.get_phase or ngx.get_phase() ~= "log" then
+    error("sse.ngx.finish: call it from log_by_lua* (the stream's location)", 2)
+  end
+  finished_any = true
+  local key = request_key()
+  local stream = aborting[key]
+  if stream then
+    aborting[key] = nil
+    sema_of[stream] = nil
+    stream:close("eof")
+  end
 end
 
 --- sse.ngx.stream([opts]) -> sse.Stream. opts: retry (ms, sent first as
 -- "retry:"), keepalive (seconds between comments), outbox_limit and
 -- slow_policy (as sse.Stream; a hub's apply otherwise), last_event_id
--- (default: the request's, M.request_last_event_id()). Headers set with
+-- (default: the request's, M.request_last_event_id()), abort (how a client
+-- that goes away is heard: "on_abort", the default, registers ngx.on_abort
+-- -- a coroutine per request, about 630 B; "log": the location has
+-- `log_by_lua_block { require("sse.ngx").finish() }`, which costs nothing
+-- per request). Headers set with
 -- ngx.header before the call are kept, but Content-Type and Cache-Control,
 -- which are the stream's. On a HEAD request the stream is returned closed.
 -- Raises when called outside a content handler or after the response
@@ -181,6 +209,11 @@ function M.new(opts)
   if ka ~= nil and (type(ka) ~= "number" or not (ka > 0 and ka < 1e9)) then
     argerror(1, "field 'keepalive': positive number of seconds expected, got " .. show(ka))
   end
+  local abort = opts.abort
+  if abort ~= nil and abort ~= "on_abort" and abort ~= "log" then
+    argerror(1, "field 'abort': \"on_abort\" or \"log\" expected, got " .. show(abort))
+  end
+  local log_mode = abort == "log"
   -- what Stream.new would refuse, refused here naming 'stream'
   core.check_options({ outbox_limit = opts.outbox_limit, slow_policy = opts.slow_policy }, "stream")
   if type(ngx) ~= "table" or not ngx.get_phase then
@@ -219,21 +252,36 @@ function M.new(opts)
   sema_of[stream] = RUN -- until its writer waits
   stream:on_close(wake_closed) -- a closed stream's writer wakes to finish
   aborting[request_key()] = stream
-  local aok, aerr = ngx.on_abort(on_abort)
-  if not aok and not warned_abort then
-    warned_abort = true
-    if tostring(aerr):find("lua_check_client_abort", 1, true) then
-      ngx.log(ngx.WARN, "sse.ngx.stream: lua_check_client_abort is off: a client that goes away is ",
-        "noticed only when a write to it fails (the next event or keep-alive); set ",
-        "'lua_check_client_abort on;' in nginx.conf")
-    else
-      ngx.log(ngx.WARN, "sse.ngx.stream: ngx.on_abort failed (", tostring(aerr), "): a client that ",
-        "goes away is noticed only when a write to it fails")
+  if log_mode then
+    -- streams of this worker ended a second ago and finish() never ran: the
+    -- location lacks its log handler, so a client that leaves stays in the hub
+    if log_ended_at and not finished_any and not warned_log and ngx.now() - log_ended_at > 1 then
+      warned_log = true
+      ngx.log(ngx.WARN, "sse.ngx.stream: abort = \"log\" but sse.ngx.finish() has not run: add ",
+        "'log_by_lua_block { require(\"sse.ngx\").finish() }' to the event-stream location, or a ",
+        "client that goes away is noticed only when a write to it fails")
+    end
+  end
+  -- the first stream of the worker registers ngx.on_abort in either mode:
+  -- it tells whether lua_check_client_abort is on (else it warns)
+  if not log_mode or not probed then
+    probed = true
+    local aok, aerr = ngx.on_abort(on_abort)
+    if not aok and not warned_abort then
+      warned_abort = true
+      if tostring(aerr):find("lua_check_client_abort", 1, true) then
+        ngx.log(ngx.WARN, "sse.ngx.stream: lua_check_client_abort is off: a client that goes away is ",
+          "noticed only when a write to it fails (the next event or keep-alive); set ",
+          "'lua_check_client_abort on;' in nginx.conf")
+      else
+        ngx.log(ngx.WARN, "sse.ngx.stream: ngx.on_abort failed (", tostring(aerr), "): a client that ",
+          "goes away is noticed only when a write to it fails")
+      end
     end
   end
   if retry then stream:set_retry(retry) end
   if ka then stream:start_keepalive(ka) end
-  local tok, terr = ngx.thread.spawn(writer, stream)
+  local tok, terr = ngx.thread.spawn(writer, stream, log_mode)
   if not tok then
     stream:close("no writer thread")
     error("sse.ngx.stream: cannot start the writer thread: " .. tostring(terr), 2)
