@@ -820,11 +820,8 @@ end)
 local LOG_ABORT = [==[
         location = /_l/sub {
             content_by_lua_block {
-                local hub = package.loaded["spec.log_hub"]
-                if not hub then
-                    hub = require("sse.ngx").hub()
-                    package.loaded["spec.log_hub"] = hub
-                end
+                local hub = package.loaded["spec.log_hub"] or require("sse.ngx").hub()
+                package.loaded["spec.log_hub"] = hub -- the worker's, made by its first stream
                 hub:attach(require("sse.ngx").stream({ abort = "log" }), { topics = { "all" } })
             }
             log_by_lua_block { require("sse.ngx").finish() }
