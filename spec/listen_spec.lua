@@ -190,6 +190,72 @@ describe("core.http_listen", function()
     assert.are.equal("count 2\nrc 0\n", out)
   end)
 
+  -- Out of memory when a connection comes: libuv holds it unaccepted and
+  -- stops accepting until it is taken; the sweep (listener:expire) takes it
+  -- once memory is back, and the listener accepts again. A child process
+  -- whose calloc fails while a flag file exists (spec/helpers/calloc_fail.c).
+  it("takes a connection that came while memory was out, and accepts on", function()
+    if os.getenv("LD_PRELOAD") then
+      return pending("LD_PRELOAD is set (a sanitizer runtime, valgrind): the shim's calloc would not be the one called")
+    end
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    finally(function() os.execute("rm -rf " .. dir) end)
+    local shim = dir .. "/calloc_fail.so"
+    assert(os.execute(("cc -shared -fPIC -O1 -o %s spec/helpers/calloc_fail.c -ldl"):format(shim)),
+      "cannot build the calloc shim (needs cc)")
+    local script = [[
+      local uv, sse = require("luv"), require("sse")
+      local flag = arg[1]
+      local app = sse.http.new({ host = "127.0.0.1", port = 0, log = function() end })
+      app:get("/x", function(_, res) res:send("ok") end)
+      local port = assert(app:listen())
+      local function get(done)
+        local t, got = uv.new_tcp(), ""
+        t:connect("127.0.0.1", port, function(err)
+          if err then return done("connect: " .. err) end
+          t:write("GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+          t:read_start(function(_, data)
+            if data then got = got .. data return end
+            t:close()
+            done(got:match("^HTTP/1.1 (%d+)") or got)
+          end)
+        end)
+      end
+      io.open(flag, "w"):close() -- calloc fails from now on
+      local a, b
+      get(function(r) a = r end)
+      local t = uv.new_timer()
+      t:start(400, 0, function()
+        io.write("out of memory: ", tostring(a), "\n")
+        os.remove(flag)
+        get(function(r) b = r end)
+        local n = 0
+        t:start(20, 20, function()
+          n = n + 1
+          if (a and b) or n > 200 then
+            io.write("a ", tostring(a), " b ", tostring(b), "\n")
+            io.flush()
+            os.exit(0)
+          end
+        end)
+      end)
+      uv.run()
+    ]]
+    local path = dir .. "/child.lua"
+    local f = assert(io.open(path, "w"))
+    f:write(script)
+    f:close()
+    local lua = os.getenv("SSE_LUA") or "lua5.4"
+    local flag = dir .. "/flag"
+    local p = assert(io.popen(("LD_PRELOAD=%q SSE_CALLOC_FAIL=%q LUA_PATH=%q LUA_CPATH=%q timeout 20 %s %s %q 2>&1")
+      :format(shim, flag, package.path, package.cpath, lua, path, flag)))
+    local out = p:read("*a")
+    p:close()
+    assert.are.equal("out of memory: nil\na 200 b 200\n", out)
+  end)
+
   it("checks its arguments and says why it cannot bind", function()
     local f = function() end
     util.raises_arg(2, "port out of range", core.http_listen, "127.0.0.1", 70000, 1, 1, 0, f, f)

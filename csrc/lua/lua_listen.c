@@ -89,6 +89,7 @@ typedef struct llisten {
   int on_data, on_refuse, keys; /* registry refs (keys: the request's field names) */
   lconn *first, *last;    /* pending connections */
   uint8_t closing, finalized;
+  uint8_t accept_retry;   /* a connection waits that memory ran out to take */
 } llisten;
 
 static void count_drop(counter **cp) {
@@ -523,7 +524,13 @@ static void on_connection(uv_stream_t *server, int status) {
   if (status < 0 || listener_gone(l) || l->finalized) return;
   lua_State *L = l->L;
   lconn *c = (lconn *)calloc(1, sizeof *c);
-  if (!c) return; /* out of memory: libuv keeps it unaccepted */
+  if (!c) {
+    /* out of memory: libuv holds the connection and stops accepting until
+     * it is taken, so the listener's sweep (listener:expire) tries again */
+    l->accept_retry = 1;
+    return;
+  }
+  l->accept_retry = 0;
   lconn_ud *u = (lconn_ud *)lua_newuserdata(L, sizeof *u);
   u->hp = &c->tcp;
   u->c = c;
@@ -536,6 +543,7 @@ static void on_connection(uv_stream_t *server, int status) {
   if (uv_tcp_init(server->loop, &c->tcp) < 0) {
     c->closing = c->closed = 1; /* no handle: __gc frees it */
     lua_pop(L, 1);
+    l->accept_retry = 1; /* as for calloc above */
     return;
   }
   c->luv.ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops it; anchored until closed */
@@ -583,12 +591,15 @@ static size_t expire(llisten *l, long long ms) {
 }
 
 /* listener:expire(ms) -> n: closes the connections that sent nothing in ms
- * milliseconds (the head timeout of a connection with no byte yet). */
+ * milliseconds (the head timeout of a connection with no byte yet), and
+ * takes the connection that memory ran out for, if one waits. */
 static int l_expire(lua_State *L) {
   llisten *l = check_listener(L, "expire");
   lua_Integer ms = luaL_checkinteger(L, 2);
   luaL_argcheck(L, ms >= 0, 2, "milliseconds >= 0 expected");
   lua_pushinteger(L, listener_gone(l) ? 0 : (lua_Integer)expire(l, (long long)ms));
+  /* the connection memory ran out for: taken now, and accepting resumes */
+  if (l->accept_retry && !listener_gone(l) && !l->finalized) on_connection((uv_stream_t *)&l->tcp, 0);
   return 1;
 }
 
