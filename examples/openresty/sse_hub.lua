@@ -359,8 +359,8 @@ end
 --- log(): every answer by status, for /metrics (from log_by_lua); an event
 -- stream was counted when it started.
 function M.log()
-  -- a stream whose client went away ends here (abort = "log" below: no
-  -- ngx.on_abort coroutine per subscriber)
+  -- a stream whose client went away ends here (M.events makes its streams
+  -- with abort = "log": no ngx.on_abort coroutine per subscriber)
   sse_ngx.finish()
   local status = ngx.status
   if status == 200 and (ngx.var.sent_http_content_type or ""):find("text/event-stream", 1, true) then return end

@@ -96,16 +96,23 @@ local function request_key()
   return tonumber(ffi.cast("uintptr_t", get_request()))
 end
 
--- The client went away: the stream closes, and the request ends here
--- (ngx.exit from the on_abort thread ends the writer too, wherever it
--- waits), without a wake-up that would rouse every writer of the shared
--- semaphore.
-local function on_abort()
-  local stream = aborting[request_key()]
+-- The client of this request went away: its stream, if still open, closes
+-- without a wake-up that would rouse every writer of the shared semaphore
+-- (the request's end stops its writer, wherever it waits).
+local function close_gone()
+  local key = request_key()
+  local stream = aborting[key]
   if stream then
+    aborting[key] = nil
     sema_of[stream] = nil
     stream:close("eof")
   end
+end
+
+-- ngx.on_abort's callback: the stream closes and the request ends here
+-- (ngx.exit from the on_abort thread ends the writer too).
+local function on_abort()
+  close_gone()
   return ngx.exit(499)
 end
 
@@ -187,13 +194,7 @@ function M.finish()
     error("sse.ngx.finish: call it from log_by_lua* (the stream's location)", 2)
   end
   finished_any = true
-  local key = request_key()
-  local stream = aborting[key]
-  if stream then
-    aborting[key] = nil
-    sema_of[stream] = nil
-    stream:close("eof")
-  end
+  close_gone()
 end
 
 --- sse.ngx.stream([opts]) -> sse.Stream. opts: retry (ms, sent first as
